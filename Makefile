@@ -51,7 +51,7 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)  ## Print the benchmark figures (and write them as JSON).
-	$(PY) -m benchmarks
+	$(PY) -m tests.benchmarks
 
 clean:  ## Remove the virtual environment and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .data

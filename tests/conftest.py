@@ -21,7 +21,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--with-e2e"):
         return
-    skip = pytest.mark.skip(reason="e2e needs a real cluster: run with --with-e2e and KUBECONFIG set")
+    skip = pytest.mark.skip(
+        reason="e2e needs a real cluster: run with --with-e2e and KUBECONFIG set"
+    )
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(skip)

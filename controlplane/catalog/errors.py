@@ -1,0 +1,18 @@
+"""Errors of the service catalogue."""
+
+from __future__ import annotations
+
+from controlplane.errors import InvalidInput, NotFound
+
+
+class CatalogInvalid(InvalidInput):
+    """The catalogue has errors."""
+
+    title = "Invalid catalogue"
+    code = "catalog_invalid"
+
+
+class ServiceNotInCatalog(NotFound):
+    """There is no such service or version in the catalogue."""
+
+    title = "Service not in catalogue"
