@@ -1,0 +1,199 @@
+"""Instances, their revisions, targets, the reconcile queue and usage events.
+
+Desired state (what the municipality asked for) lives on :class:`Instance` and bumps
+``generation``; observed state is its ``status`` written by the reconciler only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+
+
+class TargetKind(StrEnum):
+    KUBERNETES = "kubernetes"
+    GITOPS = "gitops"
+
+
+class Target(SQLModel, table=True):
+    """Where stacks go: a Kubernetes cluster or a GitOps directory."""
+
+    __tablename__ = "targets"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(sa_column=Column(String(63), unique=True, nullable=False))
+    kind: TargetKind = Field(sa_column=Column(String(12), nullable=False))
+    #: kubernetes: ``{"kubeconfig": path|None, "context": name|None, "in_cluster": bool}``;
+    #: gitops: ``{"path": dir, "git_commit": bool}``. Never credentials themselves.
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
+    #: Kubernetes minor version the target runs (rendered objects are validated for it).
+    kubernetes_version: str = Field(default="1.33", max_length=10)
+    #: Services this target may host; empty = all.
+    services: list[str] = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    is_default: bool = Field(default=False)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class Instance(SQLModel, table=True):
+    """One service stack of one tenant."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        # A name is unique among the tenant's live instances; a deleted one frees it.
+        Index(
+            "uq_instances_live_name",
+            "tenant_id",
+            "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
+    name: str = Field(sa_column=Column(String(40), nullable=False))
+    service: str = Field(sa_column=Column(String(63), nullable=False, index=True))
+    #: Desired (pinned) service version.
+    version: str = Field(sa_column=Column(String(64), nullable=False))
+    plan: str = Field(sa_column=Column(String(63), nullable=False))
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDoc, nullable=False)
+    )
+    target: str = Field(sa_column=Column(String(63), nullable=False))
+    namespace: str = Field(sa_column=Column(String(63), nullable=False))
+    #: Bumped on every change of desired state (create, update, rollback, delete).
+    generation: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    #: True once deletion was requested.
+    deletion_requested: bool = Field(default=False)
+    # -- observed state, written by the reconciler only
+    phase: Phase = Field(default=Phase.PENDING, sa_column=Column(String(16), nullable=False))
+    observed_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    #: Kubernetes-style conditions: ``[{"type", "status", "reason", "message", "lastTransitionTime"}]``.
+    conditions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONDoc, nullable=False)
+    )
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: Number of the revision that is applied now (0 = none yet).
+    current_revision: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class RevisionOutcome(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class Revision(SQLModel, table=True):
+    """The history of an instance, like Helm's: inputs, what was applied, how it went."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("instance_id", "number", name="uq_revision_number"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    instance_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("instances.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    number: int = Field(sa_column=Column(Integer, nullable=False))
+    generation: int = Field(sa_column=Column(Integer, nullable=False))
+    version: str = Field(sa_column=Column(String(64), nullable=False))
+    plan: str = Field(sa_column=Column(String(63), nullable=False))
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDoc, nullable=False)
+    )
+    #: Digest of the rendered objects (``RenderedStack.digest``).
+    digest: str = Field(sa_column=Column(String(80), nullable=False))
+    #: Object id → object digest of everything applied (the prune inventory).
+    inventory: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSONDoc, nullable=False)
+    )
+    outcome: RevisionOutcome = Field(
+        default=RevisionOutcome.PENDING, sa_column=Column(String(12), nullable=False)
+    )
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: Set when this revision re-applies the inputs of an earlier one.
+    rollback_of: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class ReconcileRequest(SQLModel, table=True):
+    """A unit of reconcile work with a lease (one live row per instance)."""
+
+    __tablename__ = "reconcile_requests"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    instance_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("instances.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    #: Not before this time (backoff after failures, periodic resync).
+    due_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    lease_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    reason: str = Field(default="changed", sa_column=Column(String(40), nullable=False))
+    requested_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class UsageKind(StrEnum):
+    STARTED = "started"
+    PLAN_CHANGED = "plan_changed"
+    STOPPED = "stopped"
+
+
+class UsageEvent(SQLModel, table=True):
+    """The billing truth (never edited, never derived from audit logs)."""
+
+    __tablename__ = "usage_events"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    instance_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("instances.id"), nullable=False, index=True)
+    )
+    tenant_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("tenants.id"), nullable=False, index=True)
+    )
+    service: str = Field(sa_column=Column(String(63), nullable=False))
+    plan: str = Field(sa_column=Column(String(63), nullable=False))
+    kind: UsageKind = Field(sa_column=Column(String(16), nullable=False))
+    at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )

@@ -1,0 +1,14 @@
+"""Import every table so that ``SQLModel.metadata`` is complete (Alembic, create_all)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from controlplane.auth import models as auth_models
+from controlplane.catalog import records as catalog_records
+from controlplane.provisioning import models as provisioning_models
+from controlplane.tenants import models as tenant_models
+
+metadata = SQLModel.metadata
+
+__all__ = ["auth_models", "catalog_records", "metadata", "provisioning_models", "tenant_models"]
