@@ -1,7 +1,50 @@
-"""cityctl: the self-service command line of City Platform (talks HTTP only)."""
+"""cityctl: the self-service command line of City Platform (talks HTTP only).
+
+This module only wires the nouns; each lives in ``cli/commands/<noun>.py``.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated, Any
 
-app = typer.Typer(name="cityctl", help="City Platform self-service CLI.", no_args_is_help=True)
+import typer
+from typer.core import TyperGroup
+
+from cli.commands import session
+from cli.errors import EXIT_CODES_HELP, CliError
+from cli.output import fail
+from cli.state import state
+
+
+class _Group(TyperGroup):
+    """Turns every :class:`CliError` into one line, a hint and the documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # click.Context (typer may vendor click)
+        try:
+            return super().invoke(ctx)
+        except CliError as error:
+            fail(error)
+
+
+app = typer.Typer(
+    name="cityctl",
+    cls=_Group,
+    help="City Platform self-service CLI for municipalities, operators and finance."
+    f"\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _global_options(
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help="Use this saved context instead of the current one."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="HTTP timeout in seconds.")] = 30.0,
+) -> None:
+    state.context_name = context
+    state.timeout = timeout
+
+
+session.register(app)

@@ -1,0 +1,75 @@
+"""Output of reads: ``-o table`` for people, ``-o json`` and ``-o yaml`` for scripts.
+
+JSON output is the API's JSON as it is (stable, documented in docs/cli.md); tables pick
+columns. Errors go to stderr, data to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+import yaml_rs
+from rich.console import Console
+from rich.table import Table
+
+from cli.errors import CliError
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+OutputOpt = Annotated[
+    Format, typer.Option("--output", "-o", help="Output format: table, json or yaml.")
+]
+
+
+def emit(data: Any, fmt: Format, columns: Sequence[tuple[str, str]] | None = None) -> None:
+    """Print ``data`` (a dict or a list of dicts) in the chosen format."""
+    if fmt is Format.JSON:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt is Format.YAML:
+        sys.stdout.write(yaml_rs.dumps(data))
+        return
+    rows = data if isinstance(data, list) else [data]
+    if columns is None:
+        columns = [(key, key.upper()) for key in (rows[0].keys() if rows else [])]
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for _, header in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(_cell(_dig(row, key)) for key, _ in columns))
+    stdout.print(table)
+
+
+def _dig(row: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        row = row.get(part) if isinstance(row, dict) else None
+    return row
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def fail(error: CliError) -> None:
+    """Print a failure as one line plus a hint, then exit with its code."""
+    stderr.print(f"[red]error:[/red] {error.message}", highlight=False, markup=True)
+    if error.hint:
+        stderr.print(f"[dim]hint:[/dim] {error.hint}", highlight=False)
+    raise typer.Exit(int(error.exit_code))
