@@ -1,0 +1,78 @@
+"""Names and labels the platform puts on what it renders.
+
+The namespace of an instance, the identity of an object inside it and the labels that
+tie every object to its tenant, instance, service and plan are contracts with the
+reconciler (prune by label, inventory by object id) and with the GitOps layout, so they
+live in one place.
+
+This module must not know about templates, YAML or Kubernetes schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from controlplane.errors import ErrorItem, InvalidInput
+
+MANAGED_BY = "city-platform"
+LABEL_PREFIX = "city-platform.be"
+#: Pod template annotation with which a stack declares that a pod needs its token.
+NEEDS_TOKEN_ANNOTATION = f"{LABEL_PREFIX}/needs-service-account-token"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def namespace_for(tenant_slug: str, instance_name: str) -> str:
+    """The namespace of one instance: ``<tenant>-<instance>``, a DNS label of at most 63."""
+    namespace = f"{tenant_slug}-{instance_name}"
+    if not _DNS_LABEL.match(namespace):
+        raise InvalidInput(
+            f"The namespace {namespace!r} of this instance is not a valid DNS label.",
+            errors=[
+                ErrorItem(
+                    "instance.name",
+                    f"'<tenant>-<instance>' must be lowercase letters, digits and '-' and at most "
+                    f"63 characters (it is {len(namespace)})",
+                )
+            ],
+            hint="Choose a shorter instance name of lowercase letters, digits and '-'.",
+        )
+    return namespace
+
+
+def object_id(obj: Mapping[str, Any]) -> str:
+    """``apiVersion/kind/name`` — unique inside one namespace (the namespace is implied)."""
+    return f"{obj['apiVersion']}/{obj['kind']}/{obj['metadata']['name']}"
+
+
+def label_value(value: str) -> str:
+    """A value Kubernetes accepts as a label value (63 chars of [A-Za-z0-9._-], alnum ends)."""
+    cleaned = _LABEL_VALUE_BAD.sub("_", value)[:63]
+    return cleaned.strip("._-")
+
+
+def standard_labels(
+    *,
+    service: str,
+    app_version: str,
+    instance_name: str,
+    instance_id: str,
+    tenant_slug: str,
+    namespace: str,
+    plan: str,
+) -> dict[str, str]:
+    """The labels that every rendered object and every pod template carries."""
+    return {
+        "app.kubernetes.io/name": label_value(service),
+        "app.kubernetes.io/instance": label_value(instance_name),
+        "app.kubernetes.io/version": label_value(app_version),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": label_value(namespace),
+        f"{LABEL_PREFIX}/tenant": label_value(tenant_slug),
+        f"{LABEL_PREFIX}/instance-id": label_value(instance_id),
+        f"{LABEL_PREFIX}/service": label_value(service),
+        f"{LABEL_PREFIX}/plan": label_value(plan),
+    }

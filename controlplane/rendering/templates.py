@@ -1,0 +1,211 @@
+"""The Jinja2 sandbox that turns a template bundle into YAML text, injection-proof.
+
+Every ``{{ … }}`` goes through :func:`emit`, which writes exactly one JSON value (and
+JSON is YAML). A parameter value therefore always lands as one scalar, list or mapping
+where the template put it: it can never add keys, objects or documents, whatever quotes,
+newlines, ``---``, ``{{``, anchors or tags it contains. Characters that YAML (but not
+JSON) treats as line breaks or forbids raw are escaped as ``\\uXXXX`` too.
+
+Templates render from the in-memory :class:`TemplateBundle` of a release, never from
+files; each bundle is compiled once (by digest) and kept in a bounded LRU cache.
+Files whose name starts with ``_`` are partials (macros, includes) and render nothing
+on their own.
+
+This module must not know about Kubernetes: it returns text per template file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import types
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from controlplane.catalog.models import TemplateBundle
+from controlplane.errors import ErrorItem
+from controlplane.rendering.errors import TemplateInvalid
+
+#: Characters JSON writes raw but YAML reads as line breaks, BOMs or non-printables.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def emit(value: Any) -> str:
+    """The ``finalize`` of the environment: one JSON value per expression."""
+    if isinstance(value, jinja2.Undefined):
+        # StrictUndefined raises here with the name of what is missing.
+        str(value)
+    text = json.dumps(value, ensure_ascii=False, default=_not_json)
+    return _YAML_UNSAFE.sub(_escape, text)
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(
+        f"an expression gives a {type(value).__name__}, which is not a JSON value "
+        "(use a string, number, boolean, list or mapping)"
+    )
+
+
+def make_environment(bundle: Mapping[str, str]) -> ImmutableSandboxedEnvironment:
+    """The one configuration of the sandbox, loading from the bundle's text only."""
+    return ImmutableSandboxedEnvironment(
+        loader=_BundleLoader(bundle),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        finalize=emit,
+        auto_reload=False,
+        keep_trailing_newline=True,
+        # Every template compiled once; the bundle cache bounds the total.
+        cache_size=-1,
+    )
+
+
+@dataclass(frozen=True)
+class CompiledBundle:
+    """The templates of one bundle, compiled, in rendering order."""
+
+    folder: str
+    templates: tuple[tuple[str, jinja2.Template], ...]
+
+    def location(self, file: str, line: int | None = None) -> str:
+        where = f"templates/{self.folder}/{file}" if self.folder else file
+        return f"{where}:{line}" if line else where
+
+    def render(self, context: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(file, text)`` per template file; all failures raised at once."""
+        out: list[tuple[str, str]] = []
+        errors: list[ErrorItem] = []
+        for name, template in self.templates:
+            try:
+                out.append((name, template.render(context)))
+            except jinja2.TemplateError as exc:
+                errors.append(self._item(name, exc))
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                # json.dumps of a non-JSON value, a bad filter argument, …
+                errors.append(self._item(name, exc))
+        if errors:
+            raise TemplateInvalid(
+                "The templates of this service cannot be rendered.",
+                errors=errors,
+                hint="Fix the template at the named file and line.",
+            )
+        return out
+
+    def _item(self, name: str, exc: BaseException) -> ErrorItem:
+        line, file = _template_line(exc, name)
+        message = getattr(exc, "message", None) or str(exc)
+        if isinstance(exc, jinja2.UndefinedError):
+            message = f"undefined variable: {message}"
+        return ErrorItem(self.location(file, line), message)
+
+
+def _template_line(exc: BaseException, default_file: str) -> tuple[int | None, str]:
+    """The template file and line an exception was raised at (Jinja rewrites tracebacks)."""
+    line: int | None = None
+    file = default_file
+    tb: types.TracebackType | None = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(_FILE_PREFIX):
+            file = filename.removeprefix(_FILE_PREFIX)
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line, file
+
+
+# Compiled templates carry this prefix in their code's file name, so that the frames of
+# a traceback that belong to templates can be told apart from the renderer's own.
+_FILE_PREFIX = "<city-platform-template>/"
+
+
+class _BundleLoader(jinja2.BaseLoader):
+    """Loads from the bundle's text; code file names carry :data:`_FILE_PREFIX`."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self._files = dict(files)
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        try:
+            source = self._files[template]
+        except KeyError:
+            raise jinja2.TemplateNotFound(template) from None
+        return source, _FILE_PREFIX + template, _always_current
+
+    def list_templates(self) -> list[str]:
+        return sorted(self._files)
+
+
+def _always_current() -> bool:
+    return True
+
+
+def compile_bundle(bundle: Mapping[str, str], folder: str) -> CompiledBundle:
+    """Compile every file of a bundle; every syntax error is reported at once."""
+    env = make_environment(bundle)
+    compiled: list[tuple[str, jinja2.Template]] = []
+    errors: list[ErrorItem] = []
+    location = CompiledBundle(folder=folder, templates=())
+    for name in sorted(bundle):
+        try:
+            # The environment keeps what it compiled, so partials are compiled once too.
+            template = env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            file = (exc.filename or name).removeprefix(_FILE_PREFIX)
+            errors.append(ErrorItem(location.location(file, exc.lineno), exc.message or str(exc)))
+            continue
+        if not name.rsplit("/", 1)[-1].startswith("_"):
+            compiled.append((name, template))
+    if errors:
+        raise TemplateInvalid(
+            "The templates of this service have syntax errors.",
+            errors=errors,
+            hint="Fix the template at the named file and line.",
+        )
+    return CompiledBundle(folder=folder, templates=tuple(compiled))
+
+
+class BundleCache:
+    """Compiled bundles by bundle digest, least recently used dropped first."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[str, CompiledBundle] = OrderedDict()
+        # Hashing the bundle text costs more than rendering a small stack, so the digest
+        # is remembered per bundle object (kept alive here, so its id stays unique).
+        self._digests: OrderedDict[int, tuple[TemplateBundle, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, bundle: TemplateBundle) -> str:
+        hit = self._digests.get(id(bundle))
+        if hit is not None and hit[0] is bundle:
+            return hit[1]
+        digest = bundle.digest
+        with self._lock:
+            self._digests[id(bundle)] = (bundle, digest)
+            while len(self._digests) > self._size * 4:
+                self._digests.popitem(last=False)
+        return digest
+
+    def get(self, bundle: TemplateBundle, folder: str) -> CompiledBundle:
+        key = f"{self._digest(bundle)}:{folder}"
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        compiled = compile_bundle(bundle.files, folder)
+        with self._lock:
+            self._items[key] = compiled
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return compiled
