@@ -1,0 +1,421 @@
+"""Check a whole catalogue and report every problem at once, by file and key path.
+
+Loading (``catalog.loading``) checks each file's shape. This module adds the rules that
+need more than one key, the template folder or the renderer: file name equals service
+name, no duplicate versions or plans, pinned images, meaningful ``upgrade_from`` ranges,
+status rules, requests not above limits, a parameter schema that is valid JSON Schema with
+valid defaults, a complete ``shared_cost`` — and then renders every version x plan with
+default parameters and reports what the renderer finds. It never stops at the first
+problem: a catalogue author gets the whole list in one run.
+
+The renderer sits in a layer above the catalogue (``rendering`` imports ``catalog``), so
+this module does not import it: the caller passes a :data:`StackCheck` (the command line
+passes one built on ``rendering.Renderer``). Without one, only the static rules run.
+
+This module must not know about Jinja2, Kubernetes schemas or the database.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from controlplane.catalog.errors import CatalogInvalid, VersionRangeInvalid
+from controlplane.catalog.loading import (
+    Catalog,
+    read_bundle,
+    read_catalog,
+    template_folder,
+)
+from controlplane.catalog.models import (
+    Plan,
+    RequestLimit,
+    ServiceDefinition,
+    ServiceRelease,
+    SharingKey,
+    TemplateBundle,
+    VersionStatus,
+)
+from controlplane.catalog.versions import parse_range, parse_version
+from controlplane.errors import ControlPlaneError, ErrorItem
+
+#: Renders one release in one plan with the given parameters and checks the objects;
+#: raises a :class:`ControlPlaneError` whose ``errors`` say what is wrong.
+StackCheck = Callable[[ServiceRelease, Plan, Mapping[str, Any]], object]
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+#: A parameter name must work as ``params.<name>`` in a template and in ``--set a.b=v``.
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_QUANTITY_FACTORS = {
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+}
+
+
+@dataclass
+class CatalogReport:
+    """What a validation run found and how much it covered."""
+
+    errors: list[ErrorItem] = field(default_factory=list)
+    services: int = 0
+    versions: int = 0
+    #: Version x plan combinations rendered and checked (0 without a stack check).
+    stacks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_catalog(
+    catalog_dir: Path | None = None,
+    templates_dir: Path | None = None,
+    *,
+    check_stack: StackCheck | None = None,
+) -> list[ErrorItem]:
+    """Every error of the catalogue (default: the shipped one); empty when it is clean."""
+    return check_catalog(catalog_dir, templates_dir, check_stack=check_stack).errors
+
+
+def check_catalog(
+    catalog_dir: Path | None = None,
+    templates_dir: Path | None = None,
+    *,
+    check_stack: StackCheck | None = None,
+) -> CatalogReport:
+    """Validate the catalogue and count what was checked (for the command's summary)."""
+    try:
+        catalog, errors = read_catalog(catalog_dir, templates_dir)
+    except CatalogInvalid as exc:
+        return CatalogReport(errors=list(exc.errors))
+    report = CatalogReport(errors=errors)
+    if not catalog.files and not errors:
+        report.errors.append(
+            ErrorItem(str(catalog.catalog_dir), "the catalogue has no service files (*.yaml)")
+        )
+    for name in sorted(catalog.services):
+        definition = catalog.services[name]
+        report.services += 1
+        report.versions += len(definition.versions)
+        _check_service(catalog, definition, report, check_stack)
+    return report
+
+
+def _check_service(
+    catalog: Catalog,
+    definition: ServiceDefinition,
+    report: CatalogReport,
+    check_stack: StackCheck | None,
+) -> None:
+    where = catalog.location(definition.name)
+    path = catalog.files.get(definition.name)
+    errors = report.errors
+    if path is not None and path.name.rsplit(".", 1)[0] != definition.name:
+        errors.append(
+            ErrorItem(
+                f"{where}: name",
+                f"{definition.name!r} must equal the file name {path.name.rsplit('.', 1)[0]!r} "
+                f"(rename the file to {definition.name}.yaml or fix the name)",
+            )
+        )
+    errors.extend(_item(where, key, msg) for key, msg in check_versions(definition))
+    errors.extend(_item(where, key, msg) for key, msg in check_plans(definition))
+    parameter_problems = list(check_parameters(definition.parameters))
+    errors.extend(_item(where, key, msg) for key, msg in parameter_problems)
+    errors.extend(_item(where, key, msg) for key, msg in check_shared_cost(definition))
+
+    bundles: dict[int, TemplateBundle] = {}
+    for index, version in enumerate(definition.versions):
+        key = f"{where}: versions[{index}].templates"
+        try:
+            folder = template_folder(catalog.templates_dir, version.templates, location=key)
+            bundles[index] = read_bundle(folder, location=key)
+        except CatalogInvalid as exc:
+            errors.extend(exc.errors or [ErrorItem(key, exc.detail)])
+
+    # Rendering with a broken parameter schema would only repeat its errors.
+    if check_stack is None or parameter_problems:
+        return
+    parameters = example_parameters(definition.parameters)
+    for index, bundle in bundles.items():
+        version = definition.versions[index]
+        release = ServiceRelease(
+            name=definition.name,
+            title=definition.title,
+            description=definition.description,
+            category=definition.category,
+            owner=definition.owner,
+            version=version,
+            plans=definition.plans,
+            parameters=definition.parameters,
+            network=definition.network,
+            shared_cost=definition.shared_cost,
+            bundle=bundle,
+        )
+        seen: set[tuple[str, str]] = set()
+        for plan in definition.plans:
+            report.stacks += 1
+            try:
+                check_stack(release, plan, parameters)
+            except ControlPlaneError as exc:
+                prefix = f"{where}: versions[{index}] {version.version}, plan {plan.name}"
+                # The same template mistake breaks every plan: report it once per version.
+                for item in exc.errors or [ErrorItem("", exc.detail)]:
+                    if (item.location, item.message) in seen:
+                        continue
+                    seen.add((item.location, item.message))
+                    location = f"{prefix}: {item.location}" if item.location else prefix
+                    errors.append(ErrorItem(location, item.message))
+
+
+def _item(where: str, key: str, message: str) -> ErrorItem:
+    return ErrorItem(f"{where}: {key}", message)
+
+
+Problem = tuple[str, str]
+
+
+def check_versions(definition: ServiceDefinition) -> Iterator[Problem]:
+    """Semver, duplicates, pinned images, upgrade ranges and the status rules."""
+    parsed: dict[int, Any] = {}
+    first: dict[str, int] = {}
+    for index, version in enumerate(definition.versions):
+        key = f"versions[{index}]"
+        try:
+            parsed[index] = parse_version(version.version)
+        except ControlPlaneError as exc:
+            yield f"{key}.version", f"{exc.detail} {exc.hint or ''}".strip()
+        if version.version in first:
+            yield (
+                f"{key}.version",
+                f"version {version.version} is declared twice "
+                f"(also versions[{first[version.version]}])",
+            )
+        else:
+            first[version.version] = index
+        for role, image in version.images.items():
+            problem = image_problem(image)
+            if problem:
+                yield f"{key}.images.{role}", problem
+        if version.status != VersionStatus.ACTIVE and version.support_ends is None:
+            yield (
+                f"{key}.support_ends",
+                f"a {version.status.value} version needs support_ends: the date its support "
+                "ends (or ended), so that tenants can plan their upgrade",
+            )
+
+    reachable: set[int] = set()
+    for index, version in enumerate(definition.versions):
+        if not version.upgrade_from.strip() or index not in parsed:
+            continue
+        key = f"versions[{index}].upgrade_from"
+        try:
+            spec = parse_range(version.upgrade_from)
+        except VersionRangeInvalid as exc:
+            yield key, f"{exc.detail} {exc.hint or ''}".strip()
+            continue
+        others = {i: v for i, v in parsed.items() if i != index}
+        matched = [i for i, v in others.items() if v in spec]
+        not_older = [i for i in matched if others[i] >= parsed[index]]
+        if parsed[index] in spec:
+            yield key, f"{version.upgrade_from!r} matches {version.version} itself"
+        if not_older:
+            names = ", ".join(definition.versions[i].version for i in not_older)
+            yield (
+                key,
+                f"{version.upgrade_from!r} matches {names}, not older than {version.version}: "
+                "a version can only be reached from older versions",
+            )
+        if not matched:
+            declared = ", ".join(definition.versions[i].version for i in others) or "none"
+            yield (
+                key,
+                f"{version.upgrade_from!r} matches no other declared version of "
+                f"{definition.name} (declared: {declared})",
+            )
+        if version.status != VersionStatus.RETIRED:
+            reachable.update(i for i in matched if others[i] < parsed[index])
+
+    for index, version in enumerate(definition.versions):
+        if version.status != VersionStatus.ACTIVE and index not in reachable:
+            yield (
+                f"versions[{index}].status",
+                f"{version.version} is {version.status.value} but no newer, non-retired version "
+                "upgrades from it: add it to a newer version's upgrade_from, so that its "
+                "instances have a way forward",
+            )
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference is not pinned, or ``None`` when it is."""
+    if "@sha256:" in image:
+        return None
+    name, _, tag = image.rpartition(":")
+    # A colon before the last '/' belongs to a registry port, not a tag.
+    if not name or "/" in tag:
+        return f"{image!r} has no tag: pin the version, e.g. {image}:1.2.3"
+    if tag == "latest":
+        return f"{image!r} uses the moving tag 'latest': pin a version"
+    if not tag:
+        return f"{image!r} has an empty tag: pin a version"
+    return None
+
+
+def check_plans(definition: ServiceDefinition) -> Iterator[Problem]:
+    """Unique plan names; a request never above its limit."""
+    first: dict[str, int] = {}
+    for index, plan in enumerate(definition.plans):
+        if plan.name in first:
+            yield (
+                f"plans[{index}].name",
+                f"plan {plan.name!r} is declared twice (also plans[{first[plan.name]}])",
+            )
+        else:
+            first[plan.name] = index
+        for resource in ("cpu", "memory"):
+            pair: RequestLimit = getattr(plan, resource)
+            if quantity(pair.request) > quantity(pair.limit):
+                yield (
+                    f"plans[{index}].{resource}.request",
+                    f"request {pair.request} is more than the limit {pair.limit}",
+                )
+
+
+def quantity(text: str) -> Decimal:
+    """A Kubernetes quantity (as allowed by the catalogue) as a number."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a quantity")
+    return Decimal(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+
+
+def check_parameters(schema: Mapping[str, Any]) -> Iterator[Problem]:
+    """A valid draft 2020-12 schema of type object, usable names, defaults that validate."""
+    declared = schema.get("$schema")
+    if declared is not None and (
+        not isinstance(declared, str) or declared.rstrip("#") != DRAFT_2020_12
+    ):
+        yield "parameters.$schema", f"must be {DRAFT_2020_12!r} (got {declared!r})"
+        return
+    try:
+        jsonschema_rs.meta.validate(dict(schema))
+    except jsonschema_rs.ValidationError as exc:
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.instance_path)
+        yield f"parameters{key}", f"not valid JSON Schema: {exc.message}"
+        return
+    except jsonschema_rs.ReferencingError as exc:
+        yield "parameters", f"not valid JSON Schema: {exc}"
+        return
+    if schema.get("type") != "object":
+        yield "parameters.type", "the parameter schema must have type: object"
+        return
+    yield from _check_names(schema, "parameters")
+    yield from _check_required(schema, "parameters")
+    document = example_parameters(schema)
+    try:
+        # Offline: a parameter schema must be self-contained (no remote $ref).
+        validator = jsonschema_rs.validator_for(dict(schema), validate_formats=True, offline=True)
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        yield "parameters", f"cannot be compiled: {first_line}"
+        return
+    for error in validator.iter_errors(document):
+        if error.kind.name == "required":
+            continue  # a required parameter without default or example: reported above
+        key = "parameters" + "".join(f".properties.{p}" for p in error.instance_path)
+        yield f"{key}.default", f"the default does not match the schema: {error.message}"
+
+
+def _subschemas(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return
+    for name, sub in properties.items():
+        if isinstance(sub, Mapping):
+            yield f"{path}.properties.{name}", sub
+            yield from _subschemas(sub, f"{path}.properties.{name}")
+
+
+def _check_names(schema: Mapping[str, Any], path: str) -> Iterator[Problem]:
+    for sub_path, _sub in _subschemas(schema, path):
+        name = sub_path.rsplit(".", 1)[1]
+        if not PARAMETER_NAME.match(name):
+            yield (
+                sub_path,
+                f"parameter name {name!r} must be letters, digits and '_' and not start with a "
+                "digit (templates use it as params.<name>)",
+            )
+
+
+def _check_required(schema: Mapping[str, Any], path: str) -> Iterator[Problem]:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return
+    for name in schema.get("required", []):
+        sub = properties.get(name)
+        if isinstance(sub, Mapping) and "default" not in sub and not sub.get("examples"):
+            if sub.get("type") == "object" and "properties" in sub:
+                continue  # filled from its own properties' defaults
+            yield (
+                f"{path}.properties.{name}",
+                "a required parameter without a default needs `examples` (its first example "
+                "is used to render and check the catalogue)",
+            )
+    for name, sub in properties.items():
+        if isinstance(sub, Mapping):
+            yield from _check_required(sub, f"{path}.properties.{name}")
+
+
+def example_parameters(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters a catalogue check renders with: every default, and the first example
+    of each required parameter that has no default."""
+    out: dict[str, Any] = {}
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return out
+    required = set(schema.get("required", []))
+    for name, sub in properties.items():
+        if not isinstance(sub, Mapping):
+            continue
+        if "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        elif name in required and sub.get("examples"):
+            out[name] = copy.deepcopy(sub["examples"][0])
+        elif name in required and isinstance(sub.get("properties"), Mapping):
+            out[name] = example_parameters(sub)
+        if isinstance(out.get(name), dict) and isinstance(sub.get("properties"), Mapping):
+            out[name] = {**example_parameters(sub), **out[name]}
+    return out
+
+
+def check_shared_cost(definition: ServiceDefinition) -> Iterator[Problem]:
+    cost = definition.shared_cost
+    if cost is None:
+        return
+    if cost.key == SharingKey.MIXED and cost.equal_percent is None:
+        yield (
+            "shared_cost.equal_percent",
+            "the mixed key needs equal_percent: the percentage split equally (the rest goes "
+            "by inhabitants)",
+        )
+    if cost.key != SharingKey.MIXED and cost.equal_percent is not None:
+        yield (
+            "shared_cost.equal_percent",
+            f"equal_percent only applies to the mixed key (this one is {cost.key.value!r})",
+        )
