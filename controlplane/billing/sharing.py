@@ -1,0 +1,135 @@
+"""Sharing keys: who pays which exact part of a cost pool, and how many cents that is.
+
+A key turns the pool's members into exact shares (fractions summing to 1):
+
+- ``equal``: 1/n each;
+- ``inhabitants``: inhabitants / total inhabitants;
+- ``usage``: the member's instance-hours (or requested CPU- or memory-hours) / the total;
+- ``mixed``: alpha/100 * 1/n + (1 - alpha/100) * inhabitants / total inhabitants.
+
+The pool is rounded to cents once, then split by largest remainder (tie-break: NIS code, then
+slug), so the amounts add up exactly to the pool and do not depend on the members' order.
+
+This module must not know about events, prices or the database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from controlplane.billing.errors import CostPoolInvalid, InhabitantsMissing, UsageInvalid
+from controlplane.billing.models import CostPool, SharingKey, TenantInfo
+from controlplane.billing.money import cents_of, from_cents, largest_remainder
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A tenant that shares a pool, with its usage (in the pool's measure) in the period.
+
+    ``usage`` is ``None`` when the measure is unknown (e.g. CPU-hours of an instance whose
+    requests were not recorded); only the ``usage`` key needs it.
+    """
+
+    tenant: TenantInfo
+    usage: Fraction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One member's part of a pool: its weight, exact share and amount in euro."""
+
+    tenant: str
+    weight: Fraction
+    share: Fraction
+    amount_cents: int
+
+    @property
+    def amount(self) -> Decimal:
+        return from_cents(self.amount_cents)
+
+
+def exact_shares(pool: CostPool, members: Sequence[Member]) -> dict[str, tuple[Fraction, Fraction]]:
+    """Each member's (weight, exact share) under the pool's key; the shares sum to 1."""
+    if not members:
+        return {}
+    key = pool.key
+    n = len(members)
+    if key is SharingKey.EQUAL:
+        one, equal = Fraction(1), Fraction(1, n)
+        return {m.tenant.slug: (one, equal) for m in members}
+    if key is SharingKey.USAGE:
+        weights = {m.tenant.slug: _usage(pool, m) for m in members}
+        numerators = _on_common_denominator(weights)
+        total = sum(numerators.values())
+        if total == 0:
+            # Nobody used anything measurable (e.g. only zero-request instances): fall back to
+            # equal rather than dividing by zero; the weights stay on the audit record.
+            return {slug: (w, Fraction(1, n)) for slug, w in weights.items()}
+        return {slug: (w, Fraction(numerators[slug], total)) for slug, w in weights.items()}
+    inhabitants = {m.tenant.slug: _inhabitants(pool, m.tenant) for m in members}
+    total_inhabitants = sum(inhabitants.values())
+    if total_inhabitants == 0:
+        raise InhabitantsMissing(
+            detail=f"cost pool {pool.name!r} ({pool.key_label}) is shared by tenants with 0 "
+            "inhabitants in total: " + ", ".join(sorted(inhabitants)),
+            hint="fix the tenants' inhabitants in their master data, or use another key",
+        )
+    if key is SharingKey.INHABITANTS:
+        return {
+            slug: (Fraction(w), Fraction(w, total_inhabitants)) for slug, w in inhabitants.items()
+        }
+    if key is SharingKey.MIXED:
+        assert pool.equal_percent is not None  # CostPool checks this
+        # alpha = a/b; share = a/(b n) + (b - a) w / (b I) = (a I + (b - a) n w) / (b n I)
+        alpha = Fraction(pool.equal_percent) / 100
+        a, b = alpha.numerator, alpha.denominator
+        denominator = b * n * total_inhabitants
+        return {
+            slug: (Fraction(w), Fraction(a * total_inhabitants + (b - a) * n * w, denominator))
+            for slug, w in inhabitants.items()
+        }
+    raise CostPoolInvalid(detail=f"cost pool {pool.name!r}: unknown sharing key {key!r}")
+
+
+def _on_common_denominator(weights: dict[str, Fraction]) -> dict[str, int]:
+    common = math.lcm(*(w.denominator for w in weights.values()))
+    return {slug: w.numerator * (common // w.denominator) for slug, w in weights.items()}
+
+
+def allocate(pool: CostPool, members: Sequence[Member]) -> list[Share]:
+    """The pool's amount, rounded to cents, split among ``members`` (sorted NIS, slug)."""
+    exact = exact_shares(pool, members)
+    tenants: Mapping[str, TenantInfo] = {m.tenant.slug: m.tenant for m in members}
+    ordered = sorted(exact, key=lambda slug: tenants[slug].tie_break)
+    cents = largest_remainder(
+        cents_of(pool.monthly_amount),
+        [(slug, exact[slug][1]) for slug in ordered],
+        tie_break={slug: tenants[slug].tie_break for slug in ordered},
+    )
+    return [Share(slug, exact[slug][0], exact[slug][1], cents[slug]) for slug in ordered]
+
+
+def _inhabitants(pool: CostPool, tenant: TenantInfo) -> int:
+    if tenant.inhabitants is None:
+        raise InhabitantsMissing(
+            detail=f"tenant {tenant.slug} ({tenant.name}, NIS {tenant.nis_code}) has no "
+            f"inhabitants, which cost pool {pool.name!r} needs for its {pool.key_label} key",
+            hint=f"set the inhabitants of {tenant.slug} in its master data (with the "
+            "reference year), or give the pool the equal or usage key",
+        )
+    return tenant.inhabitants
+
+
+def _usage(pool: CostPool, member: Member) -> Fraction:
+    if member.usage is None:
+        raise UsageInvalid(
+            detail=f"cost pool {pool.name!r} shares by {pool.usage_measure}, but the usage "
+            f"events of tenant {member.tenant.slug} do not record the requested resources",
+            hint="record cpu and memory on started/plan_changed events, or share the pool by "
+            "instance_hours",
+        )
+    return member.usage
