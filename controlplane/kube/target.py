@@ -1,0 +1,432 @@
+"""The Kubernetes target: apply, prune, observe, readiness and namespace deletion.
+
+A thin, domain-facing port over the official ``kubernetes`` client. It speaks the generic
+resource API through ``ApiClient.param_serialize``/``call_api`` (so any kind the cluster serves
+works, found by cached discovery), writes only by server-side apply with the platform's field
+manager and ``force=true``, and retries what is worth retrying (see ``retrying.py``). Every
+failure leaves as an error of ``controlplane.kube.errors`` with the client's exception chained.
+
+It must not know about tenants, instances, revisions, digests or the database: the caller
+decides *what* to apply (only what changed, so a no-op reconcile makes zero writes) and
+records inventories; the port only carries it out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from controlplane.kube.errors import (
+    KubeStatus,
+    ObjectRejected,
+    TargetForbidden,
+    TargetUnavailable,
+    UnknownKind,
+    conflict,
+    redact,
+    rejected,
+)
+from controlplane.kube.objects import (
+    INSTANCE_LABEL,
+    PRUNABLE_KINDS,
+    ObjectRef,
+    apply_rank,
+    in_apply_order,
+    object_id,
+)
+from controlplane.kube.readiness import WORKLOAD_KINDS, ObjectReadiness, Readiness, evaluate
+from controlplane.kube.retrying import Budget, RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResource:
+    """Where a kind lives on this cluster (from discovery)."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base = f"{base}/namespaces/{namespace}"
+        path = f"{base}/{self.plural}"
+        return f"{path}/{name}" if name else path
+
+
+@dataclass
+class ApplyResult:
+    """What one :meth:`KubeTarget.apply` did."""
+
+    #: Ids applied, in the order they were applied.
+    applied: list[str] = field(default_factory=list)
+    #: Ids left alone because ``only`` did not name them.
+    skipped: list[str] = field(default_factory=list)
+    #: Successful write requests.
+    writes: int = 0
+    #: Write requests sent, retries included.
+    attempts: int = 0
+    #: The live objects the server returned, by id (for resourceVersion, uid, …).
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    data: Any
+    attempts: int
+
+
+class KubeTarget:
+    """One Kubernetes cluster as a deployment target."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        field_manager: str = "city-platform",
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self._client = api_client
+        self.field_manager = field_manager
+        self.retry = retry
+        self._rng = random.Random(retry.seed)  # noqa: S311 - jitter, not security
+        self._discovery: dict[str, dict[str, ApiResource]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        path: str | None = None,
+        context: str | None = None,
+        *,
+        field_manager: str = "city-platform",
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> KubeTarget:
+        config = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=config
+        )
+        # The port's retry policy is the only one: urllib3's own retries would hide failures.
+        config.retries = 0
+        return cls(kubernetes.client.ApiClient(config), field_manager=field_manager, retry=retry)
+
+    @classmethod
+    def in_cluster(
+        cls,
+        *,
+        field_manager: str = "city-platform",
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> KubeTarget:
+        config = kubernetes.client.Configuration()
+        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=config
+        )
+        config.retries = 0
+        return cls(kubernetes.client.ApiClient(config), field_manager=field_manager, retry=retry)
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    @property
+    def host(self) -> str:
+        return str(self._client.configuration.host)
+
+    # -- HTTP with retries ---------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: str | dict[str, Any] | None = None,
+        content_type: str | None = None,
+        subject: str = "",
+        kind: str = "",
+    ) -> _Response:
+        """One logical request with retries; returns 2xx and 404 answers, raises the rest.
+
+        ``subject`` names what the request is about (an object id) for messages; ``kind``
+        decides whether server messages must be redacted (Secrets).
+        """
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        budget = Budget(self.retry, self._rng)
+        what = subject or path
+        while True:
+            sent_method, url, sent_headers, sent_body, post = self._client.param_serialize(
+                method,
+                path,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            problem: str
+            cause: Exception
+            retry_after: float | None = None
+            try:
+                response = self._client.call_api(
+                    sent_method,
+                    url,
+                    header_params=sent_headers,
+                    body=sent_body,
+                    post_params=post,
+                    _request_timeout=self.retry.request_timeout,
+                )
+                raw = response.read()  # type: ignore[no-untyped-call]
+            except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
+                problem = f"{type(exc).__name__} talking to {self.host}"
+                cause = exc
+            else:
+                status = response.status
+                if 200 <= status < 300:
+                    return _Response(status, json.loads(raw) if raw else None, budget.attempt + 1)
+                if status == 404:
+                    return _Response(status, None, budget.attempt + 1)
+                parsed = KubeStatus.parse(status, raw, response.headers)
+                message = redact(parsed.message, kind)
+                cause = ApiException(status=status, reason=response.reason, body=message)
+                retryable = status in (429, 409) or status >= 500
+                if status == 409 and parsed.is_field_conflict:
+                    raise conflict(what, parsed) from cause
+                if not retryable:
+                    if status in (401, 403):
+                        raise TargetForbidden(
+                            detail=f"{what}: the target refused {method} ({status} "
+                            f"{parsed.reason}): {message}",
+                            hint="check the platform's credentials and RBAC on this cluster",
+                        ) from cause
+                    raise rejected(what, kind, parsed) from cause
+                problem = f"{status} {parsed.reason or response.reason}: {message}".rstrip(": ")
+                retry_after = parsed.retry_after if status in (429, 503) else None
+            logger.info(
+                "kubernetes %s %s failed (%s), attempt %d",
+                method,
+                path,
+                problem,
+                budget.attempt + 1,
+            )
+            if not budget.wait(retry_after):
+                raise TargetUnavailable(
+                    detail=f"{what}: {method} failed after {budget.attempt} attempt(s): {problem}",
+                    hint=f"check that the cluster API at {self.host} is reachable and healthy; "
+                    "the reconciler will try again",
+                ) from cause
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def resource(self, api_version: str, kind: str) -> ApiResource:
+        """Where ``kind`` of ``api_version`` lives; discovery is cached per group version."""
+        with self._lock:
+            cached = self._discovery.get(api_version)
+        if cached is None or kind not in cached:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            answer = self._request("GET", path, subject=f"discovery of {api_version}")
+            cached = {}
+            for entry in (answer.data or {}).get("resources", []) if answer.status == 200 else []:
+                if "/" in entry.get("name", ""):
+                    continue  # subresources such as deployments/status
+                cached[entry["kind"]] = ApiResource(
+                    api_version, entry["kind"], entry["name"], bool(entry.get("namespaced"))
+                )
+            # Unknown kinds are not cached, so a CRD installed later is found.
+            with self._lock:
+                self._discovery[api_version] = cached
+        if kind not in cached:
+            raise UnknownKind(
+                detail=f"the target {self.host} does not serve {kind} in {api_version}",
+                hint="install the CustomResourceDefinition that defines it, or fix apiVersion/kind",
+            )
+        return cached[kind]
+
+    def _locate(
+        self, obj_or_ref: Mapping[str, Any] | ObjectRef, namespace: str | None
+    ) -> tuple[ApiResource, str | None]:
+        if isinstance(obj_or_ref, ObjectRef):
+            resource = self.resource(obj_or_ref.api_version, obj_or_ref.kind)
+        else:
+            resource = self.resource(str(obj_or_ref.get("apiVersion")), str(obj_or_ref.get("kind")))
+        if not resource.namespaced:
+            return resource, None
+        if not namespace:
+            ident = obj_or_ref.id if isinstance(obj_or_ref, ObjectRef) else object_id(obj_or_ref)
+            raise ObjectRejected(
+                detail=f"{ident} is namespaced but has no metadata.namespace",
+                hint="the renderer sets the instance namespace on every namespaced object",
+            )
+        return resource, namespace
+
+    # -- apply ---------------------------------------------------------------------------------
+
+    def apply(
+        self, objects: Sequence[Mapping[str, Any]], *, only: set[str] | None = None
+    ) -> ApplyResult:
+        """Server-side apply ``objects`` in the apply order; ``only`` limits it to those ids."""
+        result = ApplyResult()
+        for obj in in_apply_order(objects):
+            oid = object_id(obj)
+            if only is not None and oid not in only:
+                result.skipped.append(oid)
+                continue
+            meta = obj.get("metadata") or {}
+            resource, namespace = self._locate(obj, meta.get("namespace"))
+            name = str(meta.get("name") or "")
+            if not name:
+                raise ObjectRejected(detail=f"{oid} has no metadata.name")
+            answer = self._request(
+                "PATCH",
+                resource.path(namespace, name),
+                query=[("fieldManager", self.field_manager), ("force", "true")],
+                body=json.dumps(obj),
+                content_type=APPLY_CONTENT_TYPE,
+                subject=oid,
+                kind=resource.kind,
+            )
+            result.attempts += answer.attempts
+            if answer.status == 404:
+                raise ObjectRejected(
+                    detail=f"{oid}: namespace {namespace!r} does not exist on {self.host}",
+                    hint="apply the Namespace object first (it sorts first in one apply call)",
+                )
+            result.writes += 1
+            result.applied.append(oid)
+            result.live[oid] = answer.data
+        return result
+
+    # -- read ----------------------------------------------------------------------------------
+
+    def get(self, namespace: str | None, oid: str) -> dict[str, Any] | None:
+        """The live object for an id, or None when it does not exist."""
+        ref = ObjectRef.parse(oid)
+        try:
+            resource, ns = self._locate(ref, namespace)
+        except UnknownKind:
+            return None
+        answer = self._request("GET", resource.path(ns, ref.name), subject=oid, kind=ref.kind)
+        return answer.data if answer.status == 200 else None
+
+    def observe(
+        self, namespace: str, object_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Live state of each id (None for missing ones), for drift detection."""
+        return {oid: self.get(namespace, oid) for oid in object_ids}
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None, *, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        resource = self.resource(api_version, kind)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        path = resource.path(namespace if resource.namespaced else None)
+        answer = self._request("GET", path, query=query, subject=f"list {kind}", kind=kind)
+        items = (answer.data or {}).get("items", []) if answer.status == 200 else []
+        return list(items)
+
+    def readiness(self, objects: Sequence[Mapping[str, Any]]) -> Readiness:
+        """Readiness of the workloads among ``objects`` (Deployment, StatefulSet, Job)."""
+        verdicts: dict[str, ObjectReadiness] = {}
+        for obj in objects:
+            kind = str(obj.get("kind"))
+            if kind not in WORKLOAD_KINDS:
+                continue
+            oid = object_id(obj)
+            live = self.get((obj.get("metadata") or {}).get("namespace"), oid)
+            verdicts[oid] = evaluate(oid, kind, live)
+        return Readiness(verdicts)
+
+    # -- delete --------------------------------------------------------------------------------
+
+    def _delete(self, resource: ApiResource, namespace: str | None, name: str, oid: str) -> bool:
+        answer = self._request(
+            "DELETE",
+            resource.path(namespace, name),
+            body={"propagationPolicy": "Background"},
+            content_type="application/json",
+            subject=oid,
+            kind=resource.kind,
+        )
+        return answer.status != 404
+
+    def prune(
+        self, namespace: str, *, keep: set[str], inventory: Sequence[str], instance_id: str
+    ) -> list[str]:
+        """Delete what the instance had (inventory or instance label) but no longer has.
+
+        Objects are compared by group, kind and name, so an API version change of a kind does
+        not count as stale. The Namespace itself is never pruned (that is
+        :meth:`delete_namespace`). Returns the ids actually deleted, in deletion order.
+        """
+        kept = {ObjectRef.parse(k).identity for k in keep}
+        candidates: dict[tuple[str, str, str], ObjectRef] = {}
+        for oid in inventory:
+            ref = ObjectRef.parse(oid)
+            if ref.kind != "Namespace":
+                candidates.setdefault(ref.identity, ref)
+        searched = list(PRUNABLE_KINDS)
+        for oid in (*inventory, *keep):
+            ref = ObjectRef.parse(oid)
+            if (ref.api_version, ref.kind) not in searched and ref.kind != "Namespace":
+                searched.append((ref.api_version, ref.kind))
+        selector = f"{INSTANCE_LABEL}={instance_id}"
+        for api_version, kind in searched:
+            try:
+                resource = self.resource(api_version, kind)
+            except UnknownKind:
+                continue
+            if not resource.namespaced:
+                continue
+            for item in self.list_objects(api_version, kind, namespace, label_selector=selector):
+                ref = ObjectRef(api_version, kind, item["metadata"]["name"])
+                candidates.setdefault(ref.identity, ref)
+        stale = sorted(
+            (ref for ident, ref in candidates.items() if ident not in kept),
+            key=lambda r: (-apply_rank(r.kind), r.id),
+        )
+        deleted: list[str] = []
+        for ref in stale:
+            try:
+                resource, ns = self._locate(ref, namespace)
+            except UnknownKind:
+                continue  # the kind is gone from the cluster, and so are its objects
+            if self._delete(resource, ns, ref.name, ref.id):
+                deleted.append(ref.id)
+        return deleted
+
+    def delete_namespace(self, namespace: str, *, wait: bool = True, timeout: float = 120) -> None:
+        """Delete a namespace (and so everything in it); with ``wait``, until it is gone."""
+        resource = self.resource("v1", "Namespace")
+        oid = f"v1/Namespace/{namespace}"
+        self._delete(resource, None, namespace, oid)
+        if not wait:
+            return
+        started = self.retry.clock()
+        while True:
+            answer = self._request("GET", resource.path(None, namespace), subject=oid)
+            if answer.status == 404:
+                return
+            if self.retry.clock() - started >= timeout:
+                phase = ((answer.data or {}).get("status") or {}).get("phase", "unknown")
+                raise TargetUnavailable(
+                    detail=f"namespace {namespace} still exists (phase {phase}) "
+                    f"after {timeout:g} s",
+                    hint=f"look for finalizers or stuck objects: kubectl get namespace {namespace} "
+                    "-o yaml; the reconciler will try again",
+                )
+            self.retry.sleep(self.retry.poll_interval)

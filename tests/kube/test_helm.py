@@ -1,0 +1,69 @@
+"""Real Helm (helm-sdkpy, the Helm v4 Go library) installs into the emulator.
+
+The chart tests of the control plane run ``helm install`` against the emulator, so this test
+pins what Helm needs from it: discovery, protobuf release Secrets, SSA and client-side creates,
+and the watch that ``--wait`` uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.kube_emulator import KubeEmulator
+
+helm_sdkpy = pytest.importorskip("helm_sdkpy")
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    "templates/config.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n"
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+    ),
+    "templates/web.yaml": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\n"
+        "spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n"
+        "    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n"
+        "        - name: web\n          image: nginx:1.27\n"
+    ),
+    "values.yaml": "greeting: hello\n",
+}
+
+
+@pytest.fixture
+def chart(tmp_path: Path) -> Path:
+    root = tmp_path / "tiny"
+    for name, text in CHART.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("server_side", [True, False], ids=["ssa", "client-side"])
+def test_helm_install_with_wait_reaches_deployed(
+    kube_emulator: KubeEmulator, chart: Path, tmp_path: Path, server_side: bool
+) -> None:
+    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    config = helm_sdkpy.Configuration(namespace="default", kubeconfig=str(kubeconfig))
+
+    release = asyncio.run(
+        helm_sdkpy.Install(config).run(
+            "demo",
+            str(chart),
+            values={"greeting": "hallo"},
+            wait=True,
+            timeout=30,
+            server_side_apply=server_side,
+        )
+    )
+
+    assert release["info"]["status"] == "deployed"
+    config_map = kube_emulator.get("ConfigMap", "demo-config", "default")
+    assert config_map is not None
+    assert config_map["data"] == {"greeting": "hallo"}
+    assert kube_emulator.get("Deployment", "demo-web", "default") is not None
+    secrets = kube_emulator.objects("Secret", "default")
+    assert [s["metadata"]["labels"]["owner"] for s in secrets] == ["helm"]
+    assert secrets[0]["metadata"]["labels"]["status"] == "deployed"
