@@ -1,0 +1,1 @@
+"""Tests of the Helm chart in helm/city-platform, with real Helm (helm-sdkpy)."""
