@@ -45,7 +45,7 @@ def login(
     path = save_config(config)
     tenant = f" for tenant {me['tenant']}" if me.get("tenant") else ""
     stderr.print(
-        f"Logged in to {server} as {me.get('name')} ({me.get('role')}{tenant}); "
+        f"Logged in to {server} as {me.get('actor')} ({me.get('role')}{tenant}); "
         f"context {name!r} saved in {path}."
     )
 
@@ -60,7 +60,7 @@ def whoami(output: OutputOpt = Format.TABLE) -> None:
     emit(
         me,
         output,
-        [("name", "NAME"), ("role", "ROLE"), ("tenant", "TENANT"), ("expires_at", "EXPIRES")],
+        [("actor", "ACTOR"), ("token_name", "TOKEN"), ("role", "ROLE"), ("tenant", "TENANT")],
     )
 
 

@@ -1,0 +1,298 @@
+"""`cityctl catalog list | show | publish | deprecate | retire`.
+
+Everyone reads the catalogue (services, versions, plans with their monthly price,
+parameters); operators publish and retire versions.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.client import ApiClient
+from cli.commands._shared import API, read_values, seg
+from cli.errors import CliError, ExitCode
+from cli.output import Format, OutputOpt, emit, stderr, stdout
+from cli.state import state
+
+app = typer.Typer(
+    help="The shared service catalogue: services, versions, plans.", no_args_is_help=True
+)
+
+Service = Annotated[str, typer.Argument(help="Service name, e.g. keycloak.")]
+Version = Annotated[str, typer.Argument(help="Semantic version, e.g. 26.0.7.")]
+
+VERSION_COLUMNS = [
+    ("version", "VERSION"),
+    ("app_version", "APP VERSION"),
+    ("status", "STATUS"),
+    ("support_ends", "SUPPORT ENDS"),
+    ("published_at", "PUBLISHED"),
+]
+PLAN_COLUMNS = [
+    ("name", "PLAN"),
+    ("title", "TITLE"),
+    ("monthly_price", "€/MONTH"),
+    ("replicas", "REPLICAS"),
+    ("cpu.limit", "CPU"),
+    ("memory.limit", "MEMORY"),
+    ("storage", "STORAGE"),
+]
+
+
+def newest_active(service: dict[str, Any]) -> str | None:
+    """The version the API picks when none is named: the last active one (semver order)."""
+    active = [v["version"] for v in service.get("versions", []) if v.get("status") == "active"]
+    return active[-1] if active else None
+
+
+def version_details(client: ApiClient, service: str, version: str | None) -> dict[str, Any]:
+    """The published version (``None`` = newest active), with plans and parameter schema."""
+    if version is None:
+        summary = client.get_json(f"{API}/catalog/{seg(service)}")
+        version = newest_active(summary)
+        if version is None:
+            raise CliError(
+                f"Service {service!r} has no active version.",
+                exit_code=ExitCode.CONFLICT,
+                hint=f"See its versions with `cityctl catalog show {service}`.",
+            )
+    result: dict[str, Any] = client.get_json(
+        f"{API}/catalog/{seg(service)}/versions/{seg(version)}"
+    )
+    return result
+
+
+@app.command("list")
+def list_(output: OutputOpt = Format.TABLE) -> None:
+    """List the published services and their versions.
+
+    Example: cityctl catalog list -o json
+    """
+    with state.client() as client:
+        items = client.list_all(f"{API}/catalog")
+    if output is not Format.TABLE:
+        emit(items, output)
+        return
+    rows = [
+        {
+            "name": item["name"],
+            "title": item["title"],
+            "category": item["category"],
+            "latest": newest_active(item) or "-",
+            "versions": ", ".join(f"{v['version']} ({v['status']})" for v in item["versions"]),
+        }
+        for item in items
+    ]
+    emit(
+        rows,
+        output,
+        [
+            ("name", "SERVICE"),
+            ("title", "TITLE"),
+            ("category", "CATEGORY"),
+            ("latest", "LATEST"),
+            ("versions", "VERSIONS"),
+        ],
+    )
+
+
+@app.command()
+def show(
+    service: Service,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="Show this version's plans and parameters instead of the service."
+        ),
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Show a service: its versions, and the plans (with monthly price) and parameters.
+
+    Without --version, -o json/yaml prints the service with its versions; with --version,
+    the published version with plans and parameter schema.
+
+    Example: cityctl catalog show keycloak --version 26.0.7
+    """
+    details: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    with state.client() as client:
+        if version is not None:
+            details = version_details(client, service, version)
+            summary = None
+        else:
+            summary = client.get_json(f"{API}/catalog/{seg(service)}")
+            if output is not Format.TABLE:
+                emit(summary, output)
+                return
+            newest = newest_active(summary)
+            details = version_details(client, service, newest) if newest else None
+    if output is not Format.TABLE:
+        emit(details, output)
+        return
+    head = summary or details or {}
+    stdout.print(f"[bold]{head.get('title')}[/bold] ({service}) — {head.get('category')}")
+    stdout.print(str(head.get("description", "")).strip(), highlight=False)
+    if summary is not None:
+        stdout.print("\n[bold]Versions[/bold]")
+        emit(summary["versions"], output, VERSION_COLUMNS)
+    if details is not None:
+        number = details["version"]["version"]
+        stdout.print(f"\n[bold]Plans of {number}[/bold] ({details['status']})")
+        emit(details["plans"], output, PLAN_COLUMNS)
+        properties = (details.get("parameters") or {}).get("properties") or {}
+        if properties:
+            stdout.print(f"\n[bold]Parameters of {number}[/bold] (--set name=value)")
+            emit(
+                [
+                    {
+                        "name": name,
+                        "type": spec.get("type"),
+                        "default": spec.get("default"),
+                        "description": spec.get("description"),
+                    }
+                    for name, spec in properties.items()
+                ],
+                output,
+                [
+                    ("name", "NAME"),
+                    ("type", "TYPE"),
+                    ("default", "DEFAULT"),
+                    ("description", "DESCRIPTION"),
+                ],
+            )
+
+
+@app.command()
+def publish(
+    service: Annotated[
+        str | None, typer.Argument(help="Only this service (default: the whole catalogue).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this version of SERVICE.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Upload this release (JSON/YAML: a service version with plans, parameters "
+            "and its template bundle) instead of the server's catalogue files.",
+        ),
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Publish the server's shipped catalogue files (all, one service, or one version).
+
+    Publishing is idempotent: an identical version is 'unchanged'; a changed one is a
+    conflict (exit 5), because published versions are immutable. With --file, upload a
+    release built elsewhere.
+
+    Example: cityctl catalog publish keycloak --version 26.0.7
+    """
+    if version is not None and service is None:
+        raise CliError(
+            "--version needs a SERVICE.",
+            exit_code=ExitCode.USAGE,
+            hint="Write e.g. `cityctl catalog publish keycloak --version 26.0.7`.",
+        )
+    body: dict[str, Any]
+    if file is not None:
+        if service is not None or version is not None:
+            raise CliError(
+                "Give either --file or SERVICE/--version, not both.",
+                exit_code=ExitCode.USAGE,
+                hint="`cityctl catalog publish --file release.yaml` uploads one release.",
+            )
+        body = {"release": read_values(file)}
+    else:
+        body = {"service": service, "version": version}
+    with state.client() as client:
+        # Safe to retry: publishing the same content again is a no-op on the server.
+        result = client.call("POST", f"{API}/catalog/publish", json=body, create=True).json()
+    items = result["published"]
+    created = sum(1 for item in items if item["outcome"] == "created")
+    stderr.print(f"Published {created} new version(s); {len(items) - created} unchanged.")
+    if output is Format.TABLE:
+        emit(
+            items,
+            output,
+            [
+                ("service", "SERVICE"),
+                ("version", "VERSION"),
+                ("outcome", "OUTCOME"),
+                ("digest", "DIGEST"),
+            ],
+        )
+    else:
+        emit(result, output)
+
+
+@app.command()
+def deprecate(
+    service: Service,
+    version: Version,
+    support_ends: Annotated[
+        str | None,
+        typer.Option("--support-ends", help="Last day of support, YYYY-MM-DD."),
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option(help="What tenants should do, e.g. 'Upgrade to 26.0.7'.")
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Deprecate a version: existing instances keep running, new ones get a warning.
+
+    Example: cityctl catalog deprecate keycloak 25.0.6 --support-ends 2025-06-30
+    """
+    if support_ends is not None:
+        try:
+            date.fromisoformat(support_ends)
+        except ValueError:
+            raise CliError(
+                f"--support-ends {support_ends!r} is not a date.",
+                exit_code=ExitCode.USAGE,
+                hint="Write the date as YYYY-MM-DD, e.g. 2025-06-30.",
+            ) from None
+    body = {"support_ends": support_ends, "message": message}
+    path = f"{API}/catalog/{seg(service)}/versions/{seg(version)}/deprecate"
+    with state.client() as client:
+        result = client.call("POST", path, json=body).json()
+    stderr.print(f"{service} {version} is {result['status']}.")
+    _emit_version(result, output)
+
+
+@app.command()
+def retire(
+    service: Service,
+    version: Version,
+    message: Annotated[str | None, typer.Option(help="Why, and what to use instead.")] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Retire a version: no new instances; existing ones must upgrade.
+
+    Example: cityctl catalog retire keycloak 25.0.6 --message 'Upgrade to 26.0.7'
+    """
+    path = f"{API}/catalog/{seg(service)}/versions/{seg(version)}/retire"
+    with state.client() as client:
+        result = client.call("POST", path, json={"message": message}).json()
+    stderr.print(f"{service} {version} is {result['status']}.")
+    _emit_version(result, output)
+
+
+def _emit_version(details: dict[str, Any], output: Format) -> None:
+    if output is not Format.TABLE:
+        emit(details, output)
+        return
+    row = {
+        "version": details["version"]["version"],
+        "app_version": details["version"]["app_version"],
+        "status": details["status"],
+        "support_ends": details.get("support_ends"),
+        "published_at": details.get("published_at"),
+    }
+    emit(row, output, VERSION_COLUMNS)

@@ -1,0 +1,391 @@
+"""`cityctl instance list | show | create | update | upgrade | rollback | history | delete`.
+
+A municipality's own service stacks. Writes record the desired state and come back at
+once (the API answers 202); ``--wait`` follows the reconciler until the stack is Ready
+or Failed. Updates send ``If-Match`` with the generation just read, so two people
+changing one instance at the same time get a conflict (exit 5) instead of a lost update.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.client import ApiClient
+from cli.commands._shared import (
+    API,
+    SetOpt,
+    TenantOpt,
+    ValuesOpt,
+    YesOpt,
+    confirm,
+    instances_path,
+    merge,
+    parameters_from,
+    resolve_tenant,
+    seg,
+)
+from cli.commands._waiting import TimeoutOpt, WaitOpt, describe, wait_for_instance
+from cli.commands.catalog import newest_active, version_details
+from cli.errors import CliError, ExitCode
+from cli.output import Format, OutputOpt, emit, stderr
+from cli.state import state
+
+app = typer.Typer(
+    help="Your service instances: create, change, upgrade, roll back, delete.", no_args_is_help=True
+)
+
+Name = Annotated[str, typer.Argument(help="Instance name (unique within the tenant), e.g. login.")]
+
+COLUMNS = [
+    ("tenant", "TENANT"),
+    ("name", "NAME"),
+    ("service", "SERVICE"),
+    ("version", "VERSION"),
+    ("plan", "PLAN"),
+    ("status.phase", "PHASE"),
+    ("generation", "GEN"),
+    ("status.observedGeneration", "OBSERVED"),
+    ("status.currentRevision", "REVISION"),
+    ("target", "TARGET"),
+]
+REVISION_COLUMNS = [
+    ("number", "REVISION"),
+    ("version", "VERSION"),
+    ("plan", "PLAN"),
+    ("outcome", "OUTCOME"),
+    ("rollback_of", "ROLLBACK OF"),
+    ("created_at", "CREATED"),
+    ("message", "MESSAGE"),
+]
+
+
+def _warn(instance: dict[str, Any]) -> None:
+    for warning in instance.get("warnings") or []:
+        stderr.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _finish(
+    client: ApiClient,
+    path: str,
+    instance: dict[str, Any],
+    *,
+    wait: bool,
+    timeout: float,
+    output: Format,
+    done: str,
+) -> None:
+    """Report a write: warnings, then either wait for the reconciler or say it is queued."""
+    _warn(instance)
+    if wait:
+        settled = wait_for_instance(
+            client, path, generation=int(instance["generation"]), timeout=timeout
+        )
+        if settled is not None:
+            instance = settled
+    else:
+        stderr.print(
+            f"{done} (generation {instance['generation']}); the reconciler applies it now. "
+            f"Follow it with `cityctl instance show {instance['name']}` or use --wait."
+        )
+    emit(instance, output, COLUMNS)
+
+
+@app.command("list")
+def list_(
+    tenant: TenantOpt = None,
+    all_tenants: Annotated[
+        bool, typer.Option("--all-tenants", "-A", help="Every tenant you can see (operators).")
+    ] = False,
+    service: Annotated[str | None, typer.Option(help="Only instances of this service.")] = None,
+    phase: Annotated[str | None, typer.Option(help="Only instances in this phase.")] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """List the instances of a tenant (or of every tenant with -A).
+
+    Example: cityctl instance list --tenant gent --phase Ready -o json
+    """
+    with state.client() as client:
+        if all_tenants:
+            slugs = [t["slug"] for t in client.list_all(f"{API}/tenants")]
+        else:
+            slugs = [resolve_tenant(client, tenant)]
+        items: list[dict[str, Any]] = []
+        for slug in slugs:
+            items.extend(client.list_all(instances_path(slug), service=service, phase=phase))
+    emit(items, output, COLUMNS)
+
+
+@app.command()
+def show(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.YAML) -> None:
+    """Show an instance: desired state, phase, conditions and current revision.
+
+    Example: cityctl instance show login -o json
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        emit(client.get_json(path), output, COLUMNS)
+
+
+@app.command()
+def create(
+    name: Name,
+    service: Annotated[str, typer.Option(help="Catalogue service, e.g. keycloak.")],
+    plan: Annotated[str, typer.Option(help="Plan of the service, e.g. small.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version (default: the newest active one).")
+    ] = None,
+    sets: SetOpt = None,
+    values: ValuesOpt = None,
+    target: Annotated[
+        str | None, typer.Option(help="Target to place it on (default: placement decides).")
+    ] = None,
+    tenant: TenantOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Provision a service for your municipality; shows the plan's monthly price first.
+
+    Example: cityctl instance create login --service keycloak --plan small --wait
+    """
+    parameters = parameters_from(values, sets)
+    with state.client() as client:
+        slug = resolve_tenant(client, tenant)
+        details = version_details(client, service, version)
+        chosen = next((p for p in details["plans"] if p["name"] == plan), None)
+        if chosen is None:
+            known = ", ".join(p["name"] for p in details["plans"])
+            raise CliError(
+                f"{service} {details['version']['version']} has no plan {plan!r}.",
+                exit_code=ExitCode.USAGE,
+                hint=f"Choose one of: {known} (prices: `cityctl catalog show {service}`).",
+            )
+        number = details["version"]["version"]
+        stderr.print(
+            f"{service} {number}, plan {plan} ({chosen['title']}): "
+            f"€ {chosen['monthly_price']} per month, plus the tenant's share of the "
+            "service's and the platform's shared costs.",
+            highlight=False,
+        )
+        body: dict[str, Any] = {
+            "name": name,
+            "service": service,
+            # Pin the version whose price was shown, so the answer matches what was quoted.
+            "version": number,
+            "plan": plan,
+            "parameters": parameters,
+        }
+        if target is not None:
+            body["target"] = target
+        instance = client.call("POST", instances_path(slug), json=body, create=True).json()
+        _finish(
+            client,
+            instances_path(slug, name),
+            instance,
+            wait=wait,
+            timeout=timeout,
+            output=output,
+            done=f"Instance {name} requested",
+        )
+
+
+def _read(client: ApiClient, path: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The instance and the If-Match header that pins the generation just read."""
+    response = client.call("GET", path)
+    etag = response.headers.get("ETag")
+    return response.json(), ({"If-Match": etag} if etag else {})
+
+
+@app.command()
+def update(
+    name: Name,
+    plan: Annotated[str | None, typer.Option(help="Change to this plan.")] = None,
+    sets: SetOpt = None,
+    values: ValuesOpt = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option("--unset", help="Remove a parameter (back to its default); repeatable."),
+    ] = None,
+    tenant: TenantOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Change the plan or parameters of an instance (parameters merge into the current ones).
+
+    Example: cityctl instance update login --plan medium --set log_level=DEBUG --wait
+    """
+    given = parameters_from(values, sets)
+    if plan is None and not given and not unset:
+        raise CliError(
+            "Nothing to change.",
+            exit_code=ExitCode.USAGE,
+            hint="Give --plan, --set key=value, --values FILE or --unset key.",
+        )
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        current, precondition = _read(client, path)
+        body: dict[str, Any] = {}
+        if plan is not None:
+            body["plan"] = plan
+        if given or unset:
+            parameters = merge(current.get("parameters") or {}, given)
+            for key in unset or []:
+                parameters.pop(key, None)
+            body["parameters"] = parameters
+        instance = client.call("PATCH", path, json=body, headers=precondition).json()
+        _finish(
+            client,
+            path,
+            instance,
+            wait=wait,
+            timeout=timeout,
+            output=output,
+            done=f"Update of {name} requested",
+        )
+
+
+@app.command()
+def upgrade(
+    name: Name,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Target version (default: the newest active one)."),
+    ] = None,
+    tenant: TenantOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Upgrade an instance to a newer version (only along the version's upgrade path).
+
+    Example: cityctl instance upgrade login --version 26.0.7 --wait
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        current, precondition = _read(client, path)
+        if version is None:
+            summary = client.get_json(f"{API}/catalog/{seg(current['service'])}")
+            version = newest_active(summary)
+            if version is None:
+                raise CliError(
+                    f"{current['service']} has no active version to upgrade to.",
+                    exit_code=ExitCode.CONFLICT,
+                    hint=f"See `cityctl catalog show {current['service']}`.",
+                )
+        if version == current["version"]:
+            stderr.print(f"{name} already runs {current['service']} {version}; nothing to do.")
+            emit(current, output, COLUMNS)
+            return
+        instance = client.call(
+            "PATCH", path, json={"version": version}, headers=precondition
+        ).json()
+        _finish(
+            client,
+            path,
+            instance,
+            wait=wait,
+            timeout=timeout,
+            output=output,
+            done=f"Upgrade of {name} from {current['version']} to {version} requested",
+        )
+
+
+@app.command()
+def rollback(
+    name: Name,
+    revision: Annotated[
+        int | None,
+        typer.Option(
+            "--revision",
+            min=1,
+            help="Revision to go back to (default: the last applied one before the current).",
+        ),
+    ] = None,
+    tenant: TenantOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Roll back to an earlier revision's version, plan and parameters (a new revision).
+
+    Example: cityctl instance rollback login --revision 1 --wait
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        current, precondition = _read(client, path)
+        if revision is None:
+            present = int(current["status"].get("currentRevision") or 0)
+            earlier = [
+                r
+                for r in client.list_all(f"{path}/revisions")
+                if r["number"] < present and r["outcome"] == "applied"
+            ]
+            if not earlier:
+                raise CliError(
+                    f"{name} has no applied revision before revision {present}.",
+                    exit_code=ExitCode.CONFLICT,
+                    hint=f"See `cityctl instance history {name}`; name one with --revision.",
+                )
+            revision = max(r["number"] for r in earlier)
+        instance = client.call(
+            "POST", f"{path}/rollback", json={"revision": revision}, headers=precondition
+        ).json()
+        _finish(
+            client,
+            path,
+            instance,
+            wait=wait,
+            timeout=timeout,
+            output=output,
+            done=f"Rollback of {name} to revision {revision} requested",
+        )
+
+
+@app.command()
+def history(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.TABLE) -> None:
+    """List the revisions of an instance, newest first (like `helm history`).
+
+    Example: cityctl instance history login -o json
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        emit(client.list_all(f"{path}/revisions"), output, REVISION_COLUMNS)
+
+
+@app.command()
+def delete(
+    name: Name,
+    tenant: TenantOpt = None,
+    yes: YesOpt = False,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Delete an instance and everything it runs (its revisions stay in the history).
+
+    Example: cityctl instance delete login --yes --wait
+    """
+    with state.client() as client:
+        slug = resolve_tenant(client, tenant)
+        path = instances_path(slug, name)
+        current, precondition = _read(client, path)
+        confirm(
+            f"delete {slug}/{name} ({current['service']} {current['version']}, "
+            f"{describe(current)}) and all its data",
+            yes=yes,
+        )
+        instance = client.call("DELETE", path, headers=precondition).json()
+        if wait:
+            settled = wait_for_instance(
+                client, path, generation=int(instance["generation"]), timeout=timeout, deleting=True
+            )
+            instance = settled or {**instance, "status": {**instance["status"], "phase": "Deleted"}}
+        else:
+            stderr.print(
+                f"Deletion of {name} requested; follow it with `cityctl instance show {name}` "
+                "or use --wait."
+            )
+        emit(instance, output, COLUMNS)

@@ -1,0 +1,210 @@
+"""`cityctl tenant list | show | create | update | import FILE`.
+
+Operators onboard and manage municipalities; a tenant token sees only its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.commands._shared import API, seg
+from cli.errors import CliError, ExitCode
+from cli.output import Format, OutputOpt, emit, stderr
+from cli.state import state
+
+app = typer.Typer(help="Municipalities (tenants) and their master data.", no_args_is_help=True)
+
+COLUMNS = [
+    ("slug", "SLUG"),
+    ("name", "NAME"),
+    ("nis_code", "NIS"),
+    ("inhabitants", "INHABITANTS"),
+    ("status", "STATUS"),
+    ("group", "GROUP"),
+    ("max_instances", "MAX INSTANCES"),
+]
+Slug = Annotated[str, typer.Argument(help="Tenant slug, e.g. gent.")]
+
+
+@app.command("list")
+def list_(
+    status: Annotated[
+        str | None, typer.Option(help="Only tenants with this status: active, suspended, …")
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """List tenants (a tenant token sees only its own).
+
+    Example: cityctl tenant list --status active -o json
+    """
+    with state.client() as client:
+        items = client.list_all(f"{API}/tenants", status=status)
+    emit(items, output, COLUMNS)
+
+
+@app.command()
+def show(slug: Slug, output: OutputOpt = Format.YAML) -> None:
+    """Show one tenant's master data, limits and contacts.
+
+    Example: cityctl tenant show gent -o json
+    """
+    with state.client() as client:
+        emit(client.get_json(f"{API}/tenants/{seg(slug)}"), output, COLUMNS)
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'Gent'.")],
+    nis_code: Annotated[str, typer.Option("--nis-code", help="Five-digit NIS code.")],
+    slug: Annotated[
+        str | None, typer.Option(help="DNS-label slug; default derived from the name.")
+    ] = None,
+    inhabitants: Annotated[int | None, typer.Option(help="Number of inhabitants.")] = None,
+    inhabitants_year: Annotated[
+        int | None, typer.Option("--inhabitants-year", help="Reference year of inhabitants.")
+    ] = None,
+    enterprise_number: Annotated[
+        str | None,
+        typer.Option("--enterprise-number", help="KBO number for invoices, e.g. 0207.451.227."),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Billing group, e.g. an intercommunale.")
+    ] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max-instances", help="Most live instances allowed.")
+    ] = None,
+    default_target: Annotated[
+        str | None, typer.Option("--default-target", help="Target for its instances.")
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Onboard one municipality by hand (prefer `tenant import` with the Statbel CSV).
+
+    Example: cityctl tenant create --name Gent --nis-code 44021 --inhabitants 265086
+    """
+    body: dict[str, Any] = {"name": name, "nis_code": nis_code}
+    optional = {
+        "slug": slug,
+        "inhabitants": inhabitants,
+        "inhabitants_year": inhabitants_year,
+        "enterprise_number": enterprise_number,
+        "group": group,
+        "max_instances": max_instances,
+        "default_target": default_target,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    with state.client() as client:
+        tenant = client.call("POST", f"{API}/tenants", json=body, create=True).json()
+    stderr.print(f"Tenant {tenant['slug']} created.")
+    emit(tenant, output, COLUMNS)
+
+
+@app.command()
+def update(
+    slug: Slug,
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    status: Annotated[str | None, typer.Option(help="active, suspended or offboarded.")] = None,
+    inhabitants: Annotated[int | None, typer.Option(help="Number of inhabitants.")] = None,
+    inhabitants_year: Annotated[
+        int | None, typer.Option("--inhabitants-year", help="Reference year of inhabitants.")
+    ] = None,
+    enterprise_number: Annotated[
+        str | None, typer.Option("--enterprise-number", help="KBO number for invoices.")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Billing group.")] = None,
+    max_instances: Annotated[
+        int | None, typer.Option("--max-instances", help="Most live instances allowed.")
+    ] = None,
+    max_cpu: Annotated[str | None, typer.Option("--max-cpu", help="CPU limit, e.g. 64.")] = None,
+    max_memory: Annotated[
+        str | None, typer.Option("--max-memory", help="Memory limit, e.g. 256Gi.")
+    ] = None,
+    default_target: Annotated[
+        str | None, typer.Option("--default-target", help="Target for its instances.")
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Change a tenant's master data, status or limits (only the options you give).
+
+    Example: cityctl tenant update gent --max-instances 30 --status active
+    """
+    changes = {
+        "name": name,
+        "status": status,
+        "inhabitants": inhabitants,
+        "inhabitants_year": inhabitants_year,
+        "enterprise_number": enterprise_number,
+        "group": group,
+        "max_instances": max_instances,
+        "max_cpu": max_cpu,
+        "max_memory": max_memory,
+        "default_target": default_target,
+    }
+    body = {key: value for key, value in changes.items() if value is not None}
+    if not body:
+        raise CliError(
+            "Nothing to change.",
+            exit_code=ExitCode.USAGE,
+            hint="Give at least one option, e.g. --max-instances 30 (see --help).",
+        )
+    path = f"{API}/tenants/{seg(slug)}"
+    with state.client() as client:
+        # If-Match on the version we just read: a concurrent change is a conflict (exit 5),
+        # never silently overwritten.
+        current = client.call("GET", path)
+        headers = {"If-Match": current.headers["ETag"]} if "ETag" in current.headers else {}
+        tenant = client.call("PATCH", path, json=body, headers=headers).json()
+    stderr.print(f"Tenant {tenant['slug']} updated.")
+    emit(tenant, output, COLUMNS)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Statbel CSV: nis_code,name_nl,province,population,population_year.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Onboard municipalities from the Statbel CSV (idempotent; re-import updates inhabitants).
+
+    Example: cityctl tenant import flemish-municipalities.csv
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(
+            f"Cannot read {file} as UTF-8 text: {exc}.",
+            exit_code=ExitCode.USAGE,
+            hint="Give the municipality CSV as exported by Statbel (UTF-8).",
+        ) from exc
+    with state.client() as client:
+        summary = client.call(
+            "POST",
+            f"{API}/tenants/import",
+            content=text.encode("utf-8"),
+            headers={"Content-Type": "text/csv; charset=utf-8"},
+        ).json()
+    if output is not Format.TABLE:
+        emit(summary, output)
+        return
+    stderr.print(
+        f"Imported {file.name}: {len(summary['created'])} created, "
+        f"{len(summary['updated'])} updated, {len(summary['unchanged'])} unchanged. "
+        f"({summary.get('attribution', 'Source: Statbel, CC BY 4.0')})"
+    )
+    rows = [
+        {"slug": slug, "outcome": outcome}
+        for outcome in ("created", "updated")
+        for slug in summary[outcome]
+    ]
+    if rows:
+        emit(rows, output, [("slug", "SLUG"), ("outcome", "OUTCOME")])
