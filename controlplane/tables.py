@@ -5,10 +5,20 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from controlplane.auth import models as auth_models
+from controlplane.billing import records as billing_records
 from controlplane.catalog import records as catalog_records
+from controlplane.provisioning import fleet_models
 from controlplane.provisioning import models as provisioning_models
 from controlplane.tenants import models as tenant_models
 
 metadata = SQLModel.metadata
 
-__all__ = ["auth_models", "catalog_records", "metadata", "provisioning_models", "tenant_models"]
+__all__ = [
+    "auth_models",
+    "billing_records",
+    "catalog_records",
+    "fleet_models",
+    "metadata",
+    "provisioning_models",
+    "tenant_models",
+]

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, String, Text
+from sqlalchemy import Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
@@ -67,3 +67,31 @@ class AuditEvent(SQLModel, table=True):
     #: What changed (never secrets).
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
     outcome: str = Field(default="success", sa_column=Column(Text, nullable=False))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The stored answer to a create request sent with an ``Idempotency-Key`` header.
+
+    Keys are scoped to the credential (the token's public prefix), so two clients never
+    see each other's answers. A row without ``status_code`` is a request still running.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    #: Public prefix of the token that sent the request (never the token itself).
+    scope: str = Field(sa_column=Column(String(32), nullable=False))
+    key: str = Field(sa_column=Column(String(200), nullable=False))
+    #: ``METHOD path``, so that one key cannot be replayed against another endpoint.
+    endpoint: str = Field(sa_column=Column(String(300), nullable=False))
+    #: SHA-256 of the canonical request body.
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_headers: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONDoc, nullable=False)
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )

@@ -1,9 +1,124 @@
-"""`controlplane serve | worker | migrate | bootstrap`."""
+"""`controlplane serve | migrate | bootstrap`: the API, the schema and the first token.
+
+An adapter like ``api/``: it parses options, calls the domain and prints. Errors are
+printed as the API prints problems (title, detail, items, hint) and exit with 1.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+from fastapi import FastAPI
+from rich.console import Console
+
+from controlplane import migrations
+from controlplane.auth import tokens
+from controlplane.auth.errors import OperatorTokenExists
+from controlplane.auth.models import Role
+from controlplane.db.engine import make_engine
+from controlplane.db.sessions import open_session
+from controlplane.errors import ControlPlaneError
+from controlplane.settings import Settings, get_settings
+
+console = Console(stderr=True)
+
+
+def start_embedded_worker(app: FastAPI, settings: Settings) -> None:
+    """HOOK for the reconciler: start the embedded reconcile worker inside ``serve``.
+
+    Called once before uvicorn starts when ``settings.embedded_worker`` is true. The
+    reconciler's owner fills this in (e.g. start the worker on app startup and stop it
+    idempotently on shutdown via the app's lifespan or ``app.state``). It does nothing yet.
+    """
+
+
+def _fail(exc: ControlPlaneError) -> None:
+    console.print(f"[red]{exc.title}[/red]: {exc}")
+    raise typer.Exit(1)
+
+
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision (default: the newest).")] = "head",
+) -> None:
+    """Bring the database schema up to date (Alembic)."""
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    migrations.upgrade(engine, revision)
+    console.print(f"database at revision {migrations.current_revision(engine)}")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+) -> None:
+    """Serve the HTTP API (and, if configured, the embedded reconcile worker)."""
+    import uvicorn
+
+    from controlplane.api.app import create_app
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    if engine.dialect.name == "sqlite":
+        # The embedded default migrates itself; PostgreSQL is migrated by `controlplane migrate`.
+        migrations.upgrade(engine)
+    elif not migrations.is_up_to_date(engine):
+        console.print(
+            "[red]The database schema is not up to date.[/red] Run `controlplane migrate` first."
+        )
+        raise typer.Exit(1)
+    app = create_app(settings, engine=engine)
+    if settings.embedded_worker:
+        start_embedded_worker(app, settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+def bootstrap(
+    name: Annotated[str, typer.Option(help="Name of the token.")] = "bootstrap-operator",
+    expires_in_days: Annotated[
+        int | None, typer.Option(help="Days until it expires (default: never).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Issue one even if an operator token exists.")
+    ] = False,
+) -> None:
+    """Create and print the first operator token (shown once; only its hash is stored)."""
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    if engine.dialect.name == "sqlite":
+        migrations.upgrade(engine)
+    try:
+        for session in open_session(engine):
+            existing = tokens.active_operator_tokens(session)
+            if existing and not force:
+                raise OperatorTokenExists(
+                    f"{len(existing)} operator token(s) already exist "
+                    f"({', '.join(t.name for t in existing)}).",
+                    hint="Use an existing token, or run again with --force to issue another.",
+                )
+            issued = tokens.create_token(
+                session,
+                name=name,
+                role=Role.OPERATOR,
+                expires_in_days=expires_in_days,
+                created_by="controlplane bootstrap",
+            )
+            session.commit()
+    except ControlPlaneError as exc:
+        _fail(exc)
+        return
+    console.print("Operator token (shown once, store it now):")
+    print(issued.token)
 
 
 def register(app: typer.Typer) -> None:
     """Add the server commands to the top-level app."""
+    app.command()(serve)
+    app.command()(migrate)
+    app.command()(bootstrap)

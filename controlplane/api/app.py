@@ -1,0 +1,108 @@
+"""The FastAPI application: routers, problem handlers, middleware, metrics.
+
+``create_app`` is the one way to build it (server, tests, benchmarks): settings and
+engine can be injected, everything else hangs off ``app.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+import controlplane
+from controlplane.api import problems
+from controlplane.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
+from controlplane.api.routes import audit, catalog, instances, system, targets, tenants, tokens
+from controlplane.api.routes import billing as billing_routes
+from controlplane.api.routes import fleet as fleet_routes
+from controlplane.db.engine import make_engine
+from controlplane.provisioning.admission import parameter_check
+from controlplane.provisioning.models import Instance, Phase
+from controlplane.provisioning.placement import ensure_default_target
+from controlplane.settings import Settings, get_settings
+
+log = logging.getLogger("controlplane.api")
+
+
+class InstancePhaseCollector(Collector):
+    """``controlplane_instances{phase=…}``: live instances by phase, counted at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "controlplane_instances", "Live instances by phase.", labels=["phase"]
+        )
+        counts = {phase.value: 0 for phase in Phase}
+        try:
+            with Session(self.engine) as session:
+                rows = session.exec(
+                    select(Instance.phase, func.count())
+                    .where(col(Instance.deleted_at).is_(None))
+                    .group_by(Instance.phase)
+                ).all()
+            counts.update({str(phase): int(n) for phase, n in rows})
+        except Exception:  # a scrape must not fail because the database hiccups
+            log.warning("could not count instances for /metrics")
+        for phase, n in counts.items():
+            gauge.add_metric([phase], n)
+        yield gauge
+
+
+def _server_secret(settings: Settings) -> bytes:
+    secret = settings.server_secret.get_secret_value()
+    if secret:
+        return secret.encode()
+    path = settings.data_dir / "server-secret"
+    if path.exists():
+        return path.read_bytes().strip()
+    # Admission only validates parameters; the reconciler owns generating the real secret.
+    return b"unset"
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.resolved_database_url())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with Session(engine) as session:
+            ensure_default_target(session, settings.data_dir)
+            session.commit()
+        yield
+
+    app = FastAPI(
+        title="City Platform control plane",
+        version=controlplane.__version__,
+        description=(
+            "Provision standardized, cost-shared application stacks for municipalities. "
+            "Errors are application/problem+json; see docs/api.md."
+        ),
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry()
+    registry.register(InstancePhaseCollector(engine))
+    metrics = Metrics(registry)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.check_parameters = parameter_check(
+        _server_secret(settings), settings.kubernetes_version
+    )
+    problems.install(app)
+    for module in (system, tenants, instances, catalog, targets, tokens, audit):
+        app.include_router(module.router)
+    app.include_router(billing_routes.router)
+    app.include_router(fleet_routes.router)
+    app.add_middleware(IdempotencyMiddleware, engine=engine)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,465 @@
+"""``/api/v1/billing``: statements per period, close/reopen, exports, prices, pools, estimates.
+
+Who may do what (see docs/billing.md "API"): ``finance`` and ``operator`` read every tenant's
+statements and set prices and pools and close periods; only an ``operator`` reopens a closed
+period; ``tenant-admin``/``tenant-viewer`` read their own tenant's statements, exports and
+estimates, and another tenant answers 404. Every change writes an audit event in the same
+transaction, so a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from controlplane.api.deps import AuditDep, PrincipalDep, SessionDep
+from controlplane.api.routes.common import PROBLEMS, visible_tenant
+from controlplane.api.schemas import DnsLabel, RequestBody
+from controlplane.auth import audit
+from controlplane.auth.models import Role
+from controlplane.auth.policy import Action, Principal
+from controlplane.billing import service
+from controlplane.billing.exports import FILE_SUFFIXES, MEDIA_TYPES, ExportFormat, export
+from controlplane.billing.periods import Period
+from controlplane.billing.records import CostPoolRecord
+from controlplane.billing.statements import StatementSet
+from controlplane.db.types import utcnow
+from controlplane.errors import ErrorItem, Forbidden, InvalidInput
+from controlplane.tenants.models import Tenant
+from controlplane.tenants.services import get_tenant_by_id
+
+router = APIRouter(prefix="/api/v1/billing", tags=["billing"], responses=PROBLEMS)
+
+PeriodPath = Annotated[
+    str, Path(max_length=20, description="The billing month, `YYYY-MM` (Europe/Brussels).")
+]
+TenantPath = Annotated[str, Path(max_length=63)]
+#: Amounts: whole cents, at most 9,999,999,999.99 (the sign is checked by the domain, which
+#: names the price or pool).
+Money = Annotated[Decimal, Field(max_digits=12, allow_inf_nan=False)]
+
+_FINANCE = frozenset({Role.OPERATOR, Role.FINANCE})
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+class PriceCreate(RequestBody):
+    service: DnsLabel
+    plan: DnsLabel
+    monthly_price: Money = Field(description='Monthly price in euro, e.g. "264.00".')
+    effective_from: date = Field(description="The price applies from local midnight of this day.")
+
+
+class PricePublic(BaseModel):
+    service: str
+    plan: str
+    monthly_price: Decimal
+    #: None: the catalogue's price, "since always".
+    effective_from: date | None
+    source: Literal["catalogue", "finance"]
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class PoolCreate(RequestBody):
+    name: DnsLabel
+    kind: Literal["service", "platform"]
+    service: DnsLabel | None = None
+    monthly_amount: Money
+    #: equal | inhabitants | usage | mixed (checked by the domain, which lists them).
+    key: Annotated[str, Field(max_length=32)] | None = None
+    equal_percent: Annotated[Decimal, Field(max_digits=5, allow_inf_nan=False)] | None = None
+    usage_measure: Literal["instance_hours", "cpu_hours", "memory_hours"] | None = None
+    effective_from: date = Field(description="The first day of the first month of this amount.")
+
+
+class PoolPublic(BaseModel):
+    name: str
+    kind: str
+    service: str | None
+    monthly_amount: Decimal
+    key: str
+    equal_percent: Decimal | None
+    usage_measure: str
+    #: None: the catalogue's shared cost of the service.
+    effective_from: date | None
+    source: Literal["catalogue", "finance"]
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class ReopenRequest(RequestBody):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ReopeningPublic(BaseModel):
+    period: str
+    closed_digest: str
+    reason: str
+    reopened_by: str
+    at: datetime
+
+
+class ClosingPublic(BaseModel):
+    period: str
+    status: str
+    digest: str
+    total: Decimal
+    closed_at: datetime
+    closed_by: str
+    reopened_at: datetime | None
+    reopened_by: str | None
+    reopen_reason: str | None
+
+
+class EstimatePublic(BaseModel):
+    tenant: str
+    service: str
+    plan: str
+    reference_period: str
+    currency: str
+    plan_fee: Decimal
+    service_share: Decimal
+    platform_share: Decimal
+    monthly_total: Decimal
+    additional: Decimal
+    service_members: int
+    platform_members: int
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _require_finance(principal: Principal, what: str) -> None:
+    if principal.role not in _FINANCE:
+        raise Forbidden(
+            f"The role {principal.role} may not {what}.",
+            hint="Billing changes are for the finance and operator roles.",
+        )
+
+
+def _own_tenant(session: Session, principal: Principal) -> Tenant | None:
+    """The tenant of a tenant role; None for roles that see every tenant."""
+    if not principal.is_tenant_bound or principal.tenant_id is None:
+        return None
+    return get_tenant_by_id(session, principal.tenant_id)
+
+
+def _period(text: str) -> Period:
+    return service.parse_period(text, utcnow())
+
+
+def _visible_set(session: Session, principal: Principal, period: Period) -> StatementSet:
+    principal.check(Action.TENANT_READ)
+    statement_set = service.statements(session, period, utcnow())
+    own = _own_tenant(session, principal)
+    return statement_set if own is None else service.scoped(statement_set, own.slug)
+
+
+def _document(statement_set: StatementSet, principal: Principal, session: Session) -> Any:
+    body = statement_set.as_dict()
+    own = _own_tenant(session, principal)
+    # A tenant's view holds only its own statement: the digest is of the whole period's set.
+    body["scope"] = "all" if own is None else f"tenant:{own.slug}"
+    return body
+
+
+# -- statements ----------------------------------------------------------------------------
+
+
+@router.get("/periods/{period}/statements", response_model=dict[str, Any])
+def period_statements(period: PeriodPath, session: SessionDep, principal: PrincipalDep) -> Any:
+    """All statements of the period (a tenant role: only its own), closed or draft.
+
+    A closed period answers its stored, digest-checked document; an open one is computed from
+    the current usage and prices (month to date while the month runs).
+    """
+    statement_set = _visible_set(session, principal, _period(period))
+    return _document(statement_set, principal, session)
+
+
+@router.get("/periods/{period}/statements/{tenant}", response_model=dict[str, Any])
+def tenant_statement(
+    period: PeriodPath, tenant: TenantPath, session: SessionDep, principal: PrincipalDep
+) -> Any:
+    """One tenant's statement of the period (another tenant's, for a tenant role: 404)."""
+    row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
+    chosen = _period(period)
+    statement_set = service.statements(session, chosen, utcnow())
+    statement = statement_set.statement(row.slug)
+    return {
+        "period": str(chosen),
+        "status": str(statement_set.status),
+        "digest": statement_set.digest,
+        "currency": statement_set.currency,
+        **statement.as_dict(),
+    }
+
+
+@router.get(
+    "/periods/{period}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {media: {} for media in set(MEDIA_TYPES.values())},
+            "description": "The statements as a file.",
+        }
+    },
+)
+def export_period(
+    period: PeriodPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    format: Annotated[ExportFormat, Query(description="csv, csv-be, xlsx or json")] = (
+        ExportFormat.JSON
+    ),
+) -> Response:
+    """The statements as CSV, Belgian CSV (``;``, decimal comma), XLSX or JSON."""
+    chosen = _period(period)
+    statement_set = _visible_set(session, principal, chosen)
+    own = _own_tenant(session, principal)
+    stem = f"statements-{chosen}" + (f"-{own.slug}" if own else "")
+    if format is ExportFormat.CSV_BE:
+        stem += "-be"
+    return Response(
+        content=export(statement_set, format),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{stem}{FILE_SUFFIXES[format]}"'},
+    )
+
+
+@router.post("/periods/{period}/close", status_code=201, response_model=dict[str, Any])
+def close_period(
+    period: PeriodPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+) -> Any:
+    """Freeze the period's statements (finance, operator): stored with their digest."""
+    _require_finance(principal, "close a billing period")
+    chosen = _period(period)
+    closed = service.close(session, chosen, closed_by=principal.actor, now=utcnow())
+    audit.record(
+        session,
+        context,
+        action="billing.close",
+        resource=f"billing-period:{chosen}",
+        details={"digest": closed.digest, "total": str(closed.totals.total)},
+    )
+    session.commit()
+    response.headers["Location"] = f"/api/v1/billing/periods/{chosen}/statements"
+    return _document(closed, principal, session)
+
+
+@router.post("/periods/{period}/reopen", response_model=ReopeningPublic)
+def reopen_period(
+    period: PeriodPath,
+    body: ReopenRequest,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+) -> ReopeningPublic:
+    """Reopen a closed period (operator only; audited). The closed set stays in the history."""
+    if principal.role is not Role.OPERATOR:
+        raise Forbidden(
+            f"The role {principal.role} may not reopen a billing period.",
+            hint="Reopening a closed period is an operator action; ask a platform operator.",
+        )
+    chosen = _period(period)
+    reopening = service.reopen(
+        session, chosen, reason=body.reason, reopened_by=principal.actor, now=utcnow()
+    )
+    audit.record(
+        session,
+        context,
+        action="billing.reopen",
+        resource=f"billing-period:{chosen}",
+        details={"closed_digest": reopening.closed_digest, "reason": reopening.reason},
+    )
+    session.commit()
+    return ReopeningPublic(
+        period=str(reopening.period),
+        closed_digest=reopening.closed_digest,
+        reason=reopening.reason,
+        reopened_by=reopening.reopened_by,
+        at=reopening.at,
+    )
+
+
+@router.get("/periods/{period}/closings", response_model=list[ClosingPublic])
+def period_closings(
+    period: PeriodPath, session: SessionDep, principal: PrincipalDep
+) -> list[ClosingPublic]:
+    """Every closing of the period, oldest first, reopened ones included (finance, operator)."""
+    _require_finance(principal, "read the closing history")
+    return [
+        ClosingPublic(
+            period=r.period,
+            status=str(r.status),
+            digest=r.digest,
+            total=r.total,
+            closed_at=r.closed_at,
+            closed_by=r.closed_by,
+            reopened_at=r.reopened_at,
+            reopened_by=r.reopened_by,
+            reopen_reason=r.reopen_reason,
+        )
+        for r in service.history(session, _period(period))
+    ]
+
+
+# -- prices --------------------------------------------------------------------------------
+
+
+@router.get("/prices", response_model=list[PricePublic])
+def list_prices(session: SessionDep, principal: PrincipalDep) -> list[PricePublic]:
+    """The catalogue's plan prices and finance's dated prices, by service, plan and date."""
+    principal.check(Action.CATALOG_READ)
+    return [
+        PricePublic(
+            service=v.service,
+            plan=v.plan,
+            monthly_price=v.monthly_price,
+            effective_from=v.effective_from,
+            source="finance" if v.source == "finance" else "catalogue",
+            created_by=v.created_by,
+            created_at=v.created_at,
+        )
+        for v in service.list_prices(session)
+    ]
+
+
+@router.post("/prices", status_code=201, response_model=PricePublic)
+def create_price(
+    body: PriceCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
+) -> PricePublic:
+    """A new monthly price of a plan from a date on (finance, operator); never edited."""
+    _require_finance(principal, "set prices")
+    record = service.add_price(
+        session,
+        service=body.service,
+        plan=body.plan,
+        monthly_price=body.monthly_price,
+        effective_from=body.effective_from,
+        created_by=principal.actor,
+    )
+    audit.record(
+        session,
+        context,
+        action="billing.price.create",
+        resource=f"price:{record.service}/{record.plan}@{record.effective_from}",
+        details={"monthly_price": str(record.monthly_price)},
+    )
+    session.commit()
+    return PricePublic(
+        service=record.service,
+        plan=record.plan,
+        monthly_price=record.monthly_price,
+        effective_from=record.effective_from,
+        source="finance",
+        created_by=record.created_by,
+        created_at=record.created_at,
+    )
+
+
+# -- pools ---------------------------------------------------------------------------------
+
+
+def _pool_public(record: CostPoolRecord) -> PoolPublic:
+    return PoolPublic(
+        name=record.name,
+        kind=record.kind,
+        service=record.service,
+        monthly_amount=record.monthly_amount,
+        key=record.key,
+        equal_percent=record.equal_percent,
+        usage_measure=record.usage_measure,
+        effective_from=record.effective_from,
+        source="finance",
+        created_by=record.created_by,
+        created_at=record.created_at,
+    )
+
+
+@router.get("/pools", response_model=list[PoolPublic])
+def list_pools(session: SessionDep, principal: PrincipalDep) -> list[PoolPublic]:
+    """Finance's cost pools (every dated amount) and the catalogue's shared service costs."""
+    principal.check(Action.CATALOG_READ)
+    catalogue = [
+        PoolPublic(
+            name=p.name,
+            kind=str(p.kind),
+            service=p.service,
+            monthly_amount=p.monthly_amount,
+            key=str(p.key),
+            equal_percent=p.equal_percent,
+            usage_measure=str(p.usage_measure),
+            effective_from=None,
+            source="catalogue",
+        )
+        for p in service.catalogue_pools(session)
+    ]
+    return catalogue + [_pool_public(r) for r in service.list_pools(session)]
+
+
+@router.post("/pools", status_code=201, response_model=PoolPublic)
+def create_pool(
+    body: PoolCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
+) -> PoolPublic:
+    """A cost pool's monthly amount and key from a month on (finance, operator)."""
+    _require_finance(principal, "set cost pools")
+    record = service.add_pool(
+        session,
+        name=body.name,
+        kind=body.kind,
+        service=body.service,
+        monthly_amount=body.monthly_amount,
+        key=body.key,
+        equal_percent=body.equal_percent,
+        usage_measure=body.usage_measure,
+        effective_from=body.effective_from,
+        created_by=principal.actor,
+    )
+    audit.record(
+        session,
+        context,
+        action="billing.pool.create",
+        resource=f"cost-pool:{record.name}@{record.effective_from}",
+        details=body.model_dump(mode="json"),
+    )
+    session.commit()
+    return _pool_public(record)
+
+
+# -- estimates -----------------------------------------------------------------------------
+
+
+@router.get("/estimate", response_model=EstimatePublic)
+def estimate(
+    session: SessionDep,
+    principal: PrincipalDep,
+    service_name: Annotated[str, Query(alias="service", max_length=63)],
+    plan: Annotated[str, Query(max_length=63)],
+    tenant: Annotated[str | None, Query(max_length=63)] = None,
+) -> EstimatePublic:
+    """What one more instance of the plan would cost the tenant per month (indicative)."""
+    own = _own_tenant(session, principal)
+    if tenant is not None:
+        row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
+    elif own is not None:
+        row = own
+    else:
+        raise InvalidInput(
+            "An estimate is for one tenant; say which.",
+            errors=[ErrorItem("query.tenant", "required for the operator and finance roles")],
+            hint="Add ?tenant=<slug>.",
+        )
+    result = service.estimate(session, tenant=row, service=service_name, plan=plan, now=utcnow())
+    return EstimatePublic.model_validate(result.as_dict())

@@ -1,0 +1,170 @@
+"""``/api/v1/catalog``: published services, publishing and version lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from sqlmodel import col, select
+
+from controlplane.api import schemas, views
+from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
+from controlplane.api.routes.common import PROBLEMS
+from controlplane.auth import audit
+from controlplane.auth.policy import Action
+from controlplane.catalog import publishing
+from controlplane.catalog.errors import ServiceNotInCatalog
+from controlplane.catalog.loading import load_catalog
+from controlplane.catalog.records import PublishedVersion
+
+router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], responses=PROBLEMS)
+
+ServicePath = Annotated[str, Path(max_length=63)]
+VersionPath = Annotated[str, Path(max_length=64)]
+
+
+@router.get("", response_model=schemas.Page[schemas.CatalogService])
+def list_catalog(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> schemas.Page[schemas.CatalogService]:
+    principal.check(Action.CATALOG_READ)
+    page = publishing.list_services(session, limit=limit, cursor=cursor)
+    rows = session.exec(
+        select(PublishedVersion).where(col(PublishedVersion.service).in_(page.items))
+    ).all()
+    by_service: dict[str, list[PublishedVersion]] = {}
+    for row in rows:
+        by_service.setdefault(row.service, []).append(row)
+    items = [
+        views.catalog_service(
+            sorted(by_service[name], key=lambda r: publishing.version_key(r.version))
+        )
+        for name in page.items
+    ]
+    return schemas.Page(items=items, next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/publish",
+    response_model=schemas.PublishResponse,
+    responses={201: {"model": schemas.PublishResponse, "description": "Something was published."}},
+)
+def publish(
+    body: schemas.PublishRequest,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+) -> schemas.PublishResponse:
+    """Publish from the shipped catalogue files, or an uploaded release.
+
+    200 when everything was already published identically, 201 when something was new,
+    409 when a version exists with other content (nothing is published then).
+    """
+    principal.check(Action.CATALOG_WRITE)
+    if body.release is not None:
+        results = [publishing.publish_release(session, body.release, published_by=context.actor)]
+    else:
+        settings = request.app.state.settings
+        catalog = load_catalog(settings.catalog_dir, settings.templates_dir)
+        results = publishing.publish_from_catalog(
+            session,
+            catalog,
+            service=body.service,
+            version=body.version,
+            published_by=context.actor,
+        )
+    created = [r for r in results if r.outcome == publishing.PublishOutcome.CREATED]
+    for result in created:
+        audit.record(
+            session,
+            context,
+            action="catalog.publish",
+            resource=f"service:{result.record.service}/{result.record.version}",
+            details={"digest": result.record.digest},
+        )
+    session.commit()
+    response.status_code = 201 if created else 200
+    return schemas.PublishResponse(
+        published=[
+            schemas.PublishedItem(
+                service=r.record.service,
+                version=r.record.version,
+                digest=r.record.digest,
+                outcome=r.outcome.value,
+            )
+            for r in results
+        ]
+    )
+
+
+@router.get("/{service}", response_model=schemas.CatalogService)
+def show_service(
+    service: ServicePath, session: SessionDep, principal: PrincipalDep
+) -> schemas.CatalogService:
+    principal.check(Action.CATALOG_READ)
+    rows = publishing.versions_of(session, service)
+    if not rows:
+        raise ServiceNotInCatalog(f"There is no published service {service!r}.")
+    return views.catalog_service(rows)
+
+
+@router.get("/{service}/versions/{version}", response_model=schemas.CatalogVersion)
+def show_version(
+    service: ServicePath, version: VersionPath, session: SessionDep, principal: PrincipalDep
+) -> schemas.CatalogVersion:
+    """Definition, plans and parameter schema; the template bundle only for operators."""
+    principal.check(Action.CATALOG_READ)
+    row = publishing.get_version(session, service, version)
+    return views.catalog_version(row, with_bundle=principal.may(Action.CATALOG_BUNDLE_READ))
+
+
+@router.post("/{service}/versions/{version}/deprecate", response_model=schemas.CatalogVersion)
+def deprecate(
+    service: ServicePath,
+    version: VersionPath,
+    body: schemas.Deprecation,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+) -> schemas.CatalogVersion:
+    principal.check(Action.CATALOG_WRITE)
+    row = publishing.get_version(session, service, version)
+    publishing.deprecate(session, row, support_ends=body.support_ends, message=body.message)
+    audit.record(
+        session,
+        context,
+        action="catalog.deprecate",
+        resource=f"service:{service}/{version}",
+        details=body.model_dump(mode="json"),
+    )
+    session.commit()
+    return views.catalog_version(row, with_bundle=True)
+
+
+@router.post("/{service}/versions/{version}/retire", response_model=schemas.CatalogVersion)
+def retire(
+    service: ServicePath,
+    version: VersionPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    body: schemas.Retirement | None = None,
+) -> schemas.CatalogVersion:
+    principal.check(Action.CATALOG_WRITE)
+    row = publishing.get_version(session, service, version)
+    message = body.message if body else None
+    publishing.retire(session, row, message=message)
+    audit.record(
+        session,
+        context,
+        action="catalog.retire",
+        resource=f"service:{service}/{version}",
+        details={"message": message},
+    )
+    session.commit()
+    return views.catalog_version(row, with_bundle=True)

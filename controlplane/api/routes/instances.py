@@ -1,0 +1,238 @@
+"""``/api/v1/tenants/{tenant}/instances``: the desired state of service stacks.
+
+Writes answer ``202 Accepted`` with the instance: the desired state is recorded and a
+reconcile request is queued; ``status`` shows how far the reconciler got. Every answer
+carries ``ETag: "<generation>"`` for ``If-Match``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlmodel import Session
+
+from controlplane.api import schemas, views
+from controlplane.api.deps import (
+    AuditDep,
+    CursorQuery,
+    IfMatchHeader,
+    LimitQuery,
+    ParameterCheckDep,
+    PrincipalDep,
+    SessionDep,
+    etag,
+    parse_if_match,
+)
+from controlplane.api.routes.common import PROBLEMS, visible_tenant
+from controlplane.auth import audit
+from controlplane.auth.audit import AuditContext
+from controlplane.auth.policy import Action
+from controlplane.db.types import utcnow
+from controlplane.provisioning import instances, lifecycle
+from controlplane.provisioning.instances import Change
+from controlplane.provisioning.models import Phase
+from controlplane.tenants.models import Tenant
+
+router = APIRouter(
+    prefix="/api/v1/tenants/{tenant}/instances", tags=["instances"], responses=PROBLEMS
+)
+
+TenantPath = Annotated[str, Path(max_length=63)]
+NamePath = Annotated[str, Path(max_length=63)]
+
+
+def _answer(
+    session: Session,
+    context: AuditContext,
+    tenant: Tenant,
+    change: Change,
+    action: str,
+    response: Response,
+    details: dict[str, object] | None = None,
+) -> schemas.InstancePublic:
+    instance = change.instance
+    if change.diff or action == "instance.create":
+        audit.record(
+            session,
+            context,
+            action=action,
+            resource=f"instance:{tenant.slug}/{instance.name}",
+            tenant_id=tenant.id,
+            details={"generation": instance.generation, **(details or {})},
+        )
+    session.commit()
+    response.headers["ETag"] = etag(instance.generation)
+    response.headers["Location"] = f"/api/v1/tenants/{tenant.slug}/instances/{instance.name}"
+    if change.warnings:
+        response.headers["X-Warnings"] = (
+            "; ".join(change.warnings).encode("ascii", "replace").decode()
+        )
+    return views.instance(instance, tenant.slug, change.warnings)
+
+
+@router.post("", status_code=202, response_model=schemas.InstancePublic)
+def create_instance(
+    tenant: TenantPath,
+    body: schemas.InstanceCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    check: ParameterCheckDep,
+    response: Response,
+) -> schemas.InstancePublic:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
+    change = instances.create_instance(
+        session,
+        tenant=row,
+        name=body.name,
+        service=body.service,
+        version=body.version,
+        plan=body.plan,
+        parameters=body.parameters,
+        target=body.target,
+        check_parameters=check,
+    )
+    i = change.instance
+    return _answer(
+        session,
+        context,
+        row,
+        change,
+        "instance.create",
+        response,
+        {"service": i.service, "version": i.version, "plan": i.plan, "target": i.target},
+    )
+
+
+@router.get("", response_model=schemas.Page[schemas.InstancePublic])
+def list_instances(
+    tenant: TenantPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    service: Annotated[str | None, Query(max_length=63)] = None,
+    phase: schemas.PhaseName | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> schemas.Page[schemas.InstancePublic]:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
+    page = instances.list_instances(
+        session,
+        row,
+        service=service,
+        phase=Phase(phase) if phase else None,
+        limit=limit,
+        cursor=cursor,
+    )
+    cycles = lifecycle.views_for(session, page.items, today=utcnow().date())
+    return schemas.Page(
+        items=[views.instance(i, row.slug, lifecycle=cycles[i.id]) for i in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{name}", response_model=schemas.InstancePublic)
+def show_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> schemas.InstancePublic:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
+    instance = instances.get_instance(session, row, name)
+    response.headers["ETag"] = etag(instance.generation)
+    cycle = lifecycle.view_for(session, instance, today=utcnow().date())
+    return views.instance(instance, row.slug, lifecycle=cycle)
+
+
+@router.patch("/{name}", status_code=202, response_model=schemas.InstancePublic)
+def update_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    body: schemas.InstanceUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    check: ParameterCheckDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> schemas.InstancePublic:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
+    instance = instances.get_instance(session, row, name)
+    change = instances.update_instance(
+        session,
+        tenant=row,
+        instance=instance,
+        plan=body.plan,
+        parameters=body.parameters,
+        version=body.version,
+        expected_generation=parse_if_match(if_match),
+        check_parameters=check,
+    )
+    # Parameter values may be personal or sensitive: the audit log names the keys only.
+    changed = {
+        k: (sorted({*v[0], *v[1]}) if k == "parameters" else v) for k, v in change.diff.items()
+    }
+    return _answer(session, context, row, change, "instance.update", response, {"changed": changed})
+
+
+@router.delete("/{name}", status_code=202, response_model=schemas.InstancePublic)
+def delete_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> schemas.InstancePublic:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
+    instance = instances.get_instance(session, row, name)
+    change = instances.delete_instance(
+        session, instance=instance, expected_generation=parse_if_match(if_match)
+    )
+    return _answer(session, context, row, change, "instance.delete", response)
+
+
+@router.get("/{name}/revisions", response_model=schemas.Page[schemas.RevisionPublic])
+def list_revisions(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> schemas.Page[schemas.RevisionPublic]:
+    """Newest first."""
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
+    instance = instances.get_instance(session, row, name)
+    page = instances.list_revisions(session, instance, limit=limit, cursor=cursor)
+    return schemas.Page(items=[views.revision(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/{name}/rollback", status_code=202, response_model=schemas.InstancePublic)
+def rollback_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    body: schemas.Rollback,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    check: ParameterCheckDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> schemas.InstancePublic:
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
+    instance = instances.get_instance(session, row, name)
+    change = instances.rollback_instance(
+        session,
+        tenant=row,
+        instance=instance,
+        revision=body.revision,
+        expected_generation=parse_if_match(if_match),
+        check_parameters=check,
+    )
+    return _answer(
+        session, context, row, change, "instance.rollback", response, {"revision": body.revision}
+    )

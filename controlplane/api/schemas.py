@@ -1,0 +1,469 @@
+"""The wire format of the HTTP API: request and response bodies as pydantic models.
+
+cityctl imports these to parse answers, so this module imports only pydantic, the
+standard library and ``controlplane.catalog.models`` — never the database, FastAPI or a
+domain service. Request models refuse unknown fields (a typo is an error, not ignored),
+and every string and number is bounded so that nothing a client sends can fail later in
+the database.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from controlplane.catalog.models import (
+    DNS_LABEL,
+    NetworkAllows,
+    Plan,
+    ServiceRelease,
+    ServiceVersion,
+    SharedCost,
+    TemplateBundle,
+    VersionStatus,
+)
+
+INT32_MAX = 2**31 - 1
+
+DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+class RoleName(StrEnum):
+    OPERATOR = "operator"
+    TENANT_ADMIN = "tenant-admin"
+    TENANT_VIEWER = "tenant-viewer"
+    FINANCE = "finance"
+
+
+class TenantStatusName(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    OFFBOARDED = "offboarded"
+
+
+class PhaseName(StrEnum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+
+
+def _check_storable(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse what JSON allows but no database stores: NUL, lone surrogates, NaN/∞."""
+    if depth > 32:
+        raise ValueError(f"{path or 'body'}: nested more than 32 levels deep")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'value'}: contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{path or 'value'}: contains a lone surrogate") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path or 'value'}: numbers must be finite")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**63 - 1:
+            raise ValueError(f"{path or 'value'}: number too large")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key, path, depth + 1)
+            _check_storable(item, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_storable(item, f"{path}[{i}]", depth + 1)
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: unknown fields are refused, values must be storable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        _check_storable(data, "")
+        return data
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- problems -----------------------------------------------------------------------------
+
+
+class ProblemItem(BaseModel):
+    location: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    code: str = ""
+    errors: list[ProblemItem] = []
+    hint: str | None = None
+    request_id: str | None = None
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+class WhoAmI(Response):
+    role: RoleName
+    tenant: str | None
+    token_name: str
+    actor: str
+
+
+# -- tenants ------------------------------------------------------------------------------
+
+
+class Contact(RequestBody):
+    role: Annotated[str, Field(min_length=1, max_length=50)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+    phone: Annotated[str, Field(max_length=40)] | None = None
+
+
+class MaintenanceWindow(RequestBody):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    start: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "22:00"
+    end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "06:00"
+
+
+EnterpriseNumber = Annotated[str, Field(pattern=r"^[01][0-9]{3}\.[0-9]{3}\.[0-9]{3}$")]
+Quantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", max_length=20)
+]
+Year = Annotated[int, Field(ge=1800, le=2200)]
+
+
+class TenantCreate(RequestBody):
+    name: Name
+    nis_code: Annotated[str, Field(pattern=r"^[0-9]{5}$")]
+    #: Derived from the name when left out.
+    slug: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)] | None = None
+    inhabitants: Count | None = None
+    inhabitants_year: Year | None = None
+    enterprise_number: EnterpriseNumber | None = None
+    contacts: list[Contact] = []
+    group: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    max_instances: Annotated[int, Field(ge=0, le=10_000)] = 20
+    max_cpu: Quantity = "64"
+    max_memory: Quantity = "256Gi"
+    default_target: DnsLabel | None = None
+    maintenance_window: MaintenanceWindow | None = None
+
+
+class TenantUpdate(RequestBody):
+    name: Name | None = None
+    inhabitants: Count | None = None
+    inhabitants_year: Year | None = None
+    enterprise_number: EnterpriseNumber | None = None
+    contacts: list[Contact] | None = None
+    status: TenantStatusName | None = None
+    group: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    max_instances: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_cpu: Quantity | None = None
+    max_memory: Quantity | None = None
+    default_target: DnsLabel | None = None
+    maintenance_window: MaintenanceWindow | None = None
+
+
+class TenantPublic(Response):
+    id: uuid.UUID
+    slug: str
+    name: str
+    nis_code: str
+    inhabitants: int | None
+    inhabitants_year: int | None
+    enterprise_number: str | None
+    contacts: list[dict[str, Any]] | None
+    status: TenantStatusName
+    group: str | None
+    max_instances: int
+    max_cpu: str
+    max_memory: str
+    default_target: str | None
+    maintenance_window: dict[str, Any] | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportSummary(BaseModel):
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    attribution: str = "Source: Statbel, CC BY 4.0"
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+class TokenCreate(RequestBody):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    role: RoleName
+    tenant: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)] | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = 90
+
+
+class TokenPublic(Response):
+    id: uuid.UUID
+    prefix: str
+    name: str
+    role: RoleName
+    tenant: str | None = None
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    #: The bearer token. Shown once; only its hash is stored.
+    token: str
+
+
+# -- catalogue ----------------------------------------------------------------------------
+
+
+class PublishRequest(RequestBody):
+    """Publish from the shipped files (service/version, null = all) or an uploaded release."""
+
+    service: DnsLabel | None = None
+    version: Annotated[str, Field(max_length=64)] | None = None
+    release: ServiceRelease | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PublishRequest:
+        if self.release is not None and (self.service is not None or self.version is not None):
+            raise ValueError("give either `release` or `service`/`version`, not both")
+        return self
+
+
+class PublishedItem(BaseModel):
+    service: str
+    version: str
+    digest: str
+    outcome: Literal["created", "unchanged"]
+
+
+class PublishResponse(BaseModel):
+    published: list[PublishedItem]
+
+
+class Deprecation(RequestBody):
+    support_ends: date | None = None
+    message: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class Retirement(RequestBody):
+    message: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class VersionSummary(BaseModel):
+    version: str
+    app_version: str
+    status: VersionStatus
+    support_ends: date | None
+    status_message: str | None
+    digest: str
+    published_at: datetime
+
+
+class CatalogService(BaseModel):
+    name: str
+    title: str
+    description: str
+    category: str
+    owner: str
+    versions: list[VersionSummary]
+
+
+class CatalogVersion(BaseModel):
+    """One published version: definition, plans and parameter schema (bundle for operators)."""
+
+    name: str
+    title: str
+    description: str
+    category: str
+    owner: str
+    version: ServiceVersion
+    status: VersionStatus
+    support_ends: date | None
+    status_message: str | None
+    digest: str
+    published_at: datetime
+    published_by: str | None
+    plans: list[Plan]
+    parameters: dict[str, Any]
+    network: NetworkAllows
+    shared_cost: SharedCost | None
+    bundle: TemplateBundle | None = None
+
+
+# -- targets ------------------------------------------------------------------------------
+
+
+class KubernetesConfig(RequestBody):
+    kind: Literal["kubernetes"] = "kubernetes"
+    kubeconfig: Annotated[str, Field(max_length=1000)] | None = None
+    context: Annotated[str, Field(max_length=253)] | None = None
+    in_cluster: bool = False
+
+
+class GitOpsConfig(RequestBody):
+    kind: Literal["gitops"] = "gitops"
+    path: Annotated[str, Field(min_length=1, max_length=1000)]
+    git_commit: bool = False
+
+
+class TargetCreate(RequestBody):
+    name: DnsLabel
+    config: Annotated[KubernetesConfig | GitOpsConfig, Field(discriminator="kind")]
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{1,2}$")] = "1.33"
+    services: list[DnsLabel] = []
+    is_default: bool = False
+
+
+class TargetPublic(Response):
+    id: uuid.UUID
+    name: str
+    kind: Literal["kubernetes", "gitops"]
+    config: dict[str, Any]
+    kubernetes_version: str
+    services: list[str]
+    is_default: bool
+    created_at: datetime
+
+
+# -- instances ----------------------------------------------------------------------------
+
+
+Parameters = dict[str, Any]
+
+
+class InstanceCreate(RequestBody):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    service: DnsLabel
+    #: Null = the newest active version.
+    version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    plan: DnsLabel
+    parameters: Parameters = {}
+    target: DnsLabel | None = None
+
+
+class InstanceUpdate(RequestBody):
+    plan: DnsLabel | None = None
+    parameters: Parameters | None = None
+    version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class Rollback(RequestBody):
+    revision: Annotated[int, Field(ge=1, le=INT32_MAX)]
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    lastTransitionTime: str | None = None  # noqa: N815 (Kubernetes spelling)
+
+
+class InstanceStatus(BaseModel):
+    phase: PhaseName
+    conditions: list[Condition]
+    observedGeneration: int  # noqa: N815 (Kubernetes spelling)
+    message: str | None
+    currentRevision: int  # noqa: N815 (Kubernetes spelling)
+
+
+class InstanceLifecycle(BaseModel):
+    """What the pinned version means: upgrade available, deprecated until, retired."""
+
+    upgrade_available: str | None = None
+    deprecated: bool = False
+    #: Deprecated or retired versions: the last day of support.
+    support_ends: date | None = None
+    retired: bool = False
+    #: One sentence for people, e.g. "… is deprecated, unsupported after 2025-06-30; …".
+    message: str = ""
+
+
+class InstancePublic(BaseModel):
+    id: uuid.UUID
+    tenant: str
+    name: str
+    service: str
+    version: str
+    plan: str
+    parameters: Parameters
+    target: str
+    namespace: str
+    generation: int
+    deletion_requested: bool
+    status: InstanceStatus
+    created_at: datetime
+    updated_at: datetime
+    #: Warnings of admission (e.g. a deprecated version); only on write answers.
+    warnings: list[str] = []
+    #: The version's lifecycle (docs/fleet.md); on list and show answers.
+    lifecycle: InstanceLifecycle | None = None
+
+
+class RevisionPublic(Response):
+    number: int
+    generation: int
+    version: str
+    plan: str
+    parameters: Parameters
+    digest: str
+    inventory: dict[str, str]
+    outcome: str
+    message: str | None
+    rollback_of: int | None
+    created_at: datetime
+
+
+# -- audit --------------------------------------------------------------------------------
+
+
+class AuditEventPublic(BaseModel):
+    id: uuid.UUID
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    tenant: str | None
+    request_id: str | None
+    source_ip: str | None
+    details: dict[str, Any]
+    outcome: str

@@ -1,0 +1,150 @@
+"""Turn stored rows into the public wire models of ``api.schemas``.
+
+Kept apart from the routes so that every answer spells a resource the same way, and so
+that nothing stored but private (token hashes, template bundles for non-operators)
+leaks by accident: only the fields named here go out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+
+from sqlmodel import Session, col, select
+
+from controlplane.api import schemas
+from controlplane.auth.models import ApiToken, AuditEvent
+from controlplane.catalog.records import PublishedVersion
+from controlplane.provisioning.lifecycle import LifecycleView
+from controlplane.provisioning.models import Instance, Revision, Target
+from controlplane.tenants.models import Tenant
+
+
+def tenant(row: Tenant) -> schemas.TenantPublic:
+    return schemas.TenantPublic.model_validate(row)
+
+
+def slugs(session: Session, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(Tenant.id, Tenant.slug).where(col(Tenant.id).in_(wanted))).all()
+    return dict(rows)
+
+
+def token(row: ApiToken, tenant_slug: str | None) -> schemas.TokenPublic:
+    return schemas.TokenPublic(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        role=schemas.RoleName(row.role),
+        tenant=tenant_slug,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def instance(
+    row: Instance,
+    tenant_slug: str,
+    warnings: list[str] | None = None,
+    lifecycle: LifecycleView | None = None,
+) -> schemas.InstancePublic:
+    return schemas.InstancePublic(
+        id=row.id,
+        tenant=tenant_slug,
+        name=row.name,
+        service=row.service,
+        version=row.version,
+        plan=row.plan,
+        parameters=row.parameters,
+        target=row.target,
+        namespace=row.namespace,
+        generation=row.generation,
+        deletion_requested=row.deletion_requested,
+        status=schemas.InstanceStatus(
+            phase=schemas.PhaseName(row.phase),
+            conditions=[schemas.Condition.model_validate(c) for c in row.conditions],
+            observedGeneration=row.observed_generation,
+            message=row.message,
+            currentRevision=row.current_revision,
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        warnings=warnings or [],
+        lifecycle=schemas.InstanceLifecycle(**asdict(lifecycle)) if lifecycle else None,
+    )
+
+
+def revision(row: Revision) -> schemas.RevisionPublic:
+    return schemas.RevisionPublic.model_validate(row)
+
+
+def target(row: Target) -> schemas.TargetPublic:
+    return schemas.TargetPublic.model_validate(row)
+
+
+def version_summary(row: PublishedVersion) -> schemas.VersionSummary:
+    return schemas.VersionSummary(
+        version=row.version,
+        app_version=str(row.release.get("version", {}).get("app_version", "")),
+        status=row.status,
+        support_ends=row.support_ends,
+        status_message=row.status_message,
+        digest=row.digest,
+        published_at=row.published_at,
+    )
+
+
+def catalog_service(rows: list[PublishedVersion]) -> schemas.CatalogService:
+    newest = rows[-1].release
+    return schemas.CatalogService(
+        name=str(newest["name"]),
+        title=str(newest["title"]),
+        description=str(newest["description"]),
+        category=str(newest["category"]),
+        owner=str(newest["owner"]),
+        versions=[version_summary(r) for r in rows],
+    )
+
+
+def catalog_version(row: PublishedVersion, *, with_bundle: bool) -> schemas.CatalogVersion:
+    release = row.to_release()
+    return schemas.CatalogVersion(
+        name=release.name,
+        title=release.title,
+        description=release.description,
+        category=release.category,
+        owner=release.owner,
+        version=release.version,
+        status=row.status,
+        support_ends=row.support_ends,
+        status_message=row.status_message,
+        digest=row.digest,
+        published_at=row.published_at,
+        published_by=row.published_by,
+        plans=release.plans,
+        parameters=release.parameters,
+        network=release.network,
+        shared_cost=release.shared_cost,
+        bundle=release.bundle if with_bundle else None,
+    )
+
+
+def audit_event(row: AuditEvent, tenant_slug: str | None) -> schemas.AuditEventPublic:
+    return schemas.AuditEventPublic(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        resource=row.resource,
+        tenant=tenant_slug,
+        request_id=row.request_id,
+        source_ip=row.source_ip,
+        details=row.details,
+        outcome=row.outcome,
+    )

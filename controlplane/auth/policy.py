@@ -1,0 +1,106 @@
+"""Who may do what: the principal of a request and the authorisation decisions.
+
+One table (:data:`PERMISSIONS`) says which role may perform which action; tenant scoping
+is decided by :meth:`Principal.check`. A tenant role that asks for another tenant's
+resource gets :class:`NotFound` — never :class:`Forbidden` — so that it cannot even learn
+which other tenants or instances exist.
+
+This module must not know about HTTP or the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from controlplane.auth.models import Role
+from controlplane.errors import Forbidden, NotFound
+
+TENANT_ROLES = frozenset({Role.TENANT_ADMIN, Role.TENANT_VIEWER})
+
+
+class Action(StrEnum):
+    # Names of permissions, not credentials.
+    TENANT_READ = "tenant.read"
+    TENANT_WRITE = "tenant.write"
+    CATALOG_READ = "catalog.read"
+    CATALOG_BUNDLE_READ = "catalog.bundle.read"
+    CATALOG_WRITE = "catalog.write"
+    INSTANCE_READ = "instance.read"
+    INSTANCE_WRITE = "instance.write"
+    TARGET_READ = "target.read"
+    TARGET_WRITE = "target.write"
+    TOKEN_READ = "token.read"  # noqa: S105
+    TOKEN_WRITE = "token.write"  # noqa: S105
+    AUDIT_READ = "audit.read"
+    FLEET_READ = "fleet.read"
+    FLEET_WRITE = "fleet.write"
+
+
+_READ_ALL = {
+    Action.TENANT_READ,
+    Action.CATALOG_READ,
+    Action.INSTANCE_READ,
+    Action.TARGET_READ,
+    Action.AUDIT_READ,
+}
+
+#: The roles matrix (docs/api.md shows it as a table).
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.OPERATOR: frozenset(Action),
+    Role.FINANCE: frozenset(_READ_ALL),
+    Role.TENANT_ADMIN: frozenset(
+        {
+            Action.TENANT_READ,
+            Action.CATALOG_READ,
+            Action.INSTANCE_READ,
+            Action.INSTANCE_WRITE,
+            Action.AUDIT_READ,
+        }
+    ),
+    Role.TENANT_VIEWER: frozenset(
+        {Action.TENANT_READ, Action.CATALOG_READ, Action.INSTANCE_READ, Action.AUDIT_READ}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role, for tenant roles the one tenant, and the token's name."""
+
+    role: Role
+    tenant_id: uuid.UUID | None
+    token_name: str
+    token_id: uuid.UUID | None = None
+    token_prefix: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """How this principal appears in the audit log."""
+        return f"{self.token_name}#{self.token_prefix}" if self.token_prefix else self.token_name
+
+    @property
+    def is_tenant_bound(self) -> bool:
+        return self.role in TENANT_ROLES
+
+    def sees_tenant(self, tenant_id: uuid.UUID) -> bool:
+        return not self.is_tenant_bound or self.tenant_id == tenant_id
+
+    def may(self, action: Action) -> bool:
+        return action in PERMISSIONS[self.role]
+
+    def check(self, action: Action, *, tenant_id: uuid.UUID | None = None) -> None:
+        """Allow or raise. Visibility comes first: another tenant's resource is 404."""
+        if tenant_id is not None and not self.sees_tenant(tenant_id):
+            raise NotFound("The resource does not exist (or is not visible to you).")
+        if not self.may(action):
+            raise Forbidden(
+                f"The role {self.role} may not {_describe(action)}.",
+                hint="Ask a platform operator if you need this.",
+            )
+
+
+def _describe(action: Action) -> str:
+    noun, _, verb = str(action).rpartition(".")
+    return f"{'change' if verb == 'write' else 'read'} {noun.replace('.', ' ')}s"

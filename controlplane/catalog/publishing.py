@@ -1,0 +1,199 @@
+"""Publish service versions and manage their lifecycle (active → deprecated → retired).
+
+A published version never changes: publishing the same content again is a no-op, and
+different content under an existing version is refused (:class:`VersionImmutable`), so
+that every instance can be re-rendered or rolled back to exactly what it ran. Only the
+lifecycle columns (status, support end, message) change afterwards.
+
+This module must not know about HTTP, roles or instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from semver import Version
+from sqlmodel import Session, col, select
+
+from controlplane.catalog.errors import ServiceNotInCatalog
+from controlplane.catalog.loading import Catalog
+from controlplane.catalog.models import ServiceRelease, VersionStatus
+from controlplane.catalog.records import PublishedVersion
+from controlplane.db.paging import Page, check_limit, decode_cursor, encode_cursor, str_key
+from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound
+
+
+class VersionImmutable(Conflict):
+    """This version is already published with different content; published versions never change."""
+
+    title = "Published version is immutable"
+    code = "version_immutable"
+
+
+class VersionNotPublished(NotFound):
+    """This service version is not published."""
+
+    title = "Version not published"
+    code = "version_not_published"
+
+
+class LifecycleInvalid(Conflict):
+    """This lifecycle change is not possible from the version's current status."""
+
+    title = "Invalid lifecycle change"
+    code = "lifecycle_invalid"
+
+
+class PublishOutcome(StrEnum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    record: PublishedVersion
+    outcome: PublishOutcome
+
+
+def publish_release(
+    session: Session, release: ServiceRelease, *, published_by: str | None = None
+) -> PublishResult:
+    digest = release.digest
+    existing = find_version(session, release.name, release.version.version)
+    if existing is not None:
+        if existing.digest == digest:
+            return PublishResult(existing, PublishOutcome.UNCHANGED)
+        raise VersionImmutable(
+            f"{release.name} {release.version.version} is already published with digest "
+            f"{existing.digest}; this content has digest {digest}.",
+            hint="Publish the change as a new version (bump the version number).",
+            extra={"published_digest": existing.digest, "digest": digest},
+        )
+    record = PublishedVersion(
+        service=release.name,
+        version=release.version.version,
+        release=release.model_dump(mode="json"),
+        digest=digest,
+        status=release.version.status,
+        support_ends=release.version.support_ends,
+        published_by=published_by,
+    )
+    session.add(record)
+    session.flush()
+    return PublishResult(record, PublishOutcome.CREATED)
+
+
+def publish_from_catalog(
+    session: Session,
+    catalog: Catalog,
+    *,
+    service: str | None = None,
+    version: str | None = None,
+    published_by: str | None = None,
+) -> list[PublishResult]:
+    """Publish from the catalogue files: one version, every version of one service, or all."""
+    if service is None:
+        if version is not None:
+            raise InvalidInput(
+                "A version needs a service.",
+                errors=[ErrorItem("version", "give `service` as well, or neither")],
+            )
+        releases = catalog.releases()
+    elif version is None:
+        definition = catalog.definition(service)
+        releases = [catalog.release(service, v.version) for v in definition.versions]
+    else:
+        releases = [catalog.release(service, version)]
+    return [publish_release(session, r, published_by=published_by) for r in releases]
+
+
+def find_version(session: Session, service: str, version: str) -> PublishedVersion | None:
+    return session.exec(
+        select(PublishedVersion).where(
+            PublishedVersion.service == service, PublishedVersion.version == version
+        )
+    ).first()
+
+
+def get_version(session: Session, service: str, version: str) -> PublishedVersion:
+    record = find_version(session, service, version)
+    if record is None:
+        known = [v.version for v in versions_of(session, service)]
+        if not known:
+            raise ServiceNotInCatalog(f"There is no published service {service!r}.")
+        raise VersionNotPublished(
+            f"{service} {version} is not published.", hint=f"Published: {', '.join(known)}."
+        )
+    return record
+
+
+def versions_of(session: Session, service: str) -> list[PublishedVersion]:
+    """All published versions of a service, oldest first (semver order)."""
+    rows = session.exec(select(PublishedVersion).where(PublishedVersion.service == service)).all()
+    return sorted(rows, key=lambda r: version_key(r.version))
+
+
+def newest_active(session: Session, service: str) -> PublishedVersion:
+    """The newest version a new instance may use (active; deprecated only if nothing else)."""
+    rows = versions_of(session, service)
+    if not rows:
+        raise ServiceNotInCatalog(f"There is no published service {service!r}.")
+    for wanted in (VersionStatus.ACTIVE, VersionStatus.DEPRECATED):
+        usable = [r for r in rows if r.status == wanted]
+        if usable:
+            return usable[-1]
+    raise LifecycleInvalid(
+        f"Every published version of {service!r} is retired.",
+        hint="An operator must publish a new version.",
+    )
+
+
+def list_services(session: Session, *, limit: int = 50, cursor: str | None = None) -> Page[str]:
+    """Names of published services, in order (keyset on the name)."""
+    check_limit(limit)
+    statement = select(PublishedVersion.service).distinct()
+    if cursor:
+        (after,) = decode_cursor(cursor, [str_key(col(PublishedVersion.service), "service")])
+        statement = statement.where(col(PublishedVersion.service) > after)
+    names = list(session.exec(statement.order_by(col(PublishedVersion.service)).limit(limit + 1)))
+    more = len(names) > limit
+    names = names[:limit]
+    return Page(items=names, next_cursor=encode_cursor([names[-1]]) if more else None)
+
+
+def deprecate(
+    session: Session,
+    record: PublishedVersion,
+    *,
+    support_ends: date | None,
+    message: str | None,
+) -> PublishedVersion:
+    if record.status == VersionStatus.RETIRED:
+        raise LifecycleInvalid(
+            f"{record.service} {record.version} is retired; it cannot be deprecated again."
+        )
+    record.status = VersionStatus.DEPRECATED
+    record.support_ends = support_ends
+    record.status_message = message
+    session.add(record)
+    session.flush()
+    return record
+
+
+def retire(session: Session, record: PublishedVersion, *, message: str | None) -> PublishedVersion:
+    """Retire a version: new instances refuse it; existing ones keep running it."""
+    record.status = VersionStatus.RETIRED
+    if message is not None:
+        record.status_message = message
+    session.add(record)
+    session.flush()
+    return record
+
+
+def version_key(version: str) -> Version:
+    try:
+        return Version.parse(version)
+    except ValueError:
+        return Version(0)

@@ -1,0 +1,323 @@
+"""Record the desired state of instances: create, update, delete, roll back.
+
+Each change passes admission, writes the instance row, bumps ``generation`` and upserts
+the instance's reconcile request (due now; a held lease is kept); the reconciler makes it true
+later. Nothing here talks to a target. Functions flush but never commit: the caller owns
+the transaction, so a refused request changes nothing.
+
+This module must not know about HTTP or roles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
+from controlplane.db.types import utcnow
+from controlplane.errors import Conflict, ErrorItem, NotFound, PreconditionFailed
+from controlplane.provisioning import admission
+from controlplane.provisioning.admission import ParameterCheck
+from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision
+from controlplane.provisioning.placement import place
+from controlplane.tenants.models import Tenant
+
+
+class InstanceNotFound(NotFound):
+    """There is no such instance (or it is not visible to you)."""
+
+    title = "Instance not found"
+    code = "instance_not_found"
+
+
+class InstanceExists(Conflict):
+    """An instance with this name already exists in the tenant."""
+
+    title = "Instance exists"
+    code = "instance_exists"
+
+
+class InstanceBeingDeleted(Conflict):
+    """The instance is being deleted; it cannot change any more."""
+
+    title = "Instance being deleted"
+    code = "instance_deleting"
+
+
+class RevisionNotFound(NotFound):
+    """The instance has no such revision."""
+
+    title = "Revision not found"
+    code = "revision_not_found"
+
+
+@dataclass
+class Change:
+    """An instance after a change, the warnings admission raised and what changed."""
+
+    instance: Instance
+    warnings: list[str] = field(default_factory=list)
+    diff: dict[str, Any] = field(default_factory=dict)
+
+
+def get_instance(session: Session, tenant: Tenant, name: str) -> Instance:
+    instance = session.exec(
+        select(Instance).where(
+            Instance.tenant_id == tenant.id,
+            Instance.name == name,
+            col(Instance.deleted_at).is_(None),
+        )
+    ).first()
+    if instance is None:
+        raise InstanceNotFound(f"Tenant {tenant.slug!r} has no instance {name!r}.")
+    return instance
+
+
+def list_instances(
+    session: Session,
+    tenant: Tenant,
+    *,
+    service: str | None = None,
+    phase: Phase | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Instance]:
+    statement = select(Instance).where(
+        Instance.tenant_id == tenant.id, col(Instance.deleted_at).is_(None)
+    )
+    if service:
+        statement = statement.where(Instance.service == service)
+    if phase:
+        statement = statement.where(Instance.phase == phase)
+    keys = [str_key(col(Instance.name), "name"), uuid_key(col(Instance.id))]
+    return paginate(session, statement, keys, limit=limit, cursor=cursor)
+
+
+def list_revisions(
+    session: Session, instance: Instance, *, limit: int = 50, cursor: str | None = None
+) -> Page[Revision]:
+    statement = select(Revision).where(Revision.instance_id == instance.id)
+    keys = [
+        SortKey(col(Revision.number), "number", int, descending=True),
+        uuid_key(col(Revision.id), descending=True),
+    ]
+    return paginate(session, statement, keys, limit=limit, cursor=cursor)
+
+
+def create_instance(
+    session: Session,
+    *,
+    tenant: Tenant,
+    name: str,
+    service: str,
+    version: str | None,
+    plan: str,
+    parameters: Mapping[str, Any],
+    target: str | None,
+    check_parameters: ParameterCheck,
+) -> Change:
+    admission.check_tenant_active(tenant)
+    admission.check_name(tenant, name)
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise the tenant's creates so that the limit and the name check are exact.
+        session.exec(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update()).one()
+    _check_name_free(session, tenant, name)
+    admission.check_capacity(session, tenant)
+    admitted = admission.admit(
+        session,
+        service=service,
+        version=version,
+        plan=plan,
+        parameters=parameters,
+        check_parameters=check_parameters,
+    )
+    placed = place(session, tenant=tenant, service=service, explicit=target)
+    instance = Instance(
+        tenant_id=tenant.id,
+        name=name,
+        service=service,
+        version=admitted.record.version,
+        plan=admitted.plan.name,
+        parameters=dict(parameters),
+        target=placed.name,
+        namespace=f"{tenant.slug}-{name}",
+        generation=1,
+    )
+    session.add(instance)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise _name_taken(tenant, name) from exc
+    _enqueue(session, instance, "created")
+    return Change(instance=instance, warnings=admitted.warnings)
+
+
+def _check_name_free(session: Session, tenant: Tenant, name: str) -> None:
+    taken = session.exec(
+        select(Instance.id).where(
+            Instance.tenant_id == tenant.id,
+            Instance.name == name,
+            col(Instance.deleted_at).is_(None),
+        )
+    ).first()
+    if taken is not None:
+        raise _name_taken(tenant, name)
+
+
+def _name_taken(tenant: Tenant, name: str) -> InstanceExists:
+    return InstanceExists(
+        f"Tenant {tenant.slug!r} already has an instance named {name!r}.",
+        errors=[ErrorItem("name", "already used in this tenant")],
+        hint="Choose another name, or update the existing instance.",
+    )
+
+
+def _check_generation(instance: Instance, expected: int | None) -> None:
+    if expected is not None and expected != instance.generation:
+        raise PreconditionFailed(
+            f"Instance {instance.name!r} is at generation {instance.generation}, not {expected}.",
+            hint="Read the instance again and re-apply your change.",
+        )
+
+
+def _check_alive(instance: Instance) -> None:
+    if instance.deletion_requested:
+        raise InstanceBeingDeleted(f"Instance {instance.name!r} is being deleted.")
+
+
+def update_instance(
+    session: Session,
+    *,
+    tenant: Tenant,
+    instance: Instance,
+    plan: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    expected_generation: int | None = None,
+    check_parameters: ParameterCheck,
+) -> Change:
+    _check_generation(instance, expected_generation)
+    _check_alive(instance)
+    admission.check_tenant_active(tenant)
+    desired: dict[str, Any] = {
+        "version": version if version is not None else instance.version,
+        "plan": plan if plan is not None else instance.plan,
+        "parameters": dict(parameters) if parameters is not None else instance.parameters,
+    }
+    admitted = admission.admit(
+        session,
+        service=instance.service,
+        version=desired["version"],
+        plan=desired["plan"],
+        parameters=desired["parameters"],
+        check_parameters=check_parameters,
+        current=instance,
+    )
+    return _apply(session, instance, desired, admitted.warnings, reason="updated")
+
+
+def rollback_instance(
+    session: Session,
+    *,
+    tenant: Tenant,
+    instance: Instance,
+    revision: int,
+    expected_generation: int | None = None,
+    check_parameters: ParameterCheck,
+) -> Change:
+    """A new desired state with the inputs of an earlier revision."""
+    _check_generation(instance, expected_generation)
+    _check_alive(instance)
+    admission.check_tenant_active(tenant)
+    earlier = session.exec(
+        select(Revision).where(Revision.instance_id == instance.id, Revision.number == revision)
+    ).first()
+    if earlier is None:
+        raise RevisionNotFound(
+            f"Instance {instance.name!r} has no revision {revision}.",
+            hint=f"`cityctl instance history {instance.name}` lists its revisions.",
+        )
+    desired: dict[str, Any] = {
+        "version": earlier.version,
+        "plan": earlier.plan,
+        "parameters": earlier.parameters,
+    }
+    admitted = admission.admit(
+        session,
+        service=instance.service,
+        version=earlier.version,
+        plan=earlier.plan,
+        parameters=earlier.parameters,
+        check_parameters=check_parameters,
+        current=instance,
+        rollback=True,
+    )
+    return _apply(session, instance, desired, admitted.warnings, reason=f"rollback:{revision}")
+
+
+def delete_instance(
+    session: Session, *, instance: Instance, expected_generation: int | None = None
+) -> Change:
+    """Request deletion (idempotent); the reconciler removes the stack and frees the name."""
+    _check_generation(instance, expected_generation)
+    if instance.deletion_requested:
+        return Change(instance=instance)
+    instance.deletion_requested = True
+    instance.phase = Phase.DELETING
+    instance.generation += 1
+    instance.updated_at = utcnow()
+    session.add(instance)
+    session.flush()
+    _enqueue(session, instance, "deleted")
+    return Change(instance=instance, diff={"deletion_requested": [False, True]})
+
+
+def _apply(
+    session: Session,
+    instance: Instance,
+    desired: dict[str, Any],
+    warnings: list[str],
+    *,
+    reason: str,
+) -> Change:
+    diff = {k: [getattr(instance, k), v] for k, v in desired.items() if getattr(instance, k) != v}
+    if not diff:
+        # Nothing changes: no new generation, no reconcile request (PATCH is idempotent).
+        return Change(instance=instance, warnings=warnings)
+    for key, (_old, new) in diff.items():
+        setattr(instance, key, new)
+    instance.generation += 1
+    instance.updated_at = utcnow()
+    session.add(instance)
+    session.flush()
+    _enqueue(session, instance, reason[:40])
+    return Change(instance=instance, warnings=warnings, diff=diff)
+
+
+def _enqueue(session: Session, instance: Instance, reason: str) -> None:
+    """Upsert the instance's one reconcile request: due now (a held lease is kept)."""
+    now = utcnow()
+    request = session.exec(
+        select(ReconcileRequest).where(ReconcileRequest.instance_id == instance.id)
+    ).first()
+    if request is None:
+        request = ReconcileRequest(instance_id=instance.id, due_at=now, requested_at=now)
+    request.due_at = now
+    request.requested_at = now
+    # A lease held by a worker stays: it finishes and, seeing the new generation, keeps the
+    # request due now (provisioning.queueing.finish). Clearing it would let a second worker
+    # reconcile the same instance at the same time.
+    request.attempts = 0
+    request.reason = reason
+    session.add(request)
+    session.flush()
+
+
+def instance_by_id(session: Session, instance_id: uuid.UUID) -> Instance | None:
+    return session.get(Instance, instance_id)

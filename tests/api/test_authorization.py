@@ -1,0 +1,208 @@
+"""The authorisation matrix: every endpoint x every role, plus a tenant-admin of another tenant.
+
+Each cell is one of: allowed (2xx), denied (403) or hidden (404: another tenant's resource
+must not even be seen to exist). Denied and hidden calls must change nothing, so each
+endpoint is walked with the refused roles first and the allowed roles last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from controlplane.auth.models import ApiToken, Role
+from tests.api.conftest import World
+from tests.factories import demo_release, make_token
+
+ROLES = ["other-admin", "tenant-viewer", "finance", "tenant-admin", "operator"]
+OK, DENIED, HIDDEN = "ok", "denied", "hidden"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    expect: dict[str, str]
+    body: Callable[[str], Any] | None = None
+    csv: bool = False
+
+
+def everyone(**overrides: str) -> dict[str, str]:
+    return {role: overrides.get(role.replace("-", "_"), OK) for role in ROLES}
+
+
+def operator_only(*, other: str = DENIED, read_roles: str = DENIED) -> dict[str, str]:
+    return {
+        "other-admin": other,
+        "tenant-viewer": read_roles,
+        "finance": read_roles,
+        "tenant-admin": read_roles,
+        "operator": OK,
+    }
+
+
+OWN_READ = everyone(other_admin=HIDDEN)
+OWN_WRITE = {
+    "other-admin": HIDDEN,
+    "tenant-viewer": DENIED,
+    "finance": DENIED,
+    "tenant-admin": OK,
+    "operator": OK,
+}
+OWN_TENANT_WRITE = {**OWN_WRITE, "tenant-admin": DENIED}
+READ_ALL_ROLES = {
+    "other-admin": DENIED,
+    "tenant-viewer": DENIED,
+    "finance": OK,
+    "tenant-admin": DENIED,
+    "operator": OK,
+}
+INST = "/api/v1/tenants/gent/instances"
+CSV = "nis_code,name_nl,province,population,population_year\n11001,Aartselaar,Antwerpen,1,2020\n"
+
+
+def _release(role: str) -> Any:
+    return {"release": demo_release("3.0.0").model_dump(mode="json")}
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/whoami", everyone()),
+    Endpoint("GET", "/api/v1/tenants", everyone()),
+    Endpoint(
+        "POST",
+        "/api/v1/tenants",
+        operator_only(),
+        body=lambda role: {"name": "Zele", "nis_code": "42028"},
+    ),
+    Endpoint("POST", "/api/v1/tenants/import", operator_only(), csv=True),
+    Endpoint("GET", "/api/v1/tenants/gent", OWN_READ),
+    Endpoint("PATCH", "/api/v1/tenants/gent", OWN_TENANT_WRITE, body=lambda r: {"group": "x"}),
+    Endpoint("GET", "/api/v1/catalog", everyone()),
+    Endpoint("GET", "/api/v1/catalog/demo", everyone()),
+    Endpoint("GET", "/api/v1/catalog/demo/versions/1.0.0", everyone()),
+    Endpoint("POST", "/api/v1/catalog/publish", operator_only(), body=_release),
+    Endpoint(
+        "POST",
+        "/api/v1/catalog/demo/versions/1.0.0/deprecate",
+        operator_only(),
+        body=lambda r: {"message": "old"},
+    ),
+    Endpoint("GET", INST, OWN_READ),
+    Endpoint(
+        "POST",
+        INST,
+        OWN_WRITE,
+        body=lambda role: {"name": f"new-{role}", "service": "demo", "plan": "small"},
+    ),
+    Endpoint("GET", f"{INST}/web", OWN_READ),
+    Endpoint("PATCH", f"{INST}/web", OWN_WRITE, body=lambda r: {"plan": "large"}),
+    Endpoint("GET", f"{INST}/web/revisions", OWN_READ),
+    Endpoint("POST", f"{INST}/web/rollback", OWN_WRITE, body=lambda r: {"revision": 1}),
+    Endpoint("DELETE", f"{INST}/web", OWN_WRITE),
+    Endpoint("GET", "/api/v1/targets", READ_ALL_ROLES),
+    Endpoint("GET", "/api/v1/targets/local", READ_ALL_ROLES),
+    Endpoint(
+        "POST",
+        "/api/v1/targets",
+        operator_only(),
+        body=lambda r: {"name": "git2", "config": {"kind": "gitops", "path": "/srv/git2"}},
+    ),
+    Endpoint("GET", "/api/v1/tokens", operator_only()),
+    Endpoint(
+        "POST",
+        "/api/v1/tokens",
+        operator_only(),
+        body=lambda r: {"name": "x", "role": "finance"},
+    ),
+    Endpoint("DELETE", "/api/v1/tokens/{victim_token_id}", operator_only()),
+    Endpoint("GET", "/api/v1/audit", everyone()),
+    Endpoint("GET", "/api/v1/audit?tenant=gent", OWN_READ),
+    Endpoint("POST", "/api/v1/catalog/demo/versions/1.1.0/retire", operator_only()),
+]
+
+
+#: Routers whose owners still have to add their rows above (then remove the prefix here).
+NOT_YET_IN_MATRIX = ("/api/v1/billing", "/api/v1/fleet")
+
+
+def _seed_instance(client: TestClient, world: World, engine: Engine) -> dict[str, str]:
+    from controlplane.provisioning.models import Instance, Revision
+
+    r = client.post(
+        INST,
+        json={"name": "web", "service": "demo", "version": "1.0.0", "plan": "small"},
+        headers=world.auth("operator"),
+    )
+    assert r.status_code == 202, r.text
+    with Session(engine) as s:
+        instance = s.exec(select(Instance)).one()
+        s.add(
+            Revision(
+                instance_id=instance.id,
+                number=1,
+                generation=1,
+                version="1.0.0",
+                plan="small",
+                parameters={},
+                digest="sha256:x",
+            )
+        )
+        s.commit()
+        victim = make_token(s, Role.FINANCE, name="victim")
+        s.commit()
+        row = s.exec(select(ApiToken).where(ApiToken.prefix == victim.split("_")[1])).one()
+        return {"victim_token_id": str(row.id)}
+
+
+def test_every_endpoint_for_every_role(client: TestClient, world: World, engine: Engine) -> None:
+    names = _seed_instance(client, world, engine)
+    openapi_paths = {
+        (method.upper(), path)
+        for path, item in client.get("/openapi.json").json()["paths"].items()
+        for method in item
+        if path.startswith("/api/") and not path.startswith(NOT_YET_IN_MATRIX)
+    }
+    covered: set[tuple[str, str]] = set()
+    failures: list[str] = []
+    for endpoint in ENDPOINTS:
+        path = endpoint.path.format(**names)
+        # Refused roles first: they must not change anything the allowed ones rely on.
+        order = sorted(ROLES, key=lambda r: endpoint.expect[r] == OK)
+        for role in order:
+            headers = world.auth(role)
+            kwargs: dict[str, Any] = {"headers": headers}
+            if endpoint.csv:
+                kwargs["content"] = CSV.encode()
+                kwargs["headers"] = {**headers, "Content-Type": "text/csv"}
+            elif endpoint.body is not None:
+                kwargs["json"] = endpoint.body(role)
+            response = client.request(endpoint.method, path, **kwargs)
+            expected = endpoint.expect[role]
+            got = (
+                OK
+                if response.status_code < 300
+                else {403: DENIED, 404: HIDDEN}.get(response.status_code, str(response.status_code))
+            )
+            if got != expected:
+                failures.append(
+                    f"{endpoint.method} {path} as {role}: expected {expected}, got "
+                    f"{response.status_code} {response.text[:200]}"
+                )
+        template = endpoint.path.split("?")[0]
+        for known_method, known_path in openapi_paths:
+            if known_method == endpoint.method and _matches(known_path, template):
+                covered.add((known_method, known_path))
+    assert not failures, "\n".join(failures)
+    assert openapi_paths - covered == set(), "endpoints missing from the matrix"
+
+
+def _matches(template: str, path: str) -> bool:
+    a, b = template.strip("/").split("/"), path.strip("/").split("/")
+    return len(a) == len(b) and all(
+        x == y or x.startswith("{") or y.startswith("{") for x, y in zip(a, b, strict=True)
+    )
