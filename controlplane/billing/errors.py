@@ -109,3 +109,24 @@ class ExportInvalid(InvalidInput):
 
     title = "Invalid export"
     code = "export_invalid"
+
+
+class PlanUnknown(InvalidInput):
+    """The service or plan is not in the published catalogue."""
+
+    title = "Unknown service plan"
+    code = "plan_unknown"
+
+
+class PriceExists(Conflict):
+    """There already is a price for this service plan from this date."""
+
+    title = "Price exists"
+    code = "price_exists"
+
+
+class CostPoolExists(Conflict):
+    """There already is a cost pool with this name from this month."""
+
+    title = "Cost pool exists"
+    code = "cost_pool_exists"
