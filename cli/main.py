@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli.commands import audit, billing, catalog, instance, session, target, tenant, token
+from cli.commands import audit, billing, catalog, fleet, instance, session, target, tenant, token
 from cli.errors import EXIT_CODES_HELP, CliError
 from cli.output import fail
 from cli.state import state
@@ -55,3 +55,4 @@ app.add_typer(target.app, name="target")
 app.add_typer(token.app, name="token")
 app.add_typer(audit.app, name="audit")
 app.add_typer(billing.app, name="billing")
+app.add_typer(fleet.app, name="fleet")
