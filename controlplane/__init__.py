@@ -1,3 +1,3 @@
-"""City Platform control plane: provisions shared, cost-shared application stacks for municipalities."""
+"""City Platform control plane: provisions cost-shared application stacks for municipalities."""
 
 __version__ = "0.1.0"

@@ -104,7 +104,10 @@ class EgressRule(_Strict):
 
 
 class NetworkAllows(_Strict):
-    """What the stack may reach beyond the default-deny baseline (DNS and in-namespace are always allowed)."""
+    """What the stack may reach beyond the default-deny baseline.
+
+    DNS and traffic inside the namespace are always allowed.
+    """
 
     ingress: list[ExposedPort] = []
     egress: list[EgressRule] = []

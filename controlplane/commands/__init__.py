@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import typer
 
-from controlplane.commands import catalog, server
+from controlplane.commands import catalog, server, worker
 
 app = typer.Typer(
     name="controlplane",
-    help="City Platform control plane: serve the API, run workers, migrate, bootstrap, check the catalogue.",
+    help="City Platform control plane: serve the API, run workers, migrate, bootstrap, "
+    "check the catalogue.",
     no_args_is_help=True,
     add_completion=False,
 )
 app.add_typer(catalog.app, name="catalog")
 server.register(app)
+worker.register(app)

@@ -90,7 +90,8 @@ class Instance(SQLModel, table=True):
     # -- observed state, written by the reconciler only
     phase: Phase = Field(default=Phase.PENDING, sa_column=Column(String(16), nullable=False))
     observed_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False))
-    #: Kubernetes-style conditions: ``[{"type", "status", "reason", "message", "lastTransitionTime"}]``.
+    #: Kubernetes-style conditions:
+    #: ``[{"type", "status", "reason", "message", "lastTransitionTime"}]``.
     conditions: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONDoc, nullable=False)
     )

@@ -44,7 +44,8 @@ class Tenant(SQLModel, table=True):
     max_memory: str = Field(default="256Gi", max_length=20)
     #: Default target (by name) for new instances; None = the platform default.
     default_target: str | None = Field(default=None, max_length=63)
-    #: Maintenance window for fleet upgrades: ``{"days": ["sat","sun"], "start": "22:00", "end": "06:00"}``,
+    #: Maintenance window for fleet upgrades:
+    #: ``{"days": ["sat","sun"], "start": "22:00", "end": "06:00"}``,
     #: Europe/Brussels time. Empty = any time.
     maintenance_window: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDoc))
     #: Bumped on every change; the ETag of the tenant.
