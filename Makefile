@@ -53,5 +53,9 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting.
 bench: $(STAMP)  ## Print the benchmark figures (and write them as JSON).
 	$(PY) -m tests.benchmarks
 
+SOAK_MINUTES ?= 3
+soak: $(STAMP)  ## Soak: API + 2 workers on PostgreSQL, emulator faults, worker kills (SOAK_MINUTES=3).
+	$(PY) -m tests.soak --minutes $(SOAK_MINUTES)
+
 clean:  ## Remove the virtual environment and caches.
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .data

@@ -1,0 +1,566 @@
+"""The soak: the whole platform under random lifecycle operations, faults and worker kills.
+
+Bounded and loopback only. It creates a fresh PostgreSQL database ``cp_soak_<random>``
+(dropped at the end), migrates it, publishes the shipped catalogue, onboards a few Flemish
+municipalities (Source: Statbel, CC BY 4.0) with one tenant-admin token each, and starts:
+
+- the Kubernetes API emulator in this process, with ≈10 % of all requests failing
+  (503, 500, 429) — the only target;
+- the API (``controlplane serve`` = uvicorn on 127.0.0.1, embedded worker off);
+- ``workers`` reconcile worker processes (``python -m tests.soak.worker``).
+
+For ``minutes`` the tenants create, change plan, change parameters, upgrade, roll back and
+delete instances through HTTP, while a killer SIGKILLs a random worker every few seconds and
+restarts it. Then the faults stop, the runner waits (bounded) until every instance has
+converged, takes a snapshot of the database and the emulator and checks the rules of
+``tests/soak/invariants.py``. API answers 5xx, a dead API and a timeout are violations too.
+
+``python -m tests.soak [--minutes N] [--seed S]`` (``make soak``) exits 1 with a report on any
+violation. This module knows the API's URLs and the database tables, nothing of the
+reconciler's internals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from controlplane import migrations
+from controlplane.auth import tokens
+from controlplane.auth.models import Role
+from controlplane.catalog.loading import load_catalog
+from controlplane.catalog.publishing import publish_from_catalog
+from controlplane.provisioning.models import (
+    Instance,
+    Phase,
+    Revision,
+    RevisionOutcome,
+    Target,
+    TargetKind,
+    UsageEvent,
+)
+from controlplane.tenants.models import Tenant
+from tests.kube_emulator import KINDS, KubeEmulator
+from tests.soak.invariants import (
+    ClusterObject,
+    InstanceState,
+    RevisionState,
+    Snapshot,
+    UsageState,
+    Violation,
+    check,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_URL = os.environ.get(
+    "CONTROLPLANE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MUNICIPALITIES = Path("/work/shared/data/flemish-municipalities.csv")
+if not MUNICIPALITIES.is_file():
+    MUNICIPALITIES = ROOT.parent / "shared/data/flemish-municipalities.csv"
+INSTANCE_LABEL = "city-platform.be/instance-id"
+DIGEST_ANNOTATION = "city-platform.be/object-digest"
+
+
+@dataclass
+class SoakConfig:
+    minutes: float = 3.0
+    seed: int = 0
+    workers: int = 2
+    tenants: int = 4
+    #: Share of emulator requests that fail (split 5:3:2 over 503, 500 and 429).
+    fault_rate: float = 0.10
+    services: tuple[str, ...] = ("keycloak", "matomo", "open-zaak")
+    max_instances_per_tenant: int = 4
+    #: Operations per second over all tenants.
+    rate: float = 2.0
+    #: Seconds between worker kills (uniform).
+    kill_every: tuple[float, float] = (6.0, 15.0)
+    converge_timeout: float = 180.0
+    postgres_url: str = POSTGRES_URL
+
+
+@dataclass
+class SoakReport:
+    config: SoakConfig
+    operations: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    kills: int = 0
+    faults_fired: int = 0
+    instances: int = 0
+    converge_seconds: float = 0.0
+    violations: list[Violation] = field(default_factory=list)
+    logs: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def render(self) -> str:
+        lines = [
+            f"soak: {self.config.minutes:g} min, seed {self.config.seed}, "
+            f"{self.config.workers} workers, {self.config.tenants} tenants, "
+            f"fault rate {self.config.fault_rate:.0%}",
+            "operations accepted: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.operations.items())) or "none"),
+            "operations refused (4xx, expected): "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"),
+            f"worker kills: {self.kills}; emulator faults fired: {self.faults_fired}",
+            f"instances: {self.instances}; converged in {self.converge_seconds:.1f} s",
+        ]
+        if self.ok:
+            lines.append("all invariants hold")
+        else:
+            lines.append(f"{len(self.violations)} VIOLATION(S):")
+            lines += [f"  {v}" for v in self.violations[:200]]
+            if self.logs is not None:
+                lines.append(f"process logs kept in {self.logs}")
+        return "\n".join(lines)
+
+
+# -- set-up --------------------------------------------------------------------------------
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:20].strip("-")
+
+
+def _municipalities(count: int, rng: random.Random) -> list[tuple[str, str, str]]:
+    if MUNICIPALITIES.is_file():
+        with MUNICIPALITIES.open(encoding="utf-8") as handle:
+            rows = [
+                (_slug(r["name_nl"]), r["name_nl"], r["nis_code"]) for r in csv.DictReader(handle)
+            ]
+    else:
+        rows = [(f"gemeente-{i}", f"Gemeente {i}", f"{11000 + i}") for i in range(count)]
+    return rng.sample(rows, count)
+
+
+@contextmanager
+def soak_database(server_url: str) -> Iterator[str]:
+    """A fresh database ``cp_soak_<random>`` on the server, dropped afterwards."""
+    name = f"cp_soak_{secrets.token_hex(5)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _prepare(
+    engine: Engine, kubeconfig: Path, config: SoakConfig, rng: random.Random
+) -> dict[str, str]:
+    """Migrate, publish, onboard; returns tenant slug → tenant-admin token."""
+    migrations.upgrade(engine)
+    tokens_by_tenant: dict[str, str] = {}
+    with Session(engine) as session:
+        publish_from_catalog(session, load_catalog())
+        session.add(
+            Target(
+                name="emulator",
+                kind=TargetKind.KUBERNETES,
+                config={"kubeconfig": str(kubeconfig)},
+                is_default=True,
+            )
+        )
+        for slug, name, nis in _municipalities(config.tenants, rng):
+            tenant = Tenant(slug=slug, name=name, nis_code=nis, max_instances=50)
+            session.add(tenant)
+            session.flush()
+            issued = tokens.create_token(
+                session, name=f"soak-{slug}", role=Role.TENANT_ADMIN, tenant_id=tenant.id
+            )
+            tokens_by_tenant[slug] = issued.token
+        session.commit()
+    return tokens_by_tenant
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Processes:
+    """The API and the worker processes, with their logs in one folder."""
+
+    def __init__(self, env: dict[str, str], logs: Path, workers: int) -> None:
+        self.env = env
+        self.logs = logs
+        self.port = _free_port()
+        self.api: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes] | None] = [None] * workers
+        self._started = 0
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / log_name).open("ab")
+        return subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_api(self) -> None:
+        args = [sys.executable, "-m", "controlplane.commands", "serve"]
+        cli = Path(sys.executable).with_name("controlplane")
+        if cli.exists():
+            args = [str(cli), "serve"]
+        self.api = self._spawn([*args, "--host", "127.0.0.1", "--port", str(self.port)], "api.log")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise RuntimeError(f"the API exited at start; see {self.logs / 'api.log'}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the API did not answer /healthz in 60 s; see {self.logs / 'api.log'}")
+
+    def start_worker(self, index: int) -> None:
+        self._started += 1
+        self.workers[index] = self._spawn(
+            [sys.executable, "-m", "tests.soak.worker"], f"worker-{index}-{self._started}.log"
+        )
+
+    def kill_worker(self, index: int) -> None:
+        proc = self.workers[index]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        self.workers[index] = None
+
+    def ensure_workers(self) -> None:
+        for index, proc in enumerate(self.workers):
+            if proc is None or proc.poll() is not None:
+                self.start_worker(index)
+
+    def stop(self) -> None:
+        for proc in [self.api, *self.workers]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in [self.api, *self.workers]:
+            if proc is None:
+                continue
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# -- the operations ------------------------------------------------------------------------
+
+
+class Driver:
+    """Random lifecycle operations of one run, through HTTP with tenant-admin tokens."""
+
+    def __init__(
+        self, url: str, tokens_by_tenant: dict[str, str], config: SoakConfig, rng: random.Random
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.clients = {
+            slug: httpx.Client(
+                base_url=f"{url}/api/v1/tenants/{slug}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            for slug, token in tokens_by_tenant.items()
+        }
+        catalog = load_catalog()
+        self.versions = {
+            s: [v.version for v in catalog.definition(s).versions] for s in config.services
+        }
+        self.plans = {s: [p.name for p in catalog.release(s).plans] for s in config.services}
+        self.counter = 0
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.violations: list[Violation] = []
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def _call(self, op: str, client: httpx.Client, method: str, path: str, **kw: Any) -> Any:
+        try:
+            answer = client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            self.violations.append(Violation("api", f"{op} {method} {path}", f"no answer: {exc}"))
+            return None
+        if answer.status_code >= 500:
+            self.violations.append(
+                Violation(
+                    "api", f"{op} {method} {path}", f"{answer.status_code}: {answer.text[:300]}"
+                )
+            )
+            return None
+        if answer.status_code >= 400:
+            self.rejected[f"{op} {answer.status_code}"] += 1
+            return None
+        if method != "GET":
+            self.accepted[op] += 1
+        return answer.json()
+
+    def step(self) -> None:
+        slug = self.rng.choice(sorted(self.clients))
+        client = self.clients[slug]
+        page = self._call("list", client, "GET", "/instances", params={"limit": 100})
+        if page is None:
+            return
+        live = [i for i in page["items"] if not i["deletion_requested"]]
+        choices: list[tuple[str, float]] = []
+        if len(live) < self.config.max_instances_per_tenant:
+            choices.append(("create", 3.0 if len(live) < 2 else 1.5))
+        if live:
+            choices += [("plan", 2.0), ("parameters", 2.0), ("upgrade", 1.0)]
+            choices += [("rollback", 1.0), ("delete", 1.2)]
+        if not choices:
+            return
+        op = self.rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+        if op == "create":
+            service = self.rng.choice(self.config.services)
+            self.counter += 1
+            body = {
+                "name": f"{service[:8]}-{self.counter}",
+                "service": service,
+                # Half start on the older version, so that upgrades have something to do.
+                "version": self.rng.choice(self.versions[service]),
+                "plan": self.rng.choice(self.plans[service]),
+            }
+            self._call(op, client, "POST", "/instances", json=body)
+            return
+        instance = self.rng.choice(live)
+        name, service = instance["name"], instance["service"]
+        path = f"/instances/{name}"
+        if op == "plan":
+            others = [p for p in self.plans.get(service, []) if p != instance["plan"]]
+            if others:
+                self._call(op, client, "PATCH", path, json={"plan": self.rng.choice(others)})
+        elif op == "parameters":
+            host = f"{name}-{self.rng.randrange(10_000)}.{slug}.example.be"
+            self._call(op, client, "PATCH", path, json={"parameters": {"hostname": host}})
+        elif op == "upgrade":
+            newest = self.versions.get(service, [instance["version"]])[-1]
+            if newest != instance["version"]:
+                self._call(op, client, "PATCH", path, json={"version": newest})
+        elif op == "rollback":
+            current = instance["status"]["currentRevision"]
+            if current > 1:
+                revision = self.rng.randrange(1, current)
+                self._call(op, client, "POST", f"{path}/rollback", json={"revision": revision})
+        elif op == "delete":
+            self._call(op, client, "DELETE", path)
+
+
+# -- convergence and the snapshot ----------------------------------------------------------
+
+
+def _unconverged(engine: Engine) -> int:
+    """How many instances have not reached their desired generation and phase."""
+    with Session(engine) as session:
+        rows = list(session.execute(select(Instance)).scalars())
+    pending = 0
+    for row in rows:
+        done = Phase.DELETED if row.deletion_requested else Phase.READY
+        if row.observed_generation != row.generation or row.phase != done:
+            pending += 1
+    return pending
+
+
+def snapshot(engine: Engine, emulator: KubeEmulator) -> Snapshot:
+    snap = Snapshot()
+    with Session(engine) as session:
+        tenants = {t.id: t.slug for t in session.execute(select(Tenant)).scalars()}
+        for i in session.execute(select(Instance)).scalars():
+            snap.instances.append(
+                InstanceState(
+                    id=str(i.id),
+                    tenant=tenants.get(i.tenant_id, "?"),
+                    name=i.name,
+                    namespace=i.namespace,
+                    version=i.version,
+                    plan=i.plan,
+                    parameters=dict(i.parameters or {}),
+                    generation=i.generation,
+                    observed_generation=i.observed_generation,
+                    phase=str(i.phase),
+                    deletion_requested=i.deletion_requested,
+                    deleted=i.deleted_at is not None,
+                )
+            )
+        for r in session.execute(select(Revision)).scalars():
+            snap.revisions.append(
+                RevisionState(
+                    instance_id=str(r.instance_id),
+                    number=r.number,
+                    version=r.version,
+                    plan=r.plan,
+                    parameters=dict(r.parameters or {}),
+                    inventory=dict(r.inventory or {}),
+                    applied=r.outcome == RevisionOutcome.APPLIED,
+                )
+            )
+        for e in session.execute(select(UsageEvent)).scalars():
+            snap.usage.append(
+                UsageState(instance_id=str(e.instance_id), kind=str(e.kind), plan=e.plan, at=e.at)
+            )
+    for kind in KINDS:
+        for obj in emulator.objects(kind.kind):
+            meta = obj.get("metadata", {})
+            if kind.kind == "Namespace":
+                snap.namespaces.add(meta["name"])
+            labels = meta.get("labels") or {}
+            if INSTANCE_LABEL not in labels:
+                continue
+            snap.objects.append(
+                ClusterObject(
+                    object_id=f"{obj['apiVersion']}/{obj['kind']}/{meta['name']}",
+                    namespace=meta.get("namespace"),
+                    instance_id=labels[INSTANCE_LABEL],
+                    digest=(meta.get("annotations") or {}).get(DIGEST_ANNOTATION),
+                )
+            )
+    return snap
+
+
+def _count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(Instance)).scalar_one())
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def run_soak(config: SoakConfig) -> SoakReport:
+    rng = random.Random(config.seed)
+    report = SoakReport(config=config)
+    logs = Path(tempfile.mkdtemp(prefix="cp-soak-"))
+    with soak_database(config.postgres_url) as url, KubeEmulator(seed=config.seed) as emulator:
+        engine = create_engine(url, pool_pre_ping=True)
+        kubeconfig = emulator.write_kubeconfig(logs / "kubeconfig")
+        tokens_by_tenant = _prepare(engine, kubeconfig, config, rng)
+        env = {
+            **os.environ,
+            "CONTROLPLANE_DATABASE_URL": url,
+            "CONTROLPLANE_SERVER_SECRET": secrets.token_hex(32),
+            "CONTROLPLANE_DATA_DIR": str(logs / "data"),
+            "CONTROLPLANE_EMBEDDED_WORKER": "false",
+            "PYTHONPATH": str(ROOT),
+        }
+        processes = Processes(env, logs, config.workers)
+        driver: Driver | None = None
+        try:
+            processes.start_api()
+            processes.ensure_workers()
+            share = config.fault_rate
+            # Rules are tried in order; these probabilities add up to ≈ fault_rate overall.
+            emulator.faults.add(503, probability=share * 0.5, message="soak: injected 503")
+            emulator.faults.add(500, probability=share * 0.3, message="soak: injected 500")
+            emulator.faults.add(429, probability=share * 0.2, retry_after=1)
+            driver = Driver(processes.url, tokens_by_tenant, config, rng)
+            end = time.monotonic() + config.minutes * 60
+            next_kill = time.monotonic() + rng.uniform(*config.kill_every)
+            while time.monotonic() < end:
+                started = time.monotonic()
+                driver.step()
+                if processes.api is not None and processes.api.poll() is not None:
+                    report.violations.append(Violation("api", "process", "the API process died"))
+                    break
+                if time.monotonic() >= next_kill:
+                    victim = rng.randrange(config.workers)
+                    processes.kill_worker(victim)
+                    report.kills += 1
+                    time.sleep(rng.uniform(0.2, 1.5))
+                    processes.ensure_workers()
+                    next_kill = time.monotonic() + rng.uniform(*config.kill_every)
+                pause = 1.0 / config.rate - (time.monotonic() - started)
+                if pause > 0:
+                    time.sleep(pause)
+            report.faults_fired = emulator.faults.fired
+            emulator.faults.clear()
+            processes.ensure_workers()
+            waited = time.monotonic()
+            deadline = waited + config.converge_timeout
+            while (left := _unconverged(engine)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            report.converge_seconds = time.monotonic() - waited
+            if left:
+                report.violations.append(
+                    Violation(
+                        "converged",
+                        "fleet",
+                        f"{left} instance(s) not converged after {config.converge_timeout:.0f} s",
+                    )
+                )
+            processes.stop()  # no reconcile may change anything while we look
+            report.violations += check(snapshot(engine, emulator))
+            report.instances = _count(engine)
+        finally:
+            if driver is not None:
+                report.violations += driver.violations
+                report.operations = driver.accepted
+                report.rejected = driver.rejected
+                driver.close()
+            processes.stop()
+            engine.dispose()
+    if report.ok:
+        shutil.rmtree(logs, ignore_errors=True)
+    else:
+        report.logs = logs
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "3")))
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "0")))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--fault-rate", type=float, default=0.10)
+    args = parser.parse_args(argv)
+    config = SoakConfig(
+        minutes=args.minutes,
+        seed=args.seed,
+        workers=args.workers,
+        tenants=args.tenants,
+        fault_rate=args.fault_rate,
+    )
+    report = run_soak(config)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
