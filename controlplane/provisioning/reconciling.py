@@ -1,0 +1,575 @@
+"""The reconciler: make one instance's desired state true on its target.
+
+Level-based and idempotent. For one claimed request it loads the instance, its tenant,
+target, pinned published release and last applied revision, then:
+
+- deletion requested → remove the namespace / instance folder, phase ``Deleted``, usage
+  event ``stopped``;
+- the generation was already applied (a resync) → check drift with reads only; re-apply just
+  the drifted objects; nothing drifted means **zero writes** to the target and no revision;
+- otherwise → render, apply only the objects whose digest differs from the last revision's
+  inventory, prune what the stack no longer has, observe readiness and record a new revision
+  (``rollback_of`` when it re-applies an earlier revision's inputs), with ``started`` and
+  ``plan_changed`` usage events.
+
+Status, revision, usage events and the queue's next due time are written in one
+transaction, and only while this worker still holds the lease. Render and admission errors
+fail the instance with the message and back off long (no retry storm); target errors keep
+the phase and retry with backoff.
+
+This module must not know about HTTP, FastAPI, Typer or how workers are scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session, col
+
+from controlplane.catalog.models import ServiceRelease
+from controlplane.catalog.records import PublishedVersion
+from controlplane.db.types import utcnow
+from controlplane.errors import ControlPlaneError, InvalidInput
+from controlplane.provisioning import queueing
+from controlplane.provisioning.models import (
+    Instance,
+    Phase,
+    Revision,
+    RevisionOutcome,
+    Target,
+    UsageEvent,
+    UsageKind,
+)
+from controlplane.provisioning.queueing import Backoff, Claim
+from controlplane.provisioning.targets import Readiness, Stack, StackTarget, TargetRejected
+from controlplane.provisioning.targets.building import TargetRegistry
+from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # a new generation was applied (a revision was written)
+    UNCHANGED = "unchanged"  # resync: nothing drifted, nothing written
+    REPAIRED = "repaired"  # resync: drifted objects re-applied
+    DELETED = "deleted"
+    FAILED = "failed"  # render/admission error: needs a change of input
+    RETRY = "retry"  # target error: retried with backoff
+    LOST = "lost"  # the lease was taken over: nothing recorded
+    GONE = "gone"  # the instance no longer exists
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    instance_id: uuid.UUID
+    generation: int = 0
+    written: int = 0
+    pruned: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    #: Periodic resync after success (drift detection).
+    resync_seconds: float = 600.0
+    #: Re-check of a stack whose workloads are not ready yet.
+    not_ready_seconds: float = 10.0
+    #: Target errors (unreachable, 5xx, conflicts).
+    retry: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
+    #: Render or admission errors: waiting rarely helps, so back off long.
+    failed: Backoff = field(default_factory=lambda: Backoff(base=60.0, cap=3600.0))
+
+
+@dataclass
+class _Loaded:
+    instance: Instance
+    tenant: Tenant
+    target_row: Target | None
+    published: PublishedVersion | None
+    last: Revision | None
+    max_number: int
+    history: list[Revision]
+
+
+class Reconciler:
+    """Reconciles one claimed request at a time; safe to share between worker threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        server_secret: bytes,
+        targets: TargetRegistry | None = None,
+        settings: ReconcileSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.targets = targets or TargetRegistry()
+        self.settings = settings or ReconcileSettings()
+        self._server_secret = server_secret
+        self._renderers: dict[str, Renderer] = {}
+        self._releases: dict[tuple[str, str, str], ServiceRelease] = {}
+        self._lock = threading.Lock()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    # -- caches (published releases are immutable; renderers hold compiled templates)
+    def renderer(self, kubernetes_version: str) -> Renderer:
+        with self._lock:
+            renderer = self._renderers.get(kubernetes_version)
+            if renderer is None:
+                renderer = Renderer(
+                    server_secret=self._server_secret, kubernetes_version=kubernetes_version
+                )
+                self._renderers[kubernetes_version] = renderer
+            return renderer
+
+    def _release(self, published: PublishedVersion) -> ServiceRelease:
+        key = (published.service, published.version, published.digest)
+        with self._lock:
+            release = self._releases.get(key)
+        if release is None:
+            release = published.to_release()
+            with self._lock:
+                self._releases[key] = release
+        return release
+
+    # -- the reconcile
+    def reconcile(self, held: Claim) -> Result:
+        loaded = self._load(held.instance_id)
+        if loaded is None:
+            return self._finish_gone(held)
+        instance = loaded.instance
+        extra = {
+            "instance_id": str(instance.id),
+            "namespace": instance.namespace,
+            "generation": instance.generation,
+            "worker": held.owner,
+        }
+        try:
+            if loaded.target_row is None:
+                raise InvalidInput(
+                    f"Instance {instance.namespace} names target {instance.target!r}, "
+                    "which does not exist.",
+                    hint="Create the target or move the instance to an existing one.",
+                )
+            target = self.targets.get(loaded.target_row)
+            if instance.deletion_requested:
+                return self._delete(held, loaded, target)
+            return self._converge(held, loaded, target)
+        except TargetRejected as exc:
+            log.warning("reconcile rejected by target", extra={**extra, "error": exc.detail})
+            return self._finish_failed(held, loaded, "Applied", "Rejected", exc)
+        except InvalidInput as exc:
+            log.warning("reconcile failed", extra={**extra, "error": exc.detail})
+            return self._finish_failed(held, loaded, "Rendered", "RenderFailed", exc)
+        except ControlPlaneError as exc:
+            log.info("reconcile will be retried", extra={**extra, "error": exc.detail})
+            return self._finish_retry(held, loaded, exc)
+
+    def _load(self, instance_id: uuid.UUID) -> _Loaded | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None or instance.deleted_at is not None:
+                return None
+            tenant = session.get(Tenant, instance.tenant_id)
+            if tenant is None:
+                return None
+            target_row = session.execute(
+                select(Target).where(col(Target.name) == instance.target)
+            ).scalar()
+            published = session.execute(
+                select(PublishedVersion).where(
+                    col(PublishedVersion.service) == instance.service,
+                    col(PublishedVersion.version) == instance.version,
+                )
+            ).scalar()
+            history = list(
+                session.execute(
+                    select(Revision)
+                    .where(col(Revision.instance_id) == instance_id)
+                    .order_by(col(Revision.number).desc())
+                ).scalars()
+            )
+            session.expunge_all()
+        applied = [r for r in history if r.outcome == RevisionOutcome.APPLIED]
+        return _Loaded(
+            instance=instance,
+            tenant=tenant,
+            target_row=target_row,
+            published=published,
+            last=applied[0] if applied else None,
+            max_number=history[0].number if history else 0,
+            history=applied,
+        )
+
+    def _render(self, loaded: _Loaded) -> Stack:
+        instance, tenant = loaded.instance, loaded.tenant
+        if loaded.published is None:
+            raise InvalidInput(
+                f"{instance.service} {instance.version} is not published.",
+                hint="Publish that catalogue version, or change the instance to a published one.",
+            )
+        release = self._release(loaded.published)
+        version = loaded.target_row.kubernetes_version if loaded.target_row else "1.33"
+        rendered = self.renderer(version).render(
+            release,
+            plan=instance.plan,
+            tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
+            instance=InstanceRef(name=instance.name, id=str(instance.id)),
+            parameters=instance.parameters,
+        )
+        return Stack(
+            tenant=tenant.slug,
+            instance=instance.name,
+            instance_id=str(instance.id),
+            namespace=rendered.namespace,
+            objects=rendered.objects,
+            digests=rendered.object_digests(),
+            digest=rendered.digest,
+        )
+
+    def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Result:
+        instance, last = loaded.instance, loaded.last
+        if last is not None and last.generation == instance.generation:
+            return self._resync(held, loaded, target, last)
+        stack = self._render(loaded)
+        previous = dict(last.inventory) if last is not None else {}
+        changed = {oid for oid, digest in stack.digests.items() if previous.get(oid) != digest}
+        report = target.apply(stack, only=changed)
+        pruned = target.prune(stack, previous=list(previous))
+        readiness = target.readiness(stack)
+        return self._finish_applied(held, loaded, stack, readiness, len(report.written), pruned)
+
+    def _resync(self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision) -> Result:
+        instance = loaded.instance
+        if target.drift_needs_objects:
+            stack = self._render(loaded)
+        else:
+            # The inputs are those of the last revision, so its inventory is the render.
+            stack = Stack(
+                tenant=loaded.tenant.slug,
+                instance=instance.name,
+                instance_id=str(instance.id),
+                namespace=instance.namespace,
+                objects=(),
+                digests=dict(last.inventory),
+            )
+        drift = target.drifted(stack)
+        written = 0
+        if drift:
+            if not stack.objects:
+                stack = self._render(loaded)
+            written = len(target.apply(stack, only=drift).written)
+            target.prune(stack, previous=list(last.inventory))
+        readiness = target.readiness(stack)
+        phase, conditions_in = _phase_for(readiness, applied_message="Objects are as declared.")
+        if drift:
+            conditions_in["Applied"] = (
+                True,
+                "DriftRepaired",
+                f"Re-applied {len(drift)} object(s) that had drifted: "
+                + ", ".join(sorted(drift)[:5])
+                + ("…" if len(drift) > 5 else ""),
+            )
+        due = self.settings.not_ready_seconds if not readiness.ready else None
+        with Session(self.engine, expire_on_commit=False) as session:
+            request = queueing.lock_for_finish(session, held)
+            if request is None:
+                return Result(Outcome.LOST, instance.id, instance.generation)
+            row = session.get(Instance, instance.id)
+            if row is not None:
+                _set_status(row, phase, conditions_in, instance.generation)
+                session.add(row)
+            queueing.finish(
+                session,
+                request,
+                reconciled_generation=instance.generation,
+                next_due_in=due if due is not None else self.settings.resync_seconds,
+            )
+            session.commit()
+        outcome = Outcome.REPAIRED if drift else Outcome.UNCHANGED
+        return Result(outcome, instance.id, instance.generation, written=written)
+
+    def _finish_applied(
+        self,
+        held: Claim,
+        loaded: _Loaded,
+        stack: Stack,
+        readiness: Readiness,
+        written: int,
+        pruned: list[str],
+    ) -> Result:
+        instance, last = loaded.instance, loaded.last
+        phase, conditions_in = _phase_for(
+            readiness,
+            applied_message=f"Applied {written} changed object(s), pruned {len(pruned)}.",
+        )
+        now = utcnow()
+        with Session(self.engine, expire_on_commit=False) as session:
+            request = queueing.lock_for_finish(session, held)
+            if request is None:
+                return Result(Outcome.LOST, instance.id, instance.generation)
+            row = session.get(Instance, instance.id)
+            if row is None:
+                return Result(Outcome.GONE, instance.id)
+            # Numbers come from the table, not from what we read earlier: never reuse one.
+            number = (
+                session.execute(
+                    select(func.max(Revision.number)).where(
+                        col(Revision.instance_id) == instance.id
+                    )
+                ).scalar()
+                or 0
+            ) + 1
+            session.add(
+                Revision(
+                    instance_id=instance.id,
+                    number=number,
+                    generation=instance.generation,
+                    version=instance.version,
+                    plan=instance.plan,
+                    parameters=instance.parameters,
+                    digest=stack.digest,
+                    inventory=dict(stack.digests),
+                    outcome=RevisionOutcome.APPLIED,
+                    message=conditions_in["Applied"][2],
+                    rollback_of=_rollback_of(loaded),
+                    created_at=now,
+                )
+            )
+            if last is None:
+                session.add(_usage(row, UsageKind.STARTED, now))
+            elif last.plan != instance.plan:
+                session.add(_usage(row, UsageKind.PLAN_CHANGED, now))
+            row.current_revision = number
+            _set_status(row, phase, conditions_in, instance.generation)
+            session.add(row)
+            queueing.finish(
+                session,
+                request,
+                reconciled_generation=instance.generation,
+                next_due_in=(
+                    self.settings.resync_seconds
+                    if readiness.ready
+                    else self.settings.not_ready_seconds
+                ),
+            )
+            session.commit()
+        return Result(
+            Outcome.APPLIED, instance.id, instance.generation, written=written, pruned=len(pruned)
+        )
+
+    def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Result:
+        instance = loaded.instance
+        target.delete(
+            tenant=loaded.tenant.slug, instance=instance.name, namespace=instance.namespace
+        )
+        now = utcnow()
+        with Session(self.engine, expire_on_commit=False) as session:
+            request = queueing.lock_for_finish(session, held)
+            if request is None:
+                return Result(Outcome.LOST, instance.id, instance.generation)
+            row = session.get(Instance, instance.id)
+            if row is None:
+                return Result(Outcome.GONE, instance.id)
+            started = loaded.last is not None or row.current_revision > 0
+            stopped = session.execute(
+                select(func.count())
+                .select_from(UsageEvent)
+                .where(
+                    col(UsageEvent.instance_id) == row.id,
+                    col(UsageEvent.kind) == UsageKind.STOPPED,
+                )
+            ).scalar_one()
+            if started and not stopped:
+                session.add(_usage(row, UsageKind.STOPPED, now))
+            conditions = {
+                "Rendered": (True, "Deleted", "The instance was deleted."),
+                "Applied": (False, "Deleted", f"Namespace {row.namespace} was removed."),
+                "Ready": (False, "Deleted", "The instance was deleted."),
+            }
+            _set_status(row, Phase.DELETED, conditions, instance.generation)
+            row.deleted_at = now
+            session.add(row)
+            queueing.finish(
+                session, request, reconciled_generation=instance.generation, next_due_in=None
+            )
+            session.commit()
+        return Result(Outcome.DELETED, instance.id, instance.generation)
+
+    def _finish_failed(
+        self, held: Claim, loaded: _Loaded, step: str, reason: str, exc: ControlPlaneError
+    ) -> Result:
+        instance = loaded.instance
+        message = _message(exc)
+        conditions: dict[str, tuple[bool, str, str]] = {}
+        if step == "Rendered":
+            conditions["Rendered"] = (False, reason, message)
+            conditions["Applied"] = (False, "NotRendered", "Nothing was applied: rendering failed.")
+        else:
+            conditions["Rendered"] = (True, "Rendered", "The stack rendered.")
+            conditions["Applied"] = (False, reason, message)
+        conditions["Ready"] = (False, reason, message)
+        return self._write_failure(
+            held, instance, Phase.FAILED, conditions, message, self.settings.failed, Outcome.FAILED
+        )
+
+    def _finish_retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Result:
+        instance = loaded.instance
+        message = _message(exc)
+        phase = Phase.DEGRADED if instance.phase == Phase.READY else instance.phase
+        if phase in (Phase.PENDING, Phase.FAILED):
+            phase = Phase.PROVISIONING
+        if instance.deletion_requested:
+            phase = Phase.DELETING
+        conditions = {"Applied": (False, "TargetUnavailable", message + " Retrying with backoff.")}
+        return self._write_failure(
+            held, instance, phase, conditions, message, self.settings.retry, Outcome.RETRY
+        )
+
+    def _write_failure(
+        self,
+        held: Claim,
+        instance: Instance,
+        phase: Phase,
+        conditions: dict[str, tuple[bool, str, str]],
+        message: str,
+        backoff: Backoff,
+        outcome: Outcome,
+    ) -> Result:
+        with Session(self.engine, expire_on_commit=False) as session:
+            request = queueing.lock_for_finish(session, held)
+            if request is None:
+                return Result(Outcome.LOST, instance.id, instance.generation)
+            row = session.get(Instance, instance.id)
+            if row is not None:
+                _set_status(row, phase, conditions, instance.generation, message=message)
+                session.add(row)
+            queueing.finish(
+                session,
+                request,
+                reconciled_generation=instance.generation,
+                next_due_in=backoff.delay(request.attempts + 1, self._rng),
+                failed=True,
+            )
+            session.commit()
+        return Result(outcome, instance.id, instance.generation, message=message)
+
+    def _finish_gone(self, held: Claim) -> Result:
+        with Session(self.engine) as session:
+            request = queueing.lock_for_finish(session, held)
+            if request is not None:
+                session.delete(request)
+                session.commit()
+        return Result(Outcome.GONE, held.instance_id)
+
+
+# -- status helpers
+
+
+def _phase_for(
+    readiness: Readiness, *, applied_message: str
+) -> tuple[Phase, dict[str, tuple[bool, str, str]]]:
+    conditions: dict[str, tuple[bool, str, str]] = {
+        "Rendered": (True, "Rendered", "The stack rendered and passed the platform policy."),
+        "Applied": (True, "Applied", applied_message),
+    }
+    if readiness.ready:
+        reason = "Written" if readiness.external else "WorkloadsReady"
+        text = " ".join(readiness.messages) or "All workloads are ready."
+        conditions["Ready"] = (True, reason, text)
+        return Phase.READY, conditions
+    failed = bool(getattr(readiness, "failed", False))
+    text = "; ".join(readiness.messages[:5]) or "Workloads are not ready yet."
+    conditions["Ready"] = (False, "WorkloadsFailed" if failed else "WorkloadsNotReady", text)
+    return (Phase.DEGRADED if failed else Phase.PROVISIONING), conditions
+
+
+def _set_status(
+    row: Instance,
+    phase: Phase,
+    conditions: dict[str, tuple[bool, str, str]],
+    generation: int,
+    *,
+    message: str | None = None,
+) -> None:
+    now = utcnow()
+    old = {c.get("type"): c for c in row.conditions or []}
+    merged: list[dict[str, Any]] = []
+    for kind in ("Rendered", "Applied", "Ready"):
+        if kind not in conditions:
+            if kind in old:
+                merged.append(old[kind])
+            continue
+        status, reason, text = conditions[kind]
+        value = "True" if status else "False"
+        previous = old.get(kind)
+        since: str = now.isoformat()
+        if previous is not None and previous.get("status") == value:
+            since = str(previous.get("lastTransitionTime") or since)
+        merged.append(
+            {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": text,
+                "lastTransitionTime": since,
+                "observedGeneration": generation,
+            }
+        )
+    if message is None and phase not in (Phase.READY, Phase.DELETED):
+        ready = conditions.get("Ready")
+        message = ready[2] if ready else row.message
+    changed = (
+        row.phase != phase
+        or row.observed_generation != generation
+        or row.conditions != merged
+        or row.message != message
+    )
+    if not changed:
+        return
+    row.phase = phase
+    row.observed_generation = generation
+    row.conditions = merged
+    row.message = message
+    row.updated_at = now
+
+
+def _usage(row: Instance, kind: UsageKind, at: datetime) -> UsageEvent:
+    return UsageEvent(
+        instance_id=row.id,
+        tenant_id=row.tenant_id,
+        service=row.service,
+        plan=row.plan,
+        kind=kind,
+        at=at,
+    )
+
+
+def _rollback_of(loaded: _Loaded) -> int | None:
+    """The earlier revision whose inputs this generation re-applies (not the current one)."""
+    instance, last = loaded.instance, loaded.last
+    inputs = (instance.version, instance.plan, instance.parameters)
+    if last is None or (last.version, last.plan, last.parameters) == inputs:
+        return None
+    for revision in loaded.history[1:]:
+        if (revision.version, revision.plan, revision.parameters) == inputs:
+            return revision.number
+    return None
+
+
+def _message(exc: ControlPlaneError) -> str:
+    lines = [exc.detail, *(f"{item}" for item in exc.errors[:10])]
+    if exc.hint:
+        lines.append(f"hint: {exc.hint}")
+    return "\n".join(lines)

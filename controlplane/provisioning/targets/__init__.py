@@ -1,0 +1,104 @@
+"""Where rendered stacks go: the port the reconciler writes through.
+
+A :class:`StackTarget` makes one instance's objects exist in one place — a Kubernetes
+cluster or a GitOps directory — and answers what is there now. The reconciler decides
+*what* to write (only the objects whose digest changed or that drifted); a target decides
+*how*, and must write nothing when asked to write nothing.
+
+This package must not know about the database, the queue or templates: it receives
+finished objects in apply order and the identity of the instance they belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controlplane.errors import Unavailable
+
+KubeObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The objects of one instance as the reconciler wants them, in apply order."""
+
+    tenant: str
+    instance: str
+    instance_id: str
+    namespace: str
+    objects: tuple[KubeObject, ...]
+    #: Object id (``apiVersion/kind/name``) → digest of the rendered object.
+    digests: Mapping[str, str]
+    #: ``RenderedStack.digest`` (empty when the stack was not rendered, e.g. a GitOps resync).
+    digest: str = ""
+
+    def ids(self) -> list[str]:
+        return list(self.digests)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the stack runs, and if not, what a person should look at."""
+
+    ready: bool
+    messages: tuple[str, ...] = ()
+    #: True when the target cannot know (GitOps: a controller elsewhere applies it).
+    external: bool = False
+
+
+@dataclass
+class ApplyReport:
+    """What one apply did: the ids written (empty when nothing had to change)."""
+
+    written: list[str] = field(default_factory=list)
+
+
+class TargetError(Unavailable):
+    """The target could not be written or read right now; the reconcile is retried."""
+
+    title = "Target unavailable"
+    code = "target_unavailable"
+
+
+class TargetRejected(TargetError):  # noqa: N818 - named like the kube port's errors
+    """The target refused an object (admission, validation); retrying the same input fails again."""
+
+    status = 422
+    title = "Object rejected by the target"
+    code = "target_rejected"
+
+
+class StackTarget(Protocol):
+    """One place stacks go. Every method is idempotent; only ``apply``, ``prune`` and
+    ``delete`` may write, and they write nothing that is already as asked."""
+
+    name: str
+    #: Whether ``drifted`` compares the objects themselves (else the digests suffice, and a
+    #: no-op reconcile need not render at all).
+    drift_needs_objects: bool
+
+    def apply(self, stack: Stack, *, only: set[str] | None = None) -> ApplyReport:
+        """Write the objects of ``stack`` (all, or the ids in ``only``) in apply order."""
+        ...
+
+    def prune(self, stack: Stack, *, previous: Sequence[str]) -> list[str]:
+        """Remove what ``previous`` (the last applied inventory) has and ``stack`` lacks."""
+        ...
+
+    def drifted(self, stack: Stack) -> set[str]:
+        """Ids of the objects that are missing or differ from ``stack`` (reads only)."""
+        ...
+
+    def readiness(self, stack: Stack) -> Readiness:
+        """Whether the workloads of the stack are up."""
+        ...
+
+    def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
+        """Remove everything of the instance and return when it is gone."""
+        ...
+
+    def flush(self, message: str) -> None:
+        """End of a batch of reconciles (GitOps: commit if configured)."""
+        ...

@@ -1,0 +1,300 @@
+"""The GitOps target: one folder per instance that Argo CD or Flux applies.
+
+Layout: ``<root>/<tenant>/<instance>/NN-<kind>-<name>.yaml`` (``NN`` = apply order) and a
+``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. Files are
+written atomically (temporary file + ``os.replace``), so a reader never sees half a file,
+and only when their bytes change, so a no-op reconcile rewrites nothing.
+
+Each file starts with one comment line that names the object, the digest of what it was
+rendered from and the SHA-256 of the rest of the file. That is what makes the drift check
+cheap and exact: a file that was edited, removed or left from an older render is found by
+reading and hashing, without rendering or serialising anything.
+
+Secrets are never written in plain text: each becomes a SealedSecret (``sealing.py``). A
+target without a sealing certificate refuses stacks that contain a Secret.
+
+This module must not know about the database, the queue or templates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml_rs
+
+from controlplane.errors import ErrorItem
+from controlplane.provisioning.targets import (
+    ApplyReport,
+    KubeObject,
+    Readiness,
+    Stack,
+    TargetError,
+    TargetRejected,
+)
+from controlplane.provisioning.targets.sealing import Sealer
+from controlplane.rendering.naming import object_id
+
+KUSTOMIZATION = "kustomization.yaml"
+_HEADER = re.compile(rb"^# city-platform: id=(\S+) digest=(\S+) sha256=([0-9a-f]{64})\n")
+_UNSAFE = re.compile(r"[^a-z0-9.-]+")
+
+
+def file_name(index: int, obj: Mapping[str, Any], width: int = 2) -> str:
+    """``NN-kind-name.yaml``; ``NN`` is the apply order (wider for stacks of 100+ objects)."""
+    kind = _UNSAFE.sub("-", str(obj["kind"]).lower())
+    name = _UNSAFE.sub("-", str(obj["metadata"]["name"]).lower())
+    return f"{index:0{width}d}-{kind}-{name}.yaml"
+
+
+def render_file(object_id: str, digest: str, obj: Mapping[str, Any]) -> bytes:
+    """The bytes of one object file: the header line, then deterministic YAML."""
+    body = yaml_rs.dumps(obj).removeprefix("---\n").encode()
+    return _header(object_id, digest, body) + body
+
+
+def _header(object_id: str, digest: str, body: bytes) -> bytes:
+    return (
+        f"# city-platform: id={object_id} digest={digest} "
+        f"sha256={hashlib.sha256(body).hexdigest()}\n"
+    ).encode()
+
+
+def read_header(data: bytes) -> tuple[str, str] | None:
+    """``(object id, digest)`` of an intact file, None if it was edited or is not ours."""
+    match = _HEADER.match(data)
+    if match is None:
+        return None
+    body = data[match.end() :]
+    if hashlib.sha256(body).hexdigest() != match.group(3).decode():
+        return None
+    return match.group(1).decode(), match.group(2).decode()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class GitOpsTarget:
+    """Writes stacks as files below ``root``; optionally commits each batch with git."""
+
+    drift_needs_objects = False
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        name: str = "gitops",
+        sealer: Sealer | None = None,
+        git_commit: bool = False,
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.sealer = sealer
+        self.git_commit = git_commit
+        self._git_lock = threading.Lock()
+
+    # -- layout
+    def folder(self, tenant: str, instance: str) -> Path:
+        return self.root / tenant / instance
+
+    def _file_key(self, obj: Mapping[str, Any], digest: str) -> str:
+        # A sealed Secret is current only for the certificate it was sealed for.
+        if obj.get("kind") == "Secret" and self.sealer is not None:
+            return f"{digest}+{self.sealer.fingerprint.removeprefix('sha256:')[:16]}"
+        return digest
+
+    def _desired(self, stack: Stack) -> dict[str, tuple[str, KubeObject, str]]:
+        """Object id → (file name, object, file key), in apply order."""
+        out: dict[str, tuple[str, KubeObject, str]] = {}
+        width = max(2, len(str(len(stack.objects))))
+        for index, obj in enumerate(stack.objects, start=1):
+            oid = object_id(obj)
+            out[oid] = (file_name(index, obj, width), obj, self._file_key(obj, stack.digests[oid]))
+        return out
+
+    def _scan(self, folder: Path) -> dict[str, tuple[str, str] | None]:
+        """File name → header of every YAML file in the folder (None: edited or foreign)."""
+        found: dict[str, tuple[str, str] | None] = {}
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return found
+        for entry in entries:
+            if entry.name == KUSTOMIZATION or not entry.name.endswith(".yaml"):
+                continue
+            with open(entry.path, "rb") as handle:
+                found[entry.name] = read_header(handle.read())
+        return found
+
+    # -- StackTarget
+    def apply(self, stack: Stack, *, only: set[str] | None = None) -> ApplyReport:
+        self._refuse_plain_secrets(stack)
+        folder = self.folder(stack.tenant, stack.instance)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            present = self._scan(folder)
+            report = ApplyReport()
+            desired = self._desired(stack)
+            for oid, (name, obj, key) in desired.items():
+                if only is not None and oid not in only and name in present:
+                    continue
+                if present.get(name) == (oid, key):
+                    continue
+                write_atomically(folder / name, self._file_bytes(oid, obj, key, stack))
+                report.written.append(oid)
+            kustomization = _kustomization([name for name, _, _ in desired.values()])
+            path = folder / KUSTOMIZATION
+            if not path.exists() or path.read_bytes() != kustomization:
+                write_atomically(path, kustomization)
+                if not report.written:
+                    report.written.append(KUSTOMIZATION)
+            return report
+        except OSError as exc:
+            raise TargetError(
+                f"Cannot write the GitOps folder {folder}: {exc.strerror or exc}.",
+                errors=[ErrorItem(str(folder), str(exc))],
+                hint="Check that the target path exists, is writable and the disk is not full.",
+            ) from exc
+
+    def _file_bytes(self, oid: str, obj: KubeObject, key: str, stack: Stack) -> bytes:
+        if obj.get("kind") == "Secret" and self.sealer is not None:
+            obj = self.sealer.seal(obj, stack.digests[oid])
+        return render_file(oid, key, obj)
+
+    def _refuse_plain_secrets(self, stack: Stack) -> None:
+        if self.sealer is None and any(o.get("kind") == "Secret" for o in stack.objects):
+            raise TargetRejected(
+                f"GitOps target {self.name!r} has no sealing certificate, and the stack of "
+                f"{stack.namespace} has Secrets that must not be written in plain text.",
+                errors=[ErrorItem(f"targets.{self.name}.config.sealing_cert", "not set")],
+                hint="Set `sealing_cert` in the target config to the PEM certificate of the "
+                "cluster's sealed-secrets controller (`kubeseal --fetch-cert`).",
+            )
+
+    def prune(self, stack: Stack, *, previous: Sequence[str]) -> list[str]:
+        folder = self.folder(stack.tenant, stack.instance)
+        keep = {name for name, _, _ in self._desired(stack).values()}
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            stale_yaml = entry.name.endswith(".yaml") and entry.name not in keep
+            leftover_tmp = entry.name.startswith(".") and entry.name.endswith(".tmp")
+            if entry.name != KUSTOMIZATION and (stale_yaml or leftover_tmp):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        return removed
+
+    def drifted(self, stack: Stack) -> set[str]:
+        """Ids whose file is missing, edited or from another render (reads only)."""
+        folder = self.folder(stack.tenant, stack.instance)
+        by_id: dict[str, str] = {}
+        for header in self._scan(folder).values():
+            if header is not None:
+                by_id[header[0]] = header[1]
+        drift = set()
+        for oid, digest in stack.digests.items():
+            found = by_id.get(oid)
+            if found is None or found.split("+", 1)[0] != digest:
+                drift.add(oid)
+            elif "+" in found and self.sealer is not None:
+                # Sealed for another certificate: seal again for the current one.
+                expected = f"{digest}+{self.sealer.fingerprint.removeprefix('sha256:')[:16]}"
+                if found != expected:
+                    drift.add(oid)
+        path = folder / KUSTOMIZATION
+        if stack.objects:
+            names = [name for name, _, _ in self._desired(stack).values()]
+            if not path.exists() or path.read_bytes() != _kustomization(names):
+                drift.add(KUSTOMIZATION)
+        elif not path.exists():
+            drift.add(KUSTOMIZATION)
+        return drift
+
+    def readiness(self, stack: Stack) -> Readiness:
+        return Readiness(
+            ready=True,
+            external=True,
+            messages=(
+                f"Written to {self.folder(stack.tenant, stack.instance)}; the GitOps "
+                "controller (Argo CD or Flux) applies it to the cluster.",
+            ),
+        )
+
+    def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
+        folder = self.folder(tenant, instance)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(folder)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # only succeeds when the tenant has no instance left
+
+    def flush(self, message: str) -> None:
+        if not self.git_commit:
+            return
+        with self._git_lock:
+            try:
+                if not (self.root / ".git").exists():
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    self._git("init", "-q")
+                self._git("add", "-A", ".")
+                staged = subprocess.run(
+                    ["git", "diff", "--cached", "--quiet"],  # noqa: S607
+                    cwd=self.root,
+                    check=False,
+                    capture_output=True,
+                )
+                if staged.returncode == 0:
+                    return  # nothing changed: no empty commit
+                self._git("commit", "-q", "-m", message)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                stderr = getattr(exc, "stderr", b"") or b""
+                reason = stderr.decode(errors="replace").strip() or str(exc)
+                raise TargetError(
+                    f"git commit in {self.root} failed: {reason}",
+                    hint="Check that git is installed and the GitOps path is a usable work tree.",
+                ) from exc
+
+    def _git(self, *args: str) -> None:
+        subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [  # noqa: S607 - git from PATH, like any operator would run it
+                "git",
+                "-c",
+                "user.name=City Platform",
+                "-c",
+                "user.email=city-platform@localhost",
+                "-c",
+                "commit.gpgsign=false",
+                *args,
+            ],
+            cwd=self.root,
+            check=True,
+            capture_output=True,
+        )
+
+
+def _kustomization(files: list[str]) -> bytes:
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": files,
+    }
+    return yaml_rs.dumps(doc).removeprefix("---\n").encode()

@@ -1,0 +1,199 @@
+"""The Kubernetes target: the reconciler's view of ``controlplane.kube.KubeTarget``.
+
+The port does server-side apply, prune, readiness and namespace deletion; this adapter adds
+what the reconciler needs on top: each applied object carries the digest it was rendered
+from (annotation ``city-platform.be/object-digest``), so the periodic resync finds drift —
+an object that is gone, that another tool replaced, or whose fields someone edited — with
+reads only, and a no-op reconcile writes nothing.
+
+This module must not know about the database or the queue.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from controlplane.errors import ControlPlaneError, ErrorItem, InvalidInput
+from controlplane.provisioning.targets import (
+    ApplyReport,
+    KubeObject,
+    Readiness,
+    Stack,
+    TargetError,
+    TargetRejected,
+)
+
+if TYPE_CHECKING:
+    from controlplane.kube.target import KubeTarget
+
+DIGEST_ANNOTATION = "city-platform.be/object-digest"
+#: Top-level keys that are not desired state (or, for Secrets, not comparable as written).
+_NOT_COMPARED = frozenset({"apiVersion", "kind", "metadata", "status"})
+_SECRET_NOT_COMPARED = frozenset({"data", "stringData"})
+
+
+class KubernetesTarget:
+    """A cluster, reached through the Kubernetes port."""
+
+    drift_needs_objects = True
+
+    def __init__(self, port: KubeTarget, *, name: str = "kubernetes", delete_timeout: float = 300):
+        self.name = name
+        self.port = port
+        self.delete_timeout = delete_timeout
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, Any]) -> KubernetesTarget:
+        """``{"kubeconfig": path, "context": name}`` or ``{"in_cluster": true}``."""
+        from controlplane.kube.target import KubeTarget
+
+        try:
+            if config.get("in_cluster"):
+                port = KubeTarget.in_cluster()
+            else:
+                kubeconfig = config.get("kubeconfig")
+                port = KubeTarget.from_kubeconfig(
+                    str(Path(kubeconfig).expanduser()) if kubeconfig else None,
+                    config.get("context"),
+                )
+        except ControlPlaneError:
+            raise
+        except Exception as exc:  # the client raises plain exceptions for bad kubeconfigs
+            raise InvalidInput(
+                f"Target {name!r}: cannot load the Kubernetes client configuration: {exc}",
+                errors=[ErrorItem(f"targets.{name}.config", str(exc))],
+                hint="Set `kubeconfig` and `context` to an existing kubeconfig file and context, "
+                "or `in_cluster: true` when the control plane runs inside the cluster.",
+            ) from exc
+        return cls(port, name=name, delete_timeout=float(config.get("delete_timeout", 300)))
+
+    # -- StackTarget
+    def apply(self, stack: Stack, *, only: set[str] | None = None) -> ApplyReport:
+        objects = [_annotated(obj, stack.digests) for obj in stack.objects]
+        if only is not None and not only:
+            return ApplyReport()
+        with _Translated(self.name):
+            self.port.apply(objects, only=only)
+        written = [oid for oid in stack.digests if only is None or oid in only]
+        return ApplyReport(written=written)
+
+    def prune(self, stack: Stack, *, previous: Sequence[str]) -> list[str]:
+        with _Translated(self.name):
+            return list(
+                self.port.prune(
+                    stack.namespace,
+                    keep=set(stack.digests),
+                    inventory=list(previous),
+                    instance_id=stack.instance_id,
+                )
+            )
+
+    def drifted(self, stack: Stack) -> set[str]:
+        with _Translated(self.name):
+            live = self.port.observe(stack.namespace, list(stack.digests))
+        desired = {_id(obj): obj for obj in stack.objects}
+        drift = set()
+        for oid, digest in stack.digests.items():
+            obj = live.get(oid)
+            if obj is None:
+                drift.add(oid)
+                continue
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(DIGEST_ANNOTATION) != digest or (
+                oid in desired and not _contains(obj, desired[oid])
+            ):
+                drift.add(oid)
+        return drift
+
+    def readiness(self, stack: Stack) -> Readiness:
+        with _Translated(self.name):
+            result = self.port.readiness(list(stack.objects))
+        return Readiness(ready=bool(result.ready), messages=tuple(result.messages))
+
+    def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
+        with _Translated(self.name):
+            self.port.delete_namespace(namespace, wait=True, timeout=self.delete_timeout)
+
+    def flush(self, message: str) -> None:
+        return None
+
+
+def _id(obj: Mapping[str, Any]) -> str:
+    return f"{obj['apiVersion']}/{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _annotated(obj: KubeObject, digests: Mapping[str, str]) -> KubeObject:
+    out = copy.deepcopy(obj)
+    meta = out.setdefault("metadata", {})
+    meta.setdefault("annotations", {})[DIGEST_ANNOTATION] = digests[_id(obj)]
+    return out
+
+
+def _contains(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether every desired field (outside metadata/status) has its value in ``live``."""
+    skip = _NOT_COMPARED | (_SECRET_NOT_COMPARED if desired.get("kind") == "Secret" else set())
+    return all(
+        key in live and _subset(value, live[key])
+        for key, value in desired.items()
+        if key not in skip
+    )
+
+
+def _subset(want: Any, have: Any) -> bool:
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(
+            k in have and _subset(v, have[k]) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(want) == len(have)
+            and all(_subset(w, h) for w, h in zip(want, have, strict=True))
+        )
+    if want == have:
+        return True
+    return _same_quantity(want, have)
+
+
+def _same_quantity(want: Any, have: Any) -> bool:
+    # The API server canonicalises quantities ("1000m" → "1"): equal amounts are no drift.
+    if not isinstance(want, str | int) or not isinstance(have, str | int):
+        return False
+    from kubernetes.utils import parse_quantity
+
+    try:
+        return bool(parse_quantity(want) == parse_quantity(have))  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError):
+        return False
+
+
+class _Translated:
+    """Map the port's errors onto the target errors the reconciler handles."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
+        if exc is None or isinstance(exc, TargetError):
+            return False
+        from controlplane.kube.errors import ApplyConflict, TargetUnavailable
+
+        if isinstance(exc, TargetUnavailable | ApplyConflict):
+            raise TargetError(
+                f"Kubernetes target {self.target!r}: {exc.detail}",
+                errors=list(exc.errors),
+                hint=exc.hint or "The reconcile is retried with backoff.",
+            ) from exc
+        if isinstance(exc, InvalidInput):
+            raise TargetRejected(
+                f"Kubernetes target {self.target!r} rejected the stack: {exc.detail}",
+                errors=list(exc.errors),
+                hint=exc.hint,
+            ) from exc
+        return False

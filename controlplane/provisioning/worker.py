@@ -1,0 +1,194 @@
+"""Reconcile workers: threads that claim requests from the queue and reconcile them.
+
+Each thread loops: claim a batch → reconcile each claim → end the batch on every target
+(GitOps commits) → when nothing is due, wait for "new work" (``notify()``), the poll tick
+or "stop". ``stop()`` is idempotent and lets the current reconcile finish; claims that were
+not started yet are released for others.
+
+On SQLite a process runs one worker thread: SQLite is the embedded single-machine mode, and
+a second writer only waits on the first. Run more workers on PostgreSQL.
+
+This module must not know about HTTP or Typer; it logs with structured ``extra`` and never
+logs secrets (results carry ids, outcomes and messages only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from controlplane.db.engine import is_postgres
+from controlplane.errors import Conflict
+from controlplane.provisioning import queueing
+from controlplane.provisioning.fleet import FleetExecutor
+from controlplane.provisioning.reconciling import Outcome, Reconciler, Result
+
+log = logging.getLogger(__name__)
+
+
+class TooManyWorkersForSQLite(Conflict):
+    """SQLite supports one reconcile worker per process."""
+
+    title = "Too many workers for SQLite"
+    code = "sqlite_single_worker"
+
+
+def check_concurrency(engine: Engine, concurrency: int) -> None:
+    if concurrency < 1:
+        raise Conflict(f"The number of workers must be at least 1 (got {concurrency}).")
+    if concurrency > 1 and not is_postgres(engine):
+        raise TooManyWorkersForSQLite(
+            f"{concurrency} workers were asked for, but the database is SQLite, which "
+            "serialises writers: run exactly one worker.",
+            hint="Use --concurrency 1, or set CONTROLPLANE_DATABASE_URL to PostgreSQL to run "
+            "many workers (and many worker processes).",
+        )
+
+
+class Worker:
+    """N threads reconciling from the queue until ``stop()``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        reconciler: Reconciler,
+        *,
+        concurrency: int = 1,
+        poll_seconds: float = 2.0,
+        lease_seconds: float = 120.0,
+        batch_size: int = 20,
+        name: str | None = None,
+        on_result: Callable[[Result], None] | None = None,
+        fleet: bool = True,
+    ) -> None:
+        check_concurrency(engine, concurrency)
+        self.engine = engine
+        self.reconciler = reconciler
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.on_result = on_result
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._counts_lock = threading.Lock()
+        self._busy = 0
+        # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
+        self.fleet = (
+            FleetExecutor(engine, check_parameters=reconciler.renderer("1.33").resolve_parameters)
+            if fleet
+            else None
+        )
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        for index in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._run, name=f"reconcile-worker-{index}", args=(index,), daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        log.info(
+            "reconcile workers started", extra={"worker": self.name, "threads": self.concurrency}
+        )
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop after the current reconciles; safe to call any number of times."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._threads:
+            log.info("reconcile workers stopped", extra={"worker": self.name})
+        self._threads = []
+
+    def notify(self) -> None:
+        """New work was recorded: wake the idle threads now instead of at the next tick."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # -- the loop
+    def _run(self, index: int) -> None:
+        owner = f"{self.name}/{index}"
+        while not self._stop.is_set():
+            try:
+                if self.fleet is not None:
+                    self.fleet.tick()
+                done = self.run_once(owner)
+            except Exception:  # a bug or a database outage must not kill the thread
+                log.exception("reconcile loop error", extra={"worker": owner})
+                done = 0
+            if done == 0:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def run_once(self, owner: str | None = None) -> int:
+        """Claim one batch and reconcile it; returns how many claims were processed."""
+        owner = owner or f"{self.name}/0"
+        claims = queueing.claim(
+            self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
+        )
+        processed = 0
+        for position, held in enumerate(claims):
+            if self._stop.is_set():
+                for rest in claims[position:]:
+                    queueing.release(self.engine, rest)
+                break
+            result = self.reconciler.reconcile(held)
+            processed += 1
+            self._record(result, owner)
+        if processed:
+            for target in self.reconciler.targets.all():
+                try:
+                    target.flush(f"city-platform: reconcile batch of {processed} by {owner}")
+                except Exception:
+                    log.exception("flushing target failed", extra={"target": target.name})
+        return processed
+
+    def run_until_idle(self, *, timeout: float = 60.0) -> int:
+        """Reconcile in this thread until nothing is due (tests, one-shot runs)."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            done = self.run_once()
+            total += done
+            if done == 0 and queueing.pending(self.engine) == 0:
+                return total
+            if done == 0:
+                time.sleep(0.01)  # due requests leased by someone else: let them finish
+        return total
+
+    def _record(self, result: Result, owner: str) -> None:
+        with self._counts_lock:
+            self.counts[result.outcome] += 1
+        level = logging.WARNING if result.outcome in (Outcome.FAILED,) else logging.INFO
+        log.log(
+            level,
+            "reconciled",
+            extra={
+                "worker": owner,
+                "instance_id": str(result.instance_id),
+                "generation": result.generation,
+                "outcome": str(result.outcome),
+                "written": result.written,
+                "pruned": result.pruned,
+            },
+        )
+        if self.on_result is not None:
+            self.on_result(result)
