@@ -347,10 +347,12 @@ class Reconciler:
                     created_at=now,
                 )
             )
+            # Usage follows what was applied (the inputs loaded for this render), not the
+            # desired state re-read now, which a tenant may have changed meanwhile.
             if last is None:
-                session.add(_usage(row, UsageKind.STARTED, now))
+                session.add(_usage(instance, UsageKind.STARTED, now))
             elif last.plan != instance.plan:
-                session.add(_usage(row, UsageKind.PLAN_CHANGED, now))
+                session.add(_usage(instance, UsageKind.PLAN_CHANGED, now))
             row.current_revision = number
             _set_status(row, phase, conditions_in, instance.generation)
             session.add(row)
