@@ -34,11 +34,12 @@ venv: $(STAMP)  ## Create .venv and install the project with its dev tools.
 run: $(STAMP)  ## Run the control plane on embedded defaults (SQLite, GitOps target in ./.data).
 	$(VENV)/bin/controlplane serve
 
+# --dist loadfile: the tests of one module run in order on one worker and share its fixtures.
 test: $(STAMP)  ## Run the whole test suite (unit, real PostgreSQL, emulator, Helm).
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## Run the tests that need neither PostgreSQL nor Helm.
-	$(PY) -m pytest -n 2 -m "not postgres and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not postgres and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy --strict, import contracts.
 	$(VENV)/bin/ruff check .

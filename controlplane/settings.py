@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     #: Run a reconcile worker inside ``controlplane serve``.
     embedded_worker: bool = True
+    #: Seconds an idle worker waits before looking at the queue again (the API wakes the
+    #: embedded worker at once on every change; the tick finds resyncs and retries).
+    worker_poll_seconds: float = Field(default=2.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

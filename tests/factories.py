@@ -39,15 +39,12 @@ from controlplane.provisioning.instances import create_instance
 from controlplane.provisioning.models import Instance
 from controlplane.provisioning.placement import ensure_default_target
 from controlplane.tenants.models import Tenant
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 
 POSTGRES_URL = os.environ.get(
     "CONTROLPLANE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-MUNICIPALITIES_CSV = Path("/work/shared/data/flemish-municipalities.csv")
-if not MUNICIPALITIES_CSV.exists():  # a checkout elsewhere keeps the data beside it
-    MUNICIPALITIES_CSV = (
-        Path(__file__).resolve().parents[2] / "shared/data/flemish-municipalities.csv"
-    )
+MUNICIPALITIES_CSV = FLEMISH_MUNICIPALITIES_CSV
 
 
 # -- databases ------------------------------------------------------------------------------

@@ -133,7 +133,10 @@ def plan(
 
 @app.command("plans")
 def plans(output: OutputOpt = Format.TABLE) -> None:
-    """List fleet plans (newest first)."""
+    """List fleet plans (newest first).
+
+    Example: cityctl fleet plans -o json
+    """
     with state.client() as client:
         emit(client.get_json(f"{API}/fleet/plans"), output, PLAN_COLUMNS)
 
@@ -142,7 +145,10 @@ def plans(output: OutputOpt = Format.TABLE) -> None:
 def show_plan(
     plan_id: Annotated[str, typer.Argument(help="The plan id.")], output: OutputOpt = Format.TABLE
 ) -> None:
-    """Show a plan: its instances, waves and the objects each upgrade changes."""
+    """Show a plan: its instances, waves and the objects each upgrade changes.
+
+    Example: cityctl fleet show-plan 3f2c9a10-…
+    """
     with state.client() as client:
         found = client.get_json(f"{API}/fleet/plans/{seg(plan_id)}")
     emit(
@@ -158,7 +164,10 @@ def preview(
     instance: Annotated[str, typer.Argument(help="The instance as <tenant>/<instance>.")],
     output: OutputOpt = Format.TABLE,
 ) -> None:
-    """The exact objects one instance's upgrade adds, changes and removes."""
+    """The exact objects one instance's upgrade adds, changes and removes.
+
+    Example: cityctl fleet preview 3f2c9a10-… gent/login
+    """
     with state.client() as client:
         found = client.get_json(f"{API}/fleet/plans/{seg(plan_id)}/preview", instance=instance)
     if output is not Format.TABLE:
@@ -177,7 +186,10 @@ def run(
     plan_id: Annotated[str, typer.Argument(help="The plan to execute.")],
     output: OutputOpt = Format.TABLE,
 ) -> None:
-    """Start executing a plan (the control plane's worker carries it out)."""
+    """Start executing a plan (the control plane's worker carries it out).
+
+    Example: cityctl fleet run 3f2c9a10-…
+    """
     with state.client() as client:
         started = client.call(
             "POST", f"{API}/fleet/runs", json={"plan_id": plan_id}, create=True
@@ -187,7 +199,10 @@ def run(
 
 @app.command("runs")
 def runs(output: OutputOpt = Format.TABLE) -> None:
-    """List fleet runs (newest first)."""
+    """List fleet runs (newest first).
+
+    Example: cityctl fleet runs
+    """
     with state.client() as client:
         emit(client.get_json(f"{API}/fleet/runs"), output, RUN_COLUMNS)
 
@@ -197,7 +212,10 @@ def status(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     output: OutputOpt = Format.TABLE,
 ) -> None:
-    """Status of a run per wave and instance, and its report once it stopped."""
+    """Status of a run per wave and instance, and its report once it stopped.
+
+    Example: cityctl fleet status 7d41e2b0-… -o yaml
+    """
     with state.client() as client:
         _show_run(client.get_json(f"{API}/fleet/runs/{seg(run_id)}"), output)
 
@@ -209,17 +227,26 @@ def _act(action: str, run_id: str, output: Format) -> None:
 
 @app.command("pause")
 def pause(run_id: Annotated[str, typer.Argument()], output: OutputOpt = Format.TABLE) -> None:
-    """Start nothing new; in-flight upgrades finish."""
+    """Start nothing new; in-flight upgrades finish.
+
+    Example: cityctl fleet pause 7d41e2b0-…
+    """
     _act("pause", run_id, output)
 
 
 @app.command("resume")
 def resume(run_id: Annotated[str, typer.Argument()], output: OutputOpt = Format.TABLE) -> None:
-    """Go on after a pause or a stop at the failure threshold."""
+    """Go on after a pause or a stop at the failure threshold.
+
+    Example: cityctl fleet resume 7d41e2b0-…
+    """
     _act("resume", run_id, output)
 
 
 @app.command("cancel")
 def cancel(run_id: Annotated[str, typer.Argument()], output: OutputOpt = Format.TABLE) -> None:
-    """Stop the run for good: in-flight upgrades finish, the rest stays on its version."""
+    """Stop the run for good: in-flight upgrades finish, the rest stays on its version.
+
+    Example: cityctl fleet cancel 7d41e2b0-…
+    """
     _act("cancel", run_id, output)

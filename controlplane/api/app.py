@@ -1,7 +1,10 @@
 """The FastAPI application: routers, problem handlers, middleware, metrics.
 
 ``create_app`` is the one way to build it (server, tests, benchmarks): settings and
-engine can be injected, everything else hangs off ``app.state``.
+engine can be injected, everything else hangs off ``app.state``. With
+``settings.embedded_worker`` the app's lifespan runs one reconcile worker (``app.state.worker``)
+after start-up created the default target, and stops it on shutdown; the instance routes
+call ``app.state.wake_worker()`` after recording a change so it starts at once.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -25,8 +29,11 @@ from controlplane.api.routes import billing as billing_routes
 from controlplane.api.routes import fleet as fleet_routes
 from controlplane.db.engine import make_engine
 from controlplane.provisioning.admission import parameter_check
+from controlplane.provisioning.embedding import build_worker
 from controlplane.provisioning.models import Instance, Phase
 from controlplane.provisioning.placement import ensure_default_target
+from controlplane.provisioning.server_secret import resolve_server_secret
+from controlplane.provisioning.worker import Worker
 from controlplane.settings import Settings, get_settings
 
 log = logging.getLogger("controlplane.api")
@@ -58,15 +65,9 @@ class InstancePhaseCollector(Collector):
         yield gauge
 
 
-def _server_secret(settings: Settings) -> bytes:
-    secret = settings.server_secret.get_secret_value()
-    if secret:
-        return secret.encode()
-    path = settings.data_dir / "server-secret"
-    if path.exists():
-        return path.read_bytes().strip()
-    # Admission only validates parameters; the reconciler owns generating the real secret.
-    return b"unset"
+def _no_worker() -> None:
+    """No worker in this process (``CONTROLPLANE_EMBEDDED_WORKER=false``): workers elsewhere
+    find the change at their next poll."""
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -78,7 +79,24 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         with Session(engine) as session:
             ensure_default_target(session, settings.data_dir)
             session.commit()
-        yield
+        worker: Worker | None = None
+        if settings.embedded_worker:
+            # After the default target exists, so that the worker seals it (a fresh data
+            # directory gets its sealing keypair here; 4096-bit RSA takes a few seconds, so
+            # off the event loop).
+            worker = await anyio.to_thread.run_sync(
+                lambda: build_worker(settings, engine=engine, concurrency=1)
+            )
+            worker.start()
+            app.state.worker = worker
+            app.state.wake_worker = worker.notify
+        try:
+            yield
+        finally:
+            app.state.wake_worker = _no_worker
+            if worker is not None:
+                # Lets the reconcile in progress finish; stop() is idempotent.
+                await anyio.to_thread.run_sync(worker.stop)
 
     app = FastAPI(
         title="City Platform control plane",
@@ -95,8 +113,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.worker = None
+    #: Called by the routes after each recorded change of desired state (see _no_worker).
+    app.state.wake_worker = _no_worker
     app.state.check_parameters = parameter_check(
-        _server_secret(settings), settings.kubernetes_version
+        resolve_server_secret(settings), settings.kubernetes_version
     )
     problems.install(app)
     for module in (system, tenants, instances, catalog, targets, tokens, audit):

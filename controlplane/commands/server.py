@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from fastapi import FastAPI
 from rich.console import Console
 
 from controlplane import migrations
@@ -19,18 +18,9 @@ from controlplane.auth.models import Role
 from controlplane.db.engine import make_engine
 from controlplane.db.sessions import open_session
 from controlplane.errors import ControlPlaneError
-from controlplane.settings import Settings, get_settings
+from controlplane.settings import get_settings
 
 console = Console(stderr=True)
-
-
-def start_embedded_worker(app: FastAPI, settings: Settings) -> None:
-    """HOOK for the reconciler: start the embedded reconcile worker inside ``serve``.
-
-    Called once before uvicorn starts when ``settings.embedded_worker`` is true. The
-    reconciler's owner fills this in (e.g. start the worker on app startup and stop it
-    idempotently on shutdown via the app's lifespan or ``app.state``). It does nothing yet.
-    """
 
 
 def _fail(exc: ControlPlaneError) -> None:
@@ -67,9 +57,9 @@ def serve(
             "[red]The database schema is not up to date.[/red] Run `controlplane migrate` first."
         )
         raise typer.Exit(1)
+    # With settings.embedded_worker (the default) the app's lifespan runs the reconcile
+    # worker after start-up created the default target, and stops it on shutdown.
     app = create_app(settings, engine=engine)
-    if settings.embedded_worker:
-        start_embedded_worker(app, settings)
     uvicorn.run(
         app,
         host=host or settings.host,

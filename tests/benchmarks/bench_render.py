@@ -16,18 +16,16 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
 from controlplane.rendering import InstanceRef, RenderedStack, Renderer, TenantRef
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
 
 AREA = "render"
 TARGET = "<= 2 ms per 13-object stack"
-MUNICIPALITIES = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / ("flemish-municipalities.csv")
-)
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 
 
 def slug(name: str) -> str:
@@ -36,11 +34,7 @@ def slug(name: str) -> str:
 
 
 def tenants() -> list[TenantRef]:
-    path = (
-        MUNICIPALITIES
-        if MUNICIPALITIES.is_file()
-        else Path("/work/shared/data") / ("flemish-municipalities.csv")
-    )
+    path = MUNICIPALITIES
     if not path.is_file():
         return []
     with path.open(encoding="utf-8") as handle:

@@ -1,6 +1,7 @@
 """Test data for billing: the Flemish municipalities as tenants and a synthetic fleet.
 
-The municipalities (NIS code, name, inhabitants) come from the shared Statbel extract.
+The municipalities (NIS code, name, inhabitants) come from the Statbel extract shipped in
+controlplane/tenants/data.
 Source: Statbel, CC BY 4.0.
 """
 
@@ -13,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from controlplane.billing import (
     CostPool,
@@ -27,10 +27,9 @@ from controlplane.billing import (
     UsageKind,
     UsageMeasure,
 )
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 
-MUNICIPALITIES = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "flemish-municipalities.csv"
-)
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 
 
 def slugify(name: str) -> str:

@@ -29,8 +29,9 @@ from controlplane.auth.models import Role
 from controlplane.db.engine import make_engine
 from controlplane.db.sessions import open_session
 from controlplane.settings import Settings
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 
-MUNICIPALITIES = Path("/work/shared/data/flemish-municipalities.csv")
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SERVER_SECRET = "cli-tests-server-secret-0123456789"
 
 
@@ -42,19 +43,12 @@ def _create_app(settings: Settings, engine: Engine) -> Any:
     return create_app(settings, engine=engine)
 
 
-def _start_worker(app: Any, settings: Settings, engine: Engine) -> Any:
-    """The embedded reconcile worker, started the way `controlplane serve` starts it."""
-    from controlplane.commands.worker import start_embedded_worker
+def _prepare_sealing_key(settings: Settings) -> None:
+    """The embedded default makes a 4096-bit sealing key on first start; a smaller one made
+    the same way up front keeps the tests fast (the embedded worker reuses it)."""
     from controlplane.provisioning.targets.sealing import ensure_keypair
 
-    # The embedded default makes a 4096-bit sealing key on first start; a smaller one made
-    # the same way up front keeps the tests fast (start_embedded_worker reuses it).
     ensure_keypair(settings.data_dir.resolve() / "sealing", key_size=2048)
-    worker = start_embedded_worker(app, settings, engine)
-    # Tests should not sit out the production poll tick when the API does not notify.
-    worker.poll_seconds = 0.1
-    worker.notify()
-    return worker
 
 
 @dataclass
@@ -120,9 +114,12 @@ def serve_platform(tmp: Path, *, with_worker: bool = True) -> Iterator[Platform]
         database_url=f"sqlite:///{tmp / 'controlplane.db'}",
         server_secret=SERVER_SECRET,
         embedded_worker=with_worker,
+        # Tests should not sit out the production poll tick (re-checks, retries).
+        worker_poll_seconds=0.1,
     )
     engine = make_engine(settings.resolved_database_url())
     migrations.upgrade(engine)
+    _prepare_sealing_key(settings)
     app = _create_app(settings, engine)
     sock = free_socket()
     port = sock.getsockname()[1]
@@ -136,9 +133,10 @@ def serve_platform(tmp: Path, *, with_worker: bool = True) -> Iterator[Platform]
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test API server did not start")
         time.sleep(0.02)
-    # After start-up: the app's lifespan creates the default GitOps target, which the
-    # embedded worker then gives a sealing keypair.
-    worker = _start_worker(app, settings, engine) if with_worker else None
+    # The app's lifespan started the embedded worker (as in `controlplane serve`) after it
+    # created the default GitOps target, which the worker gave a sealing keypair.
+    worker = app.state.worker
+    assert (worker is not None) == with_worker
     home = tmp / "home"
     home.mkdir()
     try:
@@ -150,10 +148,8 @@ def serve_platform(tmp: Path, *, with_worker: bool = True) -> Iterator[Platform]
             home=home,
         )
     finally:
-        server.should_exit = True
+        server.should_exit = True  # the lifespan's shutdown stops the worker
         thread.join(10)
-        if worker is not None:
-            worker.stop()
         sock.close()
         engine.dispose()
 

@@ -42,10 +42,9 @@ def quickstart_lines() -> list[str]:
 def test_readme_quickstart_runs_as_written(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The quickstart runs in the repository, with the shared data folder beside it.
+    # The quickstart runs in the repository, which ships the municipalities file.
     repo = tmp_path / "main"
-    repo.mkdir()
-    data = tmp_path / "shared" / "data"
+    data = repo / "controlplane" / "tenants" / "data"
     data.mkdir(parents=True)
     municipalities_csv(data, ("Gent", "Aalst", "Maaseik", "De Panne")).rename(
         data / "flemish-municipalities.csv"

@@ -63,6 +63,7 @@ from controlplane.provisioning.models import (
     UsageEvent,
 )
 from controlplane.tenants.models import Tenant
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.kube_emulator import KINDS, KubeEmulator
 from tests.soak.invariants import (
     ClusterObject,
@@ -78,9 +79,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get(
     "CONTROLPLANE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-MUNICIPALITIES = Path("/work/shared/data/flemish-municipalities.csv")
-if not MUNICIPALITIES.is_file():
-    MUNICIPALITIES = ROOT.parent / "shared/data/flemish-municipalities.csv"
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 INSTANCE_LABEL = "city-platform.be/instance-id"
 DIGEST_ANNOTATION = "city-platform.be/object-digest"
 

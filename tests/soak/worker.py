@@ -14,10 +14,10 @@ import os
 import signal
 import threading
 
-from controlplane.commands.worker import resolve_server_secret
 from controlplane.db.engine import make_engine
 from controlplane.provisioning.queueing import Backoff
 from controlplane.provisioning.reconciling import Reconciler, ReconcileSettings
+from controlplane.provisioning.server_secret import resolve_server_secret
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.worker import Worker
 from controlplane.settings import get_settings

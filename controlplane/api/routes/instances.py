@@ -7,9 +7,10 @@ carries ``ETag: "<generation>"`` for ``If-Match``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlmodel import Session
 
 from controlplane.api import schemas, views
@@ -38,6 +39,16 @@ router = APIRouter(
     prefix="/api/v1/tenants/{tenant}/instances", tags=["instances"], responses=PROBLEMS
 )
 
+
+def _wake_worker(request: Request) -> Callable[[], None]:
+    """The app's hook that wakes its embedded worker (a no-op when it runs none)."""
+    return cast(Callable[[], None], request.app.state.wake_worker)
+
+
+#: Called after a change of desired state is committed, so the worker starts at once
+#: instead of at its next poll tick.
+WakeWorkerDep = Annotated[Callable[[], None], Depends(_wake_worker)]
+
 TenantPath = Annotated[str, Path(max_length=63)]
 NamePath = Annotated[str, Path(max_length=63)]
 
@@ -49,6 +60,7 @@ def _answer(
     change: Change,
     action: str,
     response: Response,
+    wake_worker: Callable[[], None],
     details: dict[str, object] | None = None,
 ) -> schemas.InstancePublic:
     instance = change.instance
@@ -62,6 +74,8 @@ def _answer(
             details={"generation": instance.generation, **(details or {})},
         )
     session.commit()
+    if change.diff or action == "instance.create":
+        wake_worker()
     response.headers["ETag"] = etag(instance.generation)
     response.headers["Location"] = f"/api/v1/tenants/{tenant.slug}/instances/{instance.name}"
     if change.warnings:
@@ -79,6 +93,7 @@ def create_instance(
     principal: PrincipalDep,
     context: AuditDep,
     check: ParameterCheckDep,
+    wake_worker: WakeWorkerDep,
     response: Response,
 ) -> schemas.InstancePublic:
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
@@ -101,6 +116,7 @@ def create_instance(
         change,
         "instance.create",
         response,
+        wake_worker,
         {"service": i.service, "version": i.version, "plan": i.plan, "target": i.target},
     )
 
@@ -114,7 +130,9 @@ def list_instances(
     phase: schemas.PhaseName | None = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-) -> schemas.Page[schemas.InstancePublic]:
+) -> Response:
+    # Hot read: a fixed number of statements whatever the page size (tenant, page,
+    # lifecycle facts; tests/api/test_query_counts.py), answered ready-serialised.
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
     page = instances.list_instances(
         session,
@@ -125,10 +143,11 @@ def list_instances(
         cursor=cursor,
     )
     cycles = lifecycle.views_for(session, page.items, today=utcnow().date())
-    return schemas.Page(
+    answer = schemas.Page[schemas.InstancePublic](
         items=[views.instance(i, row.slug, lifecycle=cycles[i.id]) for i in page.items],
         next_cursor=page.next_cursor,
     )
+    return views.json_response(answer)
 
 
 @router.get("/{name}", response_model=schemas.InstancePublic)
@@ -137,13 +156,14 @@ def show_instance(
     name: NamePath,
     session: SessionDep,
     principal: PrincipalDep,
-    response: Response,
-) -> schemas.InstancePublic:
+) -> Response:
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
     instance = instances.get_instance(session, row, name)
-    response.headers["ETag"] = etag(instance.generation)
     cycle = lifecycle.view_for(session, instance, today=utcnow().date())
-    return views.instance(instance, row.slug, lifecycle=cycle)
+    return views.json_response(
+        views.instance(instance, row.slug, lifecycle=cycle),
+        headers={"ETag": etag(instance.generation)},
+    )
 
 
 @router.patch("/{name}", status_code=202, response_model=schemas.InstancePublic)
@@ -155,6 +175,7 @@ def update_instance(
     principal: PrincipalDep,
     context: AuditDep,
     check: ParameterCheckDep,
+    wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> schemas.InstancePublic:
@@ -174,7 +195,16 @@ def update_instance(
     changed = {
         k: (sorted({*v[0], *v[1]}) if k == "parameters" else v) for k, v in change.diff.items()
     }
-    return _answer(session, context, row, change, "instance.update", response, {"changed": changed})
+    return _answer(
+        session,
+        context,
+        row,
+        change,
+        "instance.update",
+        response,
+        wake_worker,
+        {"changed": changed},
+    )
 
 
 @router.delete("/{name}", status_code=202, response_model=schemas.InstancePublic)
@@ -184,6 +214,7 @@ def delete_instance(
     session: SessionDep,
     principal: PrincipalDep,
     context: AuditDep,
+    wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> schemas.InstancePublic:
@@ -192,7 +223,7 @@ def delete_instance(
     change = instances.delete_instance(
         session, instance=instance, expected_generation=parse_if_match(if_match)
     )
-    return _answer(session, context, row, change, "instance.delete", response)
+    return _answer(session, context, row, change, "instance.delete", response, wake_worker)
 
 
 @router.get("/{name}/revisions", response_model=schemas.Page[schemas.RevisionPublic])
@@ -220,6 +251,7 @@ def rollback_instance(
     principal: PrincipalDep,
     context: AuditDep,
     check: ParameterCheckDep,
+    wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> schemas.InstancePublic:
@@ -234,5 +266,12 @@ def rollback_instance(
         check_parameters=check,
     )
     return _answer(
-        session, context, row, change, "instance.rollback", response, {"revision": body.revision}
+        session,
+        context,
+        row,
+        change,
+        "instance.rollback",
+        response,
+        wake_worker,
+        {"revision": body.revision},
     )
