@@ -62,7 +62,7 @@ class TargetError(Unavailable):
     code = "target_unavailable"
 
 
-class TargetRejected(TargetError):  # noqa: N818 - named like the kube port's errors
+class TargetRejected(TargetError):
     """The target refused an object (admission, validation); retrying the same input fails again."""
 
     status = 422
