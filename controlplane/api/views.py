@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict
 
+from fastapi import Response
+from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from controlplane.api import schemas
@@ -19,6 +21,22 @@ from controlplane.catalog.records import PublishedVersion
 from controlplane.provisioning.lifecycle import LifecycleView
 from controlplane.provisioning.models import Instance, Revision, Target
 from controlplane.tenants.models import Tenant
+
+
+def json_response(model: BaseModel, headers: dict[str, str] | None = None) -> Response:
+    """``model`` as the JSON answer, serialised once.
+
+    For a sync route, FastAPI validates a returned model against ``response_model`` again,
+    in the thread pool (one more GIL hand-over per request). Routes that build the answer
+    from these view functions already hold a validated model of exactly that type, so the
+    hot reads return it ready-made; ``response_model`` still documents it in the OpenAPI.
+    The bytes are the ones FastAPI would send (pydantic's JSON, by alias).
+    """
+    return Response(
+        content=model.model_dump_json(by_alias=True),
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def tenant(row: Tenant) -> schemas.TenantPublic:

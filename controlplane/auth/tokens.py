@@ -95,18 +95,24 @@ def create_token(
     return IssuedToken(record=record, token=token)
 
 
+def check_token_form(token: str) -> str:
+    """The prefix of a well-formed token; :class:`InvalidToken` (no database needed) else."""
+    match = _TOKEN.match(token)
+    if match is None:
+        raise InvalidToken(
+            "The bearer token is malformed.", hint="Tokens look like cp_<prefix>_<secret>."
+        )
+    return match.group(1)
+
+
 def verify_token(session: Session, token: str, *, now: datetime | None = None) -> Principal:
     """The principal of a valid token; :class:`InvalidToken` for anything else.
 
     The message does not say *why* a token is refused beyond expired/revoked, so that
     guessing learns nothing.
     """
-    match = _TOKEN.match(token)
-    if match is None:
-        raise InvalidToken(
-            "The bearer token is malformed.", hint="Tokens look like cp_<prefix>_<secret>."
-        )
-    record = session.exec(select(ApiToken).where(ApiToken.prefix == match.group(1))).first()
+    prefix = check_token_form(token)
+    record = session.exec(select(ApiToken).where(ApiToken.prefix == prefix)).first()
     if record is None or not hmac.compare_digest(record.token_hash, hash_token(token)):
         raise InvalidToken("The bearer token is not valid.")
     now = now or utcnow()

@@ -7,16 +7,25 @@ every instance at once. "Upgrade available" is the newest *active* published ver
 is newer than the instance's and whose ``upgrade_from`` range accepts the instance's version
 (the path admission would allow for an update).
 
+Reads are hot (every instance list and show): :func:`views_for` reads the lifecycle columns
+of the services on the page in one statement, without the release documents (which carry
+whole template bundles). The one thing it needs from a release, its ``upgrade_from`` range,
+is cached per process by release digest: a digest names immutable content, so the cache can
+never be stale, while status and support end (which do change) are read every time.
+
 This module must not know about HTTP or roles.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from controlplane.catalog.errors import VersionInvalid, VersionRangeInvalid
@@ -37,6 +46,30 @@ class LifecycleView:
     message: str
 
 
+@dataclass(frozen=True)
+class VersionFacts:
+    """What the lifecycle needs of one published version (a light :class:`PublishedVersion`)."""
+
+    version: str
+    status: VersionStatus
+    support_ends: date | None
+    status_message: str | None
+    upgrade_from: str
+
+
+#: ``upgrade_from`` of a release by digest. Published releases never change (only their
+#: lifecycle columns do) and the digest covers the whole release, so entries never go stale.
+_UPGRADE_FROM: dict[str, str] = {}
+_UPGRADE_FROM_LOCK = threading.Lock()
+#: Far more than a catalogue publishes; past it the cache starts over rather than grow.
+_UPGRADE_FROM_MAX = 10_000
+
+
+def _upgrade_from_of(release: Mapping[str, Any]) -> str:
+    version = release.get("version")
+    return str(version.get("upgrade_from", "") if isinstance(version, dict) else "")
+
+
 def _newer(version: str, than: str) -> bool:
     try:
         return parse_version(version) > parse_version(than)
@@ -44,8 +77,12 @@ def _newer(version: str, than: str) -> bool:
         return False
 
 
-def _reachable(current: str, candidate: PublishedVersion) -> bool:
-    spec = str(candidate.release.get("version", {}).get("upgrade_from", ""))
+def _reachable(current: str, candidate: PublishedVersion | VersionFacts) -> bool:
+    spec = (
+        candidate.upgrade_from
+        if isinstance(candidate, VersionFacts)
+        else _upgrade_from_of(candidate.release)
+    )
     try:
         return matches(current, spec)
     except (VersionInvalid, VersionRangeInvalid):
@@ -53,7 +90,7 @@ def _reachable(current: str, candidate: PublishedVersion) -> bool:
         return False
 
 
-def upgrade_target(current: str, versions: Sequence[PublishedVersion]) -> str | None:
+def upgrade_target(current: str, versions: Sequence[PublishedVersion | VersionFacts]) -> str | None:
     """The newest active version reachable from ``current`` by one update."""
     candidates = [
         v
@@ -68,7 +105,11 @@ def upgrade_target(current: str, versions: Sequence[PublishedVersion]) -> str | 
 
 
 def view(
-    service: str, version: str, versions: Sequence[PublishedVersion], *, today: date
+    service: str,
+    version: str,
+    versions: Sequence[PublishedVersion | VersionFacts],
+    *,
+    today: date,
 ) -> LifecycleView:
     """The lifecycle of ``service`` ``version`` among the service's published ``versions``."""
     record = next((v for v in versions if v.version == version), None)
@@ -106,19 +147,65 @@ def view(
     )
 
 
+def published_facts(session: Session, services: Iterable[str]) -> dict[str, list[VersionFacts]]:
+    """The lifecycle facts of every published version of ``services``, by service.
+
+    One statement for the lifecycle columns of all of them, plus one for the release
+    documents of digests this process has not seen yet (none once warm).
+    """
+    wanted = set(services)
+    facts: dict[str, list[VersionFacts]] = {s: [] for s in wanted}
+    if not wanted:
+        return facts
+    # SQLAlchemy's select: sqlmodel's typed overloads stop at four columns.
+    rows = session.execute(
+        sa_select(
+            col(PublishedVersion.service),
+            col(PublishedVersion.version),
+            col(PublishedVersion.status),
+            col(PublishedVersion.support_ends),
+            col(PublishedVersion.status_message),
+            col(PublishedVersion.digest),
+        ).where(col(PublishedVersion.service).in_(wanted))
+    ).all()
+    with _UPGRADE_FROM_LOCK:
+        missing = {row[5] for row in rows if row[5] not in _UPGRADE_FROM}
+    if missing:
+        documents = session.exec(
+            select(PublishedVersion.digest, PublishedVersion.release).where(
+                col(PublishedVersion.service).in_(wanted),
+                col(PublishedVersion.digest).in_(missing),
+            )
+        ).all()
+        with _UPGRADE_FROM_LOCK:
+            if len(_UPGRADE_FROM) + len(documents) > _UPGRADE_FROM_MAX:
+                _UPGRADE_FROM.clear()
+            _UPGRADE_FROM.update({d: _upgrade_from_of(release) for d, release in documents})
+    with _UPGRADE_FROM_LOCK:
+        known = {row[5]: _UPGRADE_FROM.get(row[5], "") for row in rows}
+    for service, version, status, support_ends, message, digest in rows:
+        facts[service].append(
+            VersionFacts(
+                version=version,
+                status=VersionStatus(status),
+                support_ends=support_ends,
+                status_message=message,
+                upgrade_from=known[digest],
+            )
+        )
+    return facts
+
+
 def views_for(
     session: Session, instances: Iterable[Instance], *, today: date
 ) -> dict[uuid.UUID, LifecycleView]:
-    """Lifecycle views of many instances, with one query per service involved."""
+    """Lifecycle views of many instances: the same few statements for any number of them."""
     rows = list(instances)
-    services = {i.service for i in rows}
-    published: dict[str, list[PublishedVersion]] = {s: [] for s in services}
-    if services:
-        for record in session.exec(
-            select(PublishedVersion).where(col(PublishedVersion.service).in_(services))
-        ).all():
-            published[record.service].append(record)
-    return {i.id: view(i.service, i.version, published[i.service], today=today) for i in rows}
+    published = published_facts(session, {i.service for i in rows})
+    # Instances on a page mostly share a few service versions: work each out once.
+    distinct = {(i.service, i.version) for i in rows}
+    views = {(s, v): view(s, v, published[s], today=today) for s, v in distinct}
+    return {i.id: views[(i.service, i.version)] for i in rows}
 
 
 def view_for(session: Session, instance: Instance, *, today: date) -> LifecycleView:
