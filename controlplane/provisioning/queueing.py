@@ -93,23 +93,24 @@ def claim(
             ids = list(session.execute(due.with_for_update(skip_locked=True)).scalars())
         else:
             ids = list(session.execute(due).scalars())
-        for request_id in ids:
-            # Compare-and-set: on SQLite this is what stops two claimers; on PostgreSQL the
-            # row lock already did, and the condition costs nothing.
-            result = session.execute(
+        if ids:
+            # One compare-and-set update for the whole batch: on SQLite the ``free``
+            # condition is what stops two claimers; on PostgreSQL the row locks already did,
+            # and the condition costs nothing.
+            rows = session.execute(
                 update(ReconcileRequest)
-                .where(col(ReconcileRequest.id) == request_id, free)
+                .where(col(ReconcileRequest.id).in_(ids), free)
                 .values(lease_owner=owner, lease_expires_at=expires)
                 .returning(
+                    col(ReconcileRequest.id),
                     col(ReconcileRequest.instance_id),
                     col(ReconcileRequest.attempts),
                     col(ReconcileRequest.reason),
                 )
-            ).first()
-            if result is not None:
-                claims.append(
-                    Claim(request_id, result[0], owner, int(result[1]), expires, str(result[2]))
-                )
+            ).all()
+            order = {request_id: position for position, request_id in enumerate(ids)}
+            for row in sorted(rows, key=lambda r: order[r[0]]):
+                claims.append(Claim(row[0], row[1], owner, int(row[2]), expires, str(row[3])))
         session.commit()
     return claims
 
@@ -138,6 +139,12 @@ def lock_for_finish(session: Session, held: Claim) -> ReconcileRequest | None:
     The reconciler writes status and revision in the same transaction, so a worker whose
     lease was taken over writes nothing.
     """
+    batch = session.info.get(_BATCH_LOCKED)
+    if batch is not None and held.request_id in batch:
+        request: ReconcileRequest | None = batch[held.request_id]
+        if request is not None and request.lease_owner != held.owner:
+            return None
+        return request
     query = select(ReconcileRequest).where(
         col(ReconcileRequest.id) == held.request_id,
         col(ReconcileRequest.lease_owner) == held.owner,
@@ -147,6 +154,32 @@ def lock_for_finish(session: Session, held: Claim) -> ReconcileRequest | None:
     return session.execute(query).scalars().first()
 
 
+_BATCH_LOCKED = "city-platform.requests-locked"
+
+
+def lock_batch_for_finish(session: Session, claims: list[Claim]) -> None:
+    """``lock_for_finish`` for a whole batch in one query (rows locked in id order).
+
+    Afterwards ``lock_for_finish`` answers each of these claims from the session (None when
+    the lease was lost), without another query.
+    """
+    if not claims:
+        return
+    query = (
+        select(ReconcileRequest)
+        .where(col(ReconcileRequest.id).in_([c.request_id for c in claims]))
+        .order_by(col(ReconcileRequest.id))
+    )
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update()
+    rows = {row.id: row for row in session.execute(query).scalars()}
+    found: dict[uuid.UUID, ReconcileRequest | None] = {}
+    for held in claims:
+        row = rows.get(held.request_id)
+        found[held.request_id] = row if row is not None and row.lease_owner == held.owner else None
+    session.info[_BATCH_LOCKED] = found
+
+
 def finish(
     session: Session,
     request: ReconcileRequest,
@@ -154,6 +187,7 @@ def finish(
     reconciled_generation: int,
     next_due_in: float | None,
     failed: bool = False,
+    current_generation: int | None = None,
 ) -> None:
     """Release the lease and schedule the next visit (inside the caller's transaction).
 
@@ -162,9 +196,13 @@ def finish(
     resets.
     """
     now = utcnow()
-    generation = session.execute(
-        select(col(Instance.generation)).where(col(Instance.id) == request.instance_id)
-    ).scalar()
+    # The caller may pass the generation of the instance row it read in this transaction,
+    # after taking the lock (saves a query per reconcile); else it is read here.
+    generation = current_generation
+    if generation is None:
+        generation = session.execute(
+            select(col(Instance.generation)).where(col(Instance.id) == request.instance_id)
+        ).scalar()
     if next_due_in is None and (generation is None or generation <= reconciled_generation):
         session.delete(request)
         return

@@ -12,10 +12,12 @@ target, pinned published release and last applied revision, then:
   (``rollback_of`` when it re-applies an earlier revision's inputs), with ``started`` and
   ``plan_changed`` usage events.
 
-Status, revision, usage events and the queue's next due time are written in one
-transaction, and only while this worker still holds the lease. Render and admission errors
-fail the instance with the message and back off long (no retry storm); target errors keep
-the phase and retry with backoff.
+A worker hands the reconciler a whole claimed batch: it loads the batch with one query per
+table, works on the targets (GitOps folders concurrently in a thread pool), then writes
+status, revisions, usage events and the queue's next due times of the whole batch in one
+transaction — each instance's part only while this worker still holds its lease. Render
+and admission errors fail the instance with the message and back off long (no retry
+storm); target errors keep the phase and retry with backoff.
 
 This module must not know about HTTP, FastAPI, Typer or how workers are scheduled.
 """
@@ -26,6 +28,8 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -36,6 +40,7 @@ from sqlmodel import Session, col
 
 from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.records import PublishedVersion
+from controlplane.db.engine import is_postgres
 from controlplane.db.types import utcnow
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.provisioning import queueing
@@ -101,6 +106,10 @@ class _Loaded:
     history: list[Revision]
 
 
+#: Records one reconcile's outcome inside the batch's transaction (the lease is checked there).
+Finisher = Callable[[Session], Result]
+
+
 class Reconciler:
     """Reconciles one claimed request at a time; safe to share between worker threads."""
 
@@ -145,7 +154,76 @@ class Reconciler:
 
     # -- the reconcile
     def reconcile(self, held: Claim) -> Result:
-        loaded = self._load(held.instance_id)
+        """Reconcile one claim (a batch of one)."""
+        result = self.reconcile_batch([held])[0]
+        assert result is not None
+        return result
+
+    def reconcile_batch(
+        self,
+        claims: Sequence[Claim],
+        *,
+        pool: Executor | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Result | None]:
+        """Reconcile a batch of claims; results in the order of ``claims``.
+
+        Three steps, so that a fleet reconcile costs a few queries per *batch* rather than
+        per instance: load every instance, tenant, target, release and revision of the batch
+        in one query each; work on the targets (in ``pool`` when the target allows it, which
+        overlaps file I/O); then record every outcome in **one** transaction, each still
+        guarded by its own lease check. A claim not started because ``should_stop`` said so
+        is released untouched and its result is None.
+        """
+        loaded = self._load_batch([held.instance_id for held in claims])
+
+        def work(held: Claim) -> Finisher | None:
+            if should_stop is not None and should_stop():
+                return None
+            try:
+                return self._work(held, loaded.get(held.instance_id))
+            except Exception as exc:
+                if len(claims) == 1:
+                    raise
+                # A bug in one reconcile must not lose the batch's other records. This one
+                # records nothing and keeps its lease, so it is retried when the lease
+                # expires (not at once, which would spin on a deterministic bug).
+                log.exception("reconcile crashed", extra={"instance_id": str(held.instance_id)})
+                return _nothing_recorded(held, f"Unexpected error, retried later: {exc}")
+
+        finishers: list[Finisher | None]
+        if pool is not None and len(claims) > 1:
+            concurrent = [self._concurrent(loaded.get(held.instance_id)) for held in claims]
+            futures = {i: pool.submit(work, held) for i, held in enumerate(claims) if concurrent[i]}
+            finishers = [
+                futures[i].result() if i in futures else work(held) for i, held in enumerate(claims)
+            ]
+        else:
+            finishers = [work(held) for held in claims]
+        for held, finisher in zip(claims, finishers, strict=True):
+            if finisher is None:
+                queueing.release(self.engine, held)
+        return self._finish_all(claims, finishers)
+
+    def _concurrent(self, loaded: _Loaded | None) -> bool:
+        """Whether this instance's target work may run beside others' (GitOps: own folder).
+
+        Only writes go to the pool: they wait on the disk. A resync's drift check is mostly
+        Python (read, hash, compare), which threads only slow down by fighting for the GIL.
+        """
+        if loaded is None or loaded.target_row is None:
+            return False
+        last, instance = loaded.last, loaded.instance
+        if last is not None and last.generation == instance.generation:
+            return False
+        try:
+            target = self.targets.get(loaded.target_row)
+        except ControlPlaneError:
+            return False
+        return bool(getattr(target, "concurrent_apply", False))
+
+    def _work(self, held: Claim, loaded: _Loaded | None) -> Finisher:
+        """Everything but the database write: decide, render, write to the target."""
         if loaded is None:
             return self._finish_gone(held)
         instance = loaded.instance
@@ -176,41 +254,119 @@ class Reconciler:
             log.info("reconcile will be retried", extra={**extra, "error": exc.detail})
             return self._finish_retry(held, loaded, exc)
 
-    def _load(self, instance_id: uuid.UUID) -> _Loaded | None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            instance = session.get(Instance, instance_id)
-            if instance is None or instance.deleted_at is not None:
-                return None
-            tenant = session.get(Tenant, instance.tenant_id)
-            if tenant is None:
-                return None
-            target_row = session.execute(
-                select(Target).where(col(Target.name) == instance.target)
-            ).scalar()
-            published = session.execute(
-                select(PublishedVersion).where(
-                    col(PublishedVersion.service) == instance.service,
-                    col(PublishedVersion.version) == instance.version,
-                )
-            ).scalar()
-            history = list(
-                session.execute(
-                    select(Revision)
-                    .where(col(Revision.instance_id) == instance_id)
-                    .order_by(col(Revision.number).desc())
-                ).scalars()
-            )
-            session.expunge_all()
-        applied = [r for r in history if r.outcome == RevisionOutcome.APPLIED]
-        return _Loaded(
-            instance=instance,
-            tenant=tenant,
-            target_row=target_row,
-            published=published,
-            last=applied[0] if applied else None,
-            max_number=history[0].number if history else 0,
-            history=applied,
+    def _finish_all(
+        self, claims: Sequence[Claim], finishers: Sequence[Finisher | None]
+    ) -> list[Result | None]:
+        """Record the batch in one transaction; one transaction each if that fails.
+
+        Each finisher locks the instance row, then the request row: the order in which the
+        API writes them (a change bumps the generation, then makes the request due), so a
+        change racing a finish waits instead of deadlocking. Instances are taken in id
+        order, so two workers finishing overlapping batches (a lease taken over) cannot
+        deadlock either.
+        """
+        order = sorted(
+            (i for i, f in enumerate(finishers) if f is not None),
+            key=lambda i: str(claims[i].instance_id),
         )
+        results: list[Result | None] = [None] * len(claims)
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                held = [claims[i] for i in order]
+                # Lock (PostgreSQL) and load the batch's instance rows, then its request
+                # rows, one query each; the finishers find them in the session.
+                _lock_instances(session, [c.instance_id for c in held])
+                queueing.lock_batch_for_finish(session, held)
+                # One flush at commit lets SQLAlchemy batch the inserts and updates of the
+                # whole batch; no finisher reads what another one wrote (one row per instance).
+                with session.no_autoflush:
+                    for i in order:
+                        finisher = finishers[i]
+                        assert finisher is not None
+                        results[i] = finisher(session)
+                session.commit()
+            return results
+        except Exception:
+            if len(order) == 1:
+                raise
+            log.warning("recording a batch failed; recording each reconcile alone", exc_info=True)
+        for i in order:
+            finisher = finishers[i]
+            assert finisher is not None
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    results[i] = finisher(session)
+                    session.commit()
+            except Exception as exc:  # one bad row must not lose the others' records
+                log.exception(
+                    "recording a reconcile failed",
+                    extra={"instance_id": str(claims[i].instance_id)},
+                )
+                results[i] = Result(Outcome.LOST, claims[i].instance_id, message=str(exc))
+        return results
+
+    def _load_batch(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Loaded]:
+        """Everything the batch needs, in one query per table (not five per instance)."""
+        if not instance_ids:
+            return {}
+        with Session(self.engine, expire_on_commit=False) as session:
+            instances = [
+                row
+                for row in session.execute(
+                    select(Instance).where(col(Instance.id).in_(set(instance_ids)))
+                ).scalars()
+                if row.deleted_at is None
+            ]
+            if not instances:
+                return {}
+            tenants = {
+                row.id: row
+                for row in session.execute(
+                    select(Tenant).where(col(Tenant.id).in_({i.tenant_id for i in instances}))
+                ).scalars()
+            }
+            targets = {
+                row.name: row
+                for row in session.execute(
+                    select(Target).where(col(Target.name).in_({i.target for i in instances}))
+                ).scalars()
+            }
+            wanted = {(i.service, i.version) for i in instances}
+            published = {
+                (row.service, row.version): row
+                for row in session.execute(
+                    select(PublishedVersion).where(
+                        col(PublishedVersion.service).in_({s for s, _ in wanted}),
+                        col(PublishedVersion.version).in_({v for _, v in wanted}),
+                    )
+                ).scalars()
+                if (row.service, row.version) in wanted
+            }
+            histories: dict[uuid.UUID, list[Revision]] = {}
+            for revision in session.execute(
+                select(Revision)
+                .where(col(Revision.instance_id).in_({i.id for i in instances}))
+                .order_by(col(Revision.instance_id), col(Revision.number).desc())
+            ).scalars():
+                histories.setdefault(revision.instance_id, []).append(revision)
+            session.expunge_all()
+        out: dict[uuid.UUID, _Loaded] = {}
+        for instance in instances:
+            tenant = tenants.get(instance.tenant_id)
+            if tenant is None:
+                continue
+            history = histories.get(instance.id, [])
+            applied = [r for r in history if r.outcome == RevisionOutcome.APPLIED]
+            out[instance.id] = _Loaded(
+                instance=instance,
+                tenant=tenant,
+                target_row=targets.get(instance.target),
+                published=published.get((instance.service, instance.version)),
+                last=applied[0] if applied else None,
+                max_number=history[0].number if history else 0,
+                history=applied,
+            )
+        return out
 
     def _render(self, loaded: _Loaded) -> Stack:
         instance, tenant = loaded.instance, loaded.tenant
@@ -238,7 +394,7 @@ class Reconciler:
             digest=rendered.digest,
         )
 
-    def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Result:
+    def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
         instance, last = loaded.instance, loaded.last
         if last is not None and last.generation == instance.generation:
             return self._resync(held, loaded, target, last)
@@ -250,7 +406,9 @@ class Reconciler:
         readiness = target.readiness(stack)
         return self._finish_applied(held, loaded, stack, readiness, len(report.written), pruned)
 
-    def _resync(self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision) -> Result:
+    def _resync(
+        self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision
+    ) -> Finisher:
         instance = loaded.instance
         if target.drift_needs_objects:
             stack = self._render(loaded)
@@ -282,7 +440,9 @@ class Reconciler:
                 + ("…" if len(drift) > 5 else ""),
             )
         due = self.settings.not_ready_seconds if not readiness.ready else None
-        with Session(self.engine, expire_on_commit=False) as session:
+
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
             request = queueing.lock_for_finish(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
@@ -295,10 +455,12 @@ class Reconciler:
                 request,
                 reconciled_generation=instance.generation,
                 next_due_in=due if due is not None else self.settings.resync_seconds,
+                current_generation=row.generation if row is not None else None,
             )
-            session.commit()
-        outcome = Outcome.REPAIRED if drift else Outcome.UNCHANGED
-        return Result(outcome, instance.id, instance.generation, written=written)
+            outcome = Outcome.REPAIRED if drift else Outcome.UNCHANGED
+            return Result(outcome, instance.id, instance.generation, written=written)
+
+        return finish
 
     def _finish_applied(
         self,
@@ -308,14 +470,16 @@ class Reconciler:
         readiness: Readiness,
         written: int,
         pruned: list[str],
-    ) -> Result:
+    ) -> Finisher:
         instance, last = loaded.instance, loaded.last
         phase, conditions_in = _phase_for(
             readiness,
             applied_message=f"Applied {written} changed object(s), pruned {len(pruned)}.",
         )
         now = utcnow()
-        with Session(self.engine, expire_on_commit=False) as session:
+
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
             request = queueing.lock_for_finish(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
@@ -365,19 +529,27 @@ class Reconciler:
                     if readiness.ready
                     else self.settings.not_ready_seconds
                 ),
+                current_generation=row.generation,
             )
-            session.commit()
-        return Result(
-            Outcome.APPLIED, instance.id, instance.generation, written=written, pruned=len(pruned)
-        )
+            return Result(
+                Outcome.APPLIED,
+                instance.id,
+                instance.generation,
+                written=written,
+                pruned=len(pruned),
+            )
 
-    def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Result:
+        return finish
+
+    def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
         instance = loaded.instance
         target.delete(
             tenant=loaded.tenant.slug, instance=instance.name, namespace=instance.namespace
         )
         now = utcnow()
-        with Session(self.engine, expire_on_commit=False) as session:
+
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
             request = queueing.lock_for_finish(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
@@ -406,12 +578,13 @@ class Reconciler:
             queueing.finish(
                 session, request, reconciled_generation=instance.generation, next_due_in=None
             )
-            session.commit()
-        return Result(Outcome.DELETED, instance.id, instance.generation)
+            return Result(Outcome.DELETED, instance.id, instance.generation)
+
+        return finish
 
     def _finish_failed(
         self, held: Claim, loaded: _Loaded, step: str, reason: str, exc: ControlPlaneError
-    ) -> Result:
+    ) -> Finisher:
         instance = loaded.instance
         message = _message(exc)
         conditions: dict[str, tuple[bool, str, str]] = {}
@@ -426,7 +599,7 @@ class Reconciler:
             held, instance, Phase.FAILED, conditions, message, self.settings.failed, Outcome.FAILED
         )
 
-    def _finish_retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Result:
+    def _finish_retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Finisher:
         instance = loaded.instance
         message = _message(exc)
         phase = Phase.DEGRADED if instance.phase == Phase.READY else instance.phase
@@ -448,8 +621,9 @@ class Reconciler:
         message: str,
         backoff: Backoff,
         outcome: Outcome,
-    ) -> Result:
-        with Session(self.engine, expire_on_commit=False) as session:
+    ) -> Finisher:
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
             request = queueing.lock_for_finish(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
@@ -464,19 +638,54 @@ class Reconciler:
                 next_due_in=backoff.delay(request.attempts + 1, self._rng),
                 failed=True,
             )
-            session.commit()
-        return Result(outcome, instance.id, instance.generation, message=message)
+            return Result(outcome, instance.id, instance.generation, message=message)
 
-    def _finish_gone(self, held: Claim) -> Result:
-        with Session(self.engine) as session:
+        return finish
+
+    def _finish_gone(self, held: Claim) -> Finisher:
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
             request = queueing.lock_for_finish(session, held)
             if request is not None:
                 session.delete(request)
-                session.commit()
-        return Result(Outcome.GONE, held.instance_id)
+            return Result(Outcome.GONE, held.instance_id)
+
+        return finish
 
 
 # -- status helpers
+
+
+def _nothing_recorded(held: Claim, message: str) -> Finisher:
+    def finish(_session: Session) -> Result:
+        return Result(Outcome.LOST, held.instance_id, message=message)
+
+    return finish
+
+
+_INSTANCES_LOCKED = "city-platform.instances-locked"
+
+
+def _lock_instances(session: Session, instance_ids: list[uuid.UUID]) -> None:
+    """Load (and on PostgreSQL lock) a batch's instance rows in one query, in id order.
+
+    ``session.get`` then finds them in the session, and ``_lock_instance`` is a no-op.
+    """
+    query = select(Instance).where(col(Instance.id).in_(instance_ids)).order_by(col(Instance.id))
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update()
+    # Kept referenced: the session's identity map holds rows weakly.
+    session.info[_INSTANCES_LOCKED] = list(session.execute(query).scalars())
+
+
+def _lock_instance(session: Session, instance_id: uuid.UUID) -> None:
+    """Lock the instance row before the request row (PostgreSQL; SQLite has one writer)."""
+    if _INSTANCES_LOCKED in session.info:
+        return
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        session.execute(
+            select(col(Instance.id)).where(col(Instance.id) == instance_id).with_for_update()
+        )
 
 
 def _phase_for(

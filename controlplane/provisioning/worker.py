@@ -1,9 +1,11 @@
 """Reconcile workers: threads that claim requests from the queue and reconcile them.
 
-Each thread loops: claim a batch → reconcile each claim → end the batch on every target
-(GitOps commits) → when nothing is due, wait for "new work" (``notify()``), the poll tick
-or "stop". ``stop()`` is idempotent and lets the current reconcile finish; claims that were
-not started yet are released for others.
+Each thread loops: claim a batch → reconcile the batch (``Reconciler.reconcile_batch``: one
+load, target work overlapped in a small I/O thread pool shared by the worker's threads, one
+recording transaction) → end the batch on every target (GitOps commits) → when nothing is
+due, wait for "new work" (``notify()``), the poll tick or "stop". ``stop()`` is idempotent
+and lets the started reconciles finish; claims that were not started yet are released for
+others.
 
 On SQLite a process runs one worker thread: SQLite is the embedded single-machine mode, and
 a second writer only waits on the first. Run more workers on PostgreSQL.
@@ -21,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine
 
@@ -67,6 +70,7 @@ class Worker:
         name: str | None = None,
         on_result: Callable[[Result], None] | None = None,
         fleet: bool = True,
+        io_threads: int = 4,
     ) -> None:
         check_concurrency(engine, concurrency)
         self.engine = engine
@@ -83,6 +87,13 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._counts_lock = threading.Lock()
         self._busy = 0
+        # Target work of one batch (GitOps file I/O) overlaps in these threads; rendering
+        # stays GIL-bound and database writes stay in the claiming thread (one per batch).
+        self._pool = (
+            ThreadPoolExecutor(io_threads, thread_name_prefix="reconcile-io")
+            if io_threads > 1
+            else None
+        )
         # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
         self.fleet = (
             FleetExecutor(engine, check_parameters=reconciler.renderer("1.33").resolve_parameters)
@@ -144,15 +155,16 @@ class Worker:
         claims = queueing.claim(
             self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
         )
+        if not claims:
+            return 0
+        results = self.reconciler.reconcile_batch(
+            claims, pool=self._pool, should_stop=self._stop.is_set
+        )
         processed = 0
-        for position, held in enumerate(claims):
-            if self._stop.is_set():
-                for rest in claims[position:]:
-                    queueing.release(self.engine, rest)
-                break
-            result = self.reconciler.reconcile(held)
-            processed += 1
-            self._record(result, owner)
+        for result in results:
+            if result is not None:
+                processed += 1
+                self._record(result, owner)
         if processed:
             for target in self.reconciler.targets.all():
                 try:

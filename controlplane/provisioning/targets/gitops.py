@@ -1,9 +1,12 @@
 """The GitOps target: one folder per instance that Argo CD or Flux applies.
 
 Layout: ``<root>/<tenant>/<instance>/NN-<kind>-<name>.yaml`` (``NN`` = apply order) and a
-``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. Files are
-written atomically (temporary file + ``os.replace``), so a reader never sees half a file,
-and only when their bytes change, so a no-op reconcile rewrites nothing.
+``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. A new
+folder is built whole in a hidden staging folder beside it and renamed into place (one
+atomic rename for all its files); in an existing folder each changed file is written
+atomically (temporary file + ``os.replace``). Either way a reader never sees half a file or
+half a folder, and a file is written only when its bytes change, so a no-op reconcile
+rewrites nothing.
 
 Each file starts with one comment line that names the object, the digest of what it was
 rendered from and the SHA-256 of the rest of the file. That is what makes the drift check
@@ -47,6 +50,8 @@ from controlplane.rendering.naming import object_id
 KUSTOMIZATION = "kustomization.yaml"
 _HEADER = re.compile(rb"^# city-platform: id=(\S+) digest=(\S+) sha256=([0-9a-f]{64})\n")
 _UNSAFE = re.compile(r"[^a-z0-9.-]+")
+#: Suffix of temporary files and staging folders (a crash may leave them; prune removes them).
+TMP_SUFFIX = ".tmp"
 
 
 def file_name(index: int, obj: Mapping[str, Any], width: int = 2) -> str:
@@ -80,6 +85,29 @@ def read_header(data: bytes) -> tuple[str, str] | None:
     return match.group(1).decode(), match.group(2).decode()
 
 
+def _read(path: str) -> bytes:
+    """The whole file with plain ``os.read`` (the resync reads every file of the fleet)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Create a file that must not exist yet (inside a staging folder nobody reads)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -95,6 +123,9 @@ class GitOpsTarget:
     """Writes stacks as files below ``root``; optionally commits each batch with git."""
 
     drift_needs_objects = False
+    #: Each instance has its own folder, so the reconciler may work on several at once
+    #: (file I/O overlaps in threads; see ``Reconciler.reconcile_batch``).
+    concurrent_apply = True
 
     def __init__(
         self,
@@ -139,8 +170,7 @@ class GitOpsTarget:
         for entry in entries:
             if entry.name == KUSTOMIZATION or not entry.name.endswith(".yaml"):
                 continue
-            with open(entry.path, "rb") as handle:
-                found[entry.name] = read_header(handle.read())
+            found[entry.name] = read_header(_read(entry.path))
         return found
 
     # -- StackTarget
@@ -148,6 +178,10 @@ class GitOpsTarget:
         self._refuse_plain_secrets(stack)
         folder = self.folder(stack.tenant, stack.instance)
         try:
+            if not folder.exists():
+                report = self._create_folder(folder, stack)
+                if report is not None:
+                    return report
             folder.mkdir(parents=True, exist_ok=True)
             present = self._scan(folder)
             report = ApplyReport()
@@ -172,6 +206,39 @@ class GitOpsTarget:
                 errors=[ErrorItem(str(folder), str(exc))],
                 hint="Check that the target path exists, is writable and the disk is not full.",
             ) from exc
+
+    def _create_folder(self, folder: Path, stack: Stack) -> ApplyReport | None:
+        """A new instance folder, made whole in a temporary sibling and renamed into place.
+
+        One ``rename`` of the directory makes every file appear at once, so each file is a
+        plain create (no temporary file and rename per file, which is most of the cost of a
+        cold fleet reconcile). None when the folder appeared meanwhile (then the per-file
+        path takes over).
+        """
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent)
+        report = ApplyReport()
+        try:
+            desired = self._desired(stack)
+            for oid, (name, obj, key) in desired.items():
+                _write_new(os.path.join(staging, name), self._file_bytes(oid, obj, key, stack))
+                report.written.append(oid)
+            names = [name for name, _, _ in desired.values()]
+            _write_new(os.path.join(staging, KUSTOMIZATION), _kustomization(names))
+            if not report.written:
+                report.written.append(KUSTOMIZATION)
+            try:
+                # Fails (ENOTEMPTY/EEXIST) rather than replace a folder that appeared meanwhile.
+                os.rename(staging, folder)
+            except OSError:
+                if folder.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return None
+                raise
+            return report
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def _file_bytes(self, oid: str, obj: KubeObject, key: str, stack: Stack) -> bytes:
         if obj.get("kind") == "Secret" and self.sealer is not None:
@@ -198,10 +265,11 @@ class GitOpsTarget:
             return removed
         for entry in entries:
             stale_yaml = entry.name.endswith(".yaml") and entry.name not in keep
-            leftover_tmp = entry.name.startswith(".") and entry.name.endswith(".tmp")
+            leftover_tmp = entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX)
             if entry.name != KUSTOMIZATION and (stale_yaml or leftover_tmp):
                 os.unlink(entry.path)
                 removed.append(entry.name)
+        removed += _remove_staging(folder)
         return removed
 
     def drifted(self, stack: Stack) -> set[str]:
@@ -244,6 +312,7 @@ class GitOpsTarget:
         folder = self.folder(tenant, instance)
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(folder)
+        _remove_staging(folder)
         with contextlib.suppress(OSError):
             folder.parent.rmdir()  # only succeeds when the tenant has no instance left
 
@@ -289,6 +358,21 @@ class GitOpsTarget:
             check=True,
             capture_output=True,
         )
+
+
+def _remove_staging(folder: Path) -> list[str]:
+    """Staging folders a crashed apply of this instance left beside its folder."""
+    removed: list[str] = []
+    prefix = f".{folder.name}."
+    try:
+        entries = list(os.scandir(folder.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(TMP_SUFFIX) and entry.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
 
 
 def _kustomization(files: list[str]) -> bytes:

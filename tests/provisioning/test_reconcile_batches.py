@@ -1,0 +1,130 @@
+"""Batched reconciles: one load and one record per batch, GitOps folders built whole.
+
+The batch keeps the per-instance guarantees: a claim whose lease was taken over records
+nothing while the rest of its batch is recorded; a new GitOps folder appears in one rename
+(no staging folder or temporary file is left, a crashed one is cleaned up); a resync of a
+converged batch writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from controlplane.provisioning import queueing
+from controlplane.provisioning.models import Phase, ReconcileRequest, Revision
+from controlplane.provisioning.queueing import Claim
+from controlplane.provisioning.reconciling import Outcome
+from tests.provisioning.conftest import Platform, make_worker
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            st = os.stat(os.path.join(dirpath, name))
+            out[os.path.join(dirpath, name)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def test_a_lost_lease_records_nothing_while_the_rest_of_the_batch_is_recorded(
+    gitops_platform: Platform,
+) -> None:
+    p = gitops_platform
+    tenant = p.tenant("gent", "44021")
+    ids = [p.create(tenant, f"app{i}") for i in range(4)]
+    worker = make_worker(p, batch_size=10)
+    claims = queueing.claim(p.engine, "w/0", limit=10)
+    assert len(claims) == 4
+    stolen = claims[1]
+    with Session(p.engine) as session:  # another worker took this lease over
+        session.execute(
+            update(ReconcileRequest)
+            .where(ReconcileRequest.id == stolen.request_id)  # type: ignore[arg-type]
+            .values(lease_owner="other/0")
+        )
+        session.commit()
+    results = worker.reconciler.reconcile_batch(claims)
+    outcomes = {r.instance_id: r.outcome for r in results if r is not None}
+    assert outcomes[stolen.instance_id] == Outcome.LOST
+    assert [outcomes[i] for i in ids if i != stolen.instance_id] == [Outcome.APPLIED] * 3
+    with Session(p.engine) as session:
+        revised = {r.instance_id for r in session.exec(select(Revision)).all()}
+    assert revised == set(ids) - {stolen.instance_id}
+    assert p.get(stolen.instance_id).phase == Phase.PENDING
+
+
+def test_new_folders_appear_whole_and_a_crashed_staging_folder_is_removed(
+    gitops_platform: Platform, tmp_path: Path
+) -> None:
+    p = gitops_platform
+    tenant = p.tenant("mol", "13017")
+    first = p.create(tenant, "site")
+    worker = make_worker(p)
+    worker.run_until_idle()
+    tenant_dir = tmp_path / "tree" / "mol"
+    assert [e.name for e in tenant_dir.iterdir()] == ["site"]
+    assert not [n for n in os.listdir(tenant_dir / "site") if n.endswith(".tmp")]
+    # A crash between creating the staging folder and renaming it leaves it behind.
+    leftover = tenant_dir / ".site.abc123.tmp"
+    leftover.mkdir()
+    (leftover / "01-namespace-x.yaml").write_text("half")
+    p.change(first, plan="large")
+    worker.run_until_idle()
+    assert not leftover.exists()
+    assert p.get(first).phase == Phase.READY
+
+
+def test_resync_of_a_converged_batch_writes_nothing_and_repairs_drift(
+    gitops_platform: Platform, tmp_path: Path
+) -> None:
+    p = gitops_platform
+    tenants = [p.tenant(f"t{i}", f"{20000 + i}") for i in range(3)]
+    for tenant in tenants:
+        p.create(tenant, "one")
+        p.create(tenant, "two", version="2.0.0")
+    worker = make_worker(p, batch_size=4)
+    worker.run_until_idle()
+    root = tmp_path / "tree"
+    before = _tree_state(root)
+    p.make_all_due()
+    worker.run_until_idle()
+    assert _tree_state(root) == before
+    assert worker.counts[Outcome.UNCHANGED] == 6
+    edited = next(k for k in sorted(before) if not k.endswith("kustomization.yaml"))
+    Path(edited).write_text(Path(edited).read_text() + "# hand edit\n")
+    p.make_all_due()
+    worker.run_until_idle()
+    assert worker.counts[Outcome.REPAIRED] == 1
+    assert "# hand edit" not in Path(edited).read_text()
+
+
+def test_a_crash_in_one_reconcile_keeps_its_lease_and_records_the_others(
+    gitops_platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = gitops_platform
+    tenant = p.tenant("geel", "13008")
+    ids = [p.create(tenant, f"app{i}") for i in range(3)]
+    worker = make_worker(p, batch_size=10)
+    real = worker.reconciler._converge
+
+    def converge(held: Claim, loaded: Any, target: Any) -> Any:
+        if held.instance_id == ids[0]:
+            raise RuntimeError("a bug")
+        return real(held, loaded, target)
+
+    monkeypatch.setattr(worker.reconciler, "_converge", converge)
+    assert worker.run_once("w/0") == 3
+    assert worker.counts[Outcome.APPLIED] == 2
+    assert worker.counts[Outcome.LOST] == 1
+    assert p.get(ids[0]).phase == Phase.PENDING
+    with Session(p.engine) as session:
+        request = session.exec(
+            select(ReconcileRequest).where(ReconcileRequest.instance_id == ids[0])
+        ).one()
+    assert request.lease_owner == "w/0"  # retried when the lease expires, not at once
