@@ -1,7 +1,7 @@
 """Reconcile benchmarks: the Flemish fleet on GitOps, the no-op resync, and provisioning on
 the Kubernetes emulator.
 
-The fleet is every municipality in /work/shared/data/flemish-municipalities.csv (285,
+The fleet is every municipality in controlplane/tenants/data/flemish-municipalities.csv (285,
 Source: Statbel, CC BY 4.0) x the 8 services of the shipped catalogue = 2,280 instances,
 reconciled by one worker on SQLite into a GitOps tree. The no-op figure is a full resync of
 that fleet after it converged: it must write nothing (files counted by inode and mtime).
@@ -29,9 +29,10 @@ from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.sealing import ensure_keypair
 from controlplane.provisioning.worker import Worker
 from controlplane.tenants.models import Tenant
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
 
-MUNICIPALITIES = Path("/work/shared/data/flemish-municipalities.csv")
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SECRET = b"bench-server-secret-0123456789abcdef"
 
 

@@ -40,15 +40,14 @@ from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.sealing import ensure_keypair
 from controlplane.provisioning.worker import Worker
 from controlplane.tenants.models import Tenant
+from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
 
 AREA = "scaling"
 SIZES = (100, 1_000, 10_000)
 GOAL = "<= 1.1"
 SECRET = b"bench-scaling-server-secret-0123456789"
-MUNICIPALITIES = Path("/work/shared/data/flemish-municipalities.csv")
-if not MUNICIPALITIES.is_file():  # a checkout elsewhere keeps the data beside it
-    MUNICIPALITIES = Path(__file__).resolve().parents[3] / "shared/data/flemish-municipalities.csv"
+MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 
 
 def _municipalities() -> list[tuple[str, str, str]]:
