@@ -100,19 +100,7 @@ class Catalog:
         bundle = read_bundle(
             template_folder(self.templates_dir, spec.templates, location=where), location=where
         )
-        return ServiceRelease(
-            name=definition.name,
-            title=definition.title,
-            description=definition.description,
-            category=definition.category,
-            owner=definition.owner,
-            version=spec,
-            plans=definition.plans,
-            parameters=definition.parameters,
-            network=definition.network,
-            shared_cost=definition.shared_cost,
-            bundle=bundle,
-        )
+        return definition.release(spec, bundle)
 
     def releases(self) -> list[ServiceRelease]:
         return [

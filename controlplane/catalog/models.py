@@ -143,6 +143,22 @@ class ServiceDefinition(_Strict):
     def plan(self, name: str) -> Plan | None:
         return next((p for p in self.plans if p.name == name), None)
 
+    def release(self, version: ServiceVersion, bundle: TemplateBundle) -> ServiceRelease:
+        """Freeze one of this service's versions, with its templates, into a release."""
+        return ServiceRelease(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            category=self.category,
+            owner=self.owner,
+            version=version,
+            plans=self.plans,
+            parameters=self.parameters,
+            network=self.network,
+            shared_cost=self.shared_cost,
+            bundle=bundle,
+        )
+
 
 class TemplateBundle(_Strict):
     """The template files of one service version, by relative path, as text."""

@@ -155,19 +155,7 @@ def _check_service(
     parameters = example_parameters(definition.parameters)
     for index, bundle in bundles.items():
         version = definition.versions[index]
-        release = ServiceRelease(
-            name=definition.name,
-            title=definition.title,
-            description=definition.description,
-            category=definition.category,
-            owner=definition.owner,
-            version=version,
-            plans=definition.plans,
-            parameters=definition.parameters,
-            network=definition.network,
-            shared_cost=definition.shared_cost,
-            bundle=bundle,
-        )
+        release = definition.release(version, bundle)
         seen: set[tuple[str, str]] = set()
         for plan in definition.plans:
             report.stacks += 1
