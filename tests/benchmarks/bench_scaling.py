@@ -3,7 +3,7 @@
 Does the reconciler stay linear as the fleet grows (no per-instance cost that grows with
 the fleet: queue scans, inventory lookups, directory walks)? Each size runs in its own
 process (``python -m tests.benchmarks.bench_scaling --one N``) so that its peak resident
-memory (``ru_maxrss``) belongs to that size alone. A size = the 285 Flemish municipalities
+memory (``VmHWM``) belongs to that size alone. A size = the 285 Flemish municipalities
 (Source: Statbel, CC BY 4.0) round-robin x the 8 catalogue services at their newest version
 on the cheapest plan, reconciled by one worker on SQLite into a GitOps directory with sealed
 secrets — the embedded default, through the real ``Reconciler`` and ``Worker``.
@@ -116,15 +116,25 @@ def scratch_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
+def _peak_rss_kib() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` would not do: Linux carries the parent's
+    high-water mark across fork and exec, so every size would report the runner's memory."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def measure_one(size: int) -> dict[str, float]:
     """Reconcile a fresh fleet of ``size``; runs in its own process (see ``run``)."""
     with tempfile.TemporaryDirectory(prefix="bench-scaling-", dir=scratch_dir()) as tmp:
         worker = _load_fleet(Path(tmp), size)
-        before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before_kib = _peak_rss_kib()
         start = time.perf_counter()
         done = worker.run_until_idle(timeout=3600)
         seconds = time.perf_counter() - start
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_kib = _peak_rss_kib()
         failed = worker.counts.get("failed", 0) + worker.counts.get("retry", 0)
         worker.engine.dispose()
     return {
