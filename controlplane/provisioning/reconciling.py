@@ -700,7 +700,7 @@ def _phase_for(
         text = " ".join(readiness.messages) or "All workloads are ready."
         conditions["Ready"] = (True, reason, text)
         return Phase.READY, conditions
-    failed = bool(getattr(readiness, "failed", False))
+    failed = readiness.failed
     text = "; ".join(readiness.messages[:5]) or "Workloads are not ready yet."
     conditions["Ready"] = (False, "WorkloadsFailed" if failed else "WorkloadsNotReady", text)
     return (Phase.DEGRADED if failed else Phase.PROVISIONING), conditions

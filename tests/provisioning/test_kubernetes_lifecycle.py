@@ -12,12 +12,14 @@ from sqlmodel import Session, select
 from controlplane.db.engine import make_engine
 from controlplane.kube.retrying import RetryPolicy
 from controlplane.kube.target import KubeTarget
-from controlplane.provisioning.models import Phase, Revision, TargetKind
+from controlplane.provisioning.models import Instance, Phase, Revision, TargetKind
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from tests.kube_emulator import KubeEmulator
 from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
-from tests.provisioning.conftest import Platform, make_platform, make_worker
+from tests.provisioning.conftest import Platform, make_platform, make_worker, publish
+from tests.provisioning.fleet_support import SERVICE as SHOP
+from tests.provisioning.fleet_support import shop_release
 
 
 @pytest.fixture
@@ -106,3 +108,29 @@ def test_hundred_instances_converge_under_faults(
     expected = {f"t{i % 10}-app{i}" for i in range(100)}
     assert expected <= all_namespaces
     assert not {n for n in all_namespaces if n.startswith("t") and "-app" in n} - expected
+
+
+def test_failed_workload_makes_the_instance_degraded_with_the_reason(
+    kube_platform: Platform,
+    kube_emulator: KubeEmulator,  # noqa: F811
+) -> None:
+    # shop 2.0.0 has a Deployment; the emulator reports it failed (past its progress deadline).
+    with Session(kube_platform.engine) as session:
+        publish(session, shop_release("2.0.0"))
+        session.commit()
+    kube_emulator.set_ready("fail", kind="Deployment")
+    worker = make_worker(kube_platform, registry=_registry(kube_emulator))
+    iid = kube_platform.create(kube_platform.tenant("gent", "44021"), "shop")
+    with Session(kube_platform.engine) as session:
+        instance = session.get(Instance, iid)
+        assert instance is not None
+        instance.service, instance.version = SHOP, "2.0.0"
+        session.add(instance)
+        session.commit()
+    worker.run_until_idle()
+
+    instance = kube_platform.get(iid)
+    ready = {c["type"]: c for c in instance.conditions}["Ready"]
+    assert instance.phase == Phase.DEGRADED
+    assert (ready["status"], ready["reason"]) == ("False", "WorkloadsFailed")
+    assert "web" in ready["message"]

@@ -46,6 +46,8 @@ class Readiness:
     messages: tuple[str, ...] = ()
     #: True when the target cannot know (GitOps: a controller elsewhere applies it).
     external: bool = False
+    #: True when waiting will not help (a rollout past its deadline, a failed Job).
+    failed: bool = False
 
 
 @dataclass

@@ -111,7 +111,9 @@ class KubernetesTarget:
     def readiness(self, stack: Stack) -> Readiness:
         with _Translated(self.name):
             result = self.port.readiness(list(stack.objects))
-        return Readiness(ready=bool(result.ready), messages=tuple(result.messages))
+        return Readiness(
+            ready=bool(result.ready), messages=tuple(result.messages), failed=bool(result.failed)
+        )
 
     def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
         with _Translated(self.name):
