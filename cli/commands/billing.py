@@ -200,7 +200,7 @@ def closings(period: Period, output: OutputOpt = Format.TABLE) -> None:
     """
     month = _period(period)
     with state.client() as client:
-        items = client.get_json(f"{API}/billing/periods/{seg(month)}/closings")
+        items = client.list_all(f"{API}/billing/periods/{seg(month)}/closings")
     emit(
         items,
         output,

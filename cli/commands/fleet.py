@@ -138,7 +138,7 @@ def plans(output: OutputOpt = Format.TABLE) -> None:
     Example: cityctl fleet plans -o json
     """
     with state.client() as client:
-        emit(client.get_json(f"{API}/fleet/plans"), output, PLAN_COLUMNS)
+        emit(client.list_all(f"{API}/fleet/plans"), output, PLAN_COLUMNS)
 
 
 @app.command("show-plan")
@@ -204,7 +204,7 @@ def runs(output: OutputOpt = Format.TABLE) -> None:
     Example: cityctl fleet runs
     """
     with state.client() as client:
-        emit(client.get_json(f"{API}/fleet/runs"), output, RUN_COLUMNS)
+        emit(client.list_all(f"{API}/fleet/runs"), output, RUN_COLUMNS)
 
 
 @app.command("status")

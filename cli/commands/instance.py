@@ -49,6 +49,7 @@ COLUMNS = [
     ("status.observedGeneration", "OBSERVED"),
     ("status.currentRevision", "REVISION"),
     ("target", "TARGET"),
+    ("notes", "NOTES"),
 ]
 REVISION_COLUMNS = [
     ("number", "REVISION"),
@@ -59,6 +60,33 @@ REVISION_COLUMNS = [
     ("created_at", "CREATED"),
     ("message", "MESSAGE"),
 ]
+
+
+def lifecycle_notes(instance: dict[str, Any]) -> str:
+    """The short table note on the pinned version: retired, unsupported after DATE, upgrade.
+
+    The API's ``lifecycle.message`` is a whole sentence, too long for a table cell; the
+    table says the same in a few words and ``-o json``/``-o yaml`` keep the full view.
+    """
+    lifecycle = instance.get("lifecycle") or {}
+    notes: list[str] = []
+    if lifecycle.get("retired"):
+        notes.append("retired")
+    elif lifecycle.get("deprecated"):
+        ends = lifecycle.get("support_ends")
+        notes.append(f"deprecated, unsupported after {ends}" if ends else "deprecated")
+    if lifecycle.get("upgrade_available"):
+        notes.append(f"upgrade available: {lifecycle['upgrade_available']}")
+    return "; ".join(notes)
+
+
+def _emit_instances(data: dict[str, Any] | list[dict[str, Any]], output: Format) -> None:
+    # Only the table gets the computed NOTES column, so the JSON/YAML documents stay the
+    # API's own (their field names are the documented, stable contract).
+    if output is Format.TABLE:
+        rows = data if isinstance(data, list) else [data]
+        data = [{**row, "notes": lifecycle_notes(row)} for row in rows]
+    emit(data, output, COLUMNS)
 
 
 def _warn(instance: dict[str, Any]) -> None:
@@ -89,7 +117,7 @@ def _finish(
             f"{done} (generation {instance['generation']}); the reconciler applies it now. "
             f"Follow it with `cityctl instance show {instance['name']}` or use --wait."
         )
-    emit(instance, output, COLUMNS)
+    _emit_instances(instance, output)
 
 
 @app.command("list")
@@ -114,7 +142,7 @@ def list_(
         items: list[dict[str, Any]] = []
         for slug in slugs:
             items.extend(client.list_all(instances_path(slug), service=service, phase=phase))
-    emit(items, output, COLUMNS)
+    _emit_instances(items, output)
 
 
 @app.command()
@@ -125,7 +153,7 @@ def show(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.YAML) 
     """
     with state.client() as client:
         path = instances_path(resolve_tenant(client, tenant), name)
-        emit(client.get_json(path), output, COLUMNS)
+        _emit_instances(client.get_json(path), output)
 
 
 @app.command()
@@ -277,7 +305,7 @@ def upgrade(
                 )
         if version == current["version"]:
             stderr.print(f"{name} already runs {current['service']} {version}; nothing to do.")
-            emit(current, output, COLUMNS)
+            _emit_instances(current, output)
             return
         instance = client.call(
             "PATCH", path, json={"version": version}, headers=precondition
@@ -388,4 +416,4 @@ def delete(
                 f"Deletion of {name} requested; follow it with `cityctl instance show {name}` "
                 "or use --wait."
             )
-        emit(instance, output, COLUMNS)
+        _emit_instances(instance, output)

@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,3 +123,27 @@ def paginate[T](
         last = items[-1]
         next_cursor = encode_cursor([getattr(last, k.attribute) for k in keys])
     return Page(items=items, next_cursor=next_cursor)
+
+
+def paginate_items[T](
+    items: Iterable[T],
+    key: Callable[[T], tuple[str, ...]],
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page[T]:
+    """One page of a list built in memory (e.g. merged from two sources), same cursor rules.
+
+    ``key`` must give every item a distinct tuple of strings; the order is that tuple's,
+    and the cursor is the key of the page's last item, exactly as for a query.
+    """
+    check_limit(limit)
+    ordered = sorted(items, key=key)
+    if cursor and ordered:
+        width = len(key(ordered[0]))
+        after = tuple(decode_cursor(cursor, [SortKey(None, "", str)] * width))
+        ordered = [item for item in ordered if key(item) > after]
+    page = ordered[:limit]
+    next_cursor = encode_cursor(key(page[-1])) if len(ordered) > limit else None
+    return Page(items=page, next_cursor=next_cursor)
+

@@ -55,6 +55,7 @@ from controlplane.catalog.publishing import find_version, versions_of
 from controlplane.catalog.records import PublishedVersion
 from controlplane.catalog.versions import matches, parse_range, parse_version
 from controlplane.db.engine import is_postgres
+from controlplane.db.paging import DEFAULT_LIMIT, Page, datetime_key, paginate, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ControlPlaneError, ErrorItem, InvalidInput, NotFound
 from controlplane.provisioning import instances
@@ -438,10 +439,15 @@ def plan_items(session: Session, plan: FleetPlan) -> list[FleetPlanItem]:
     )
 
 
-def list_plans(session: Session, *, limit: int = 50) -> list[FleetPlan]:
-    return list(
-        session.exec(select(FleetPlan).order_by(col(FleetPlan.created_at).desc()).limit(limit))
-    )
+def list_plans(
+    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[FleetPlan]:
+    """One page of plans, newest first (keyset pagination like every other list)."""
+    keys = [
+        datetime_key(col(FleetPlan.created_at), "created_at", descending=True),
+        uuid_key(col(FleetPlan.id), descending=True),
+    ]
+    return paginate(session, select(FleetPlan), keys, limit=limit, cursor=cursor)
 
 
 def plan_item(session: Session, plan: FleetPlan, tenant: str, name: str) -> FleetPlanItem:
@@ -485,10 +491,15 @@ def run_items(session: Session, run: FleetRun) -> list[FleetRunItem]:
     )
 
 
-def list_runs(session: Session, *, limit: int = 50) -> list[FleetRun]:
-    return list(
-        session.exec(select(FleetRun).order_by(col(FleetRun.created_at).desc()).limit(limit))
-    )
+def list_runs(
+    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[FleetRun]:
+    """One page of runs, newest first (keyset pagination like every other list)."""
+    keys = [
+        datetime_key(col(FleetRun.created_at), "created_at", descending=True),
+        uuid_key(col(FleetRun.id), descending=True),
+    ]
+    return paginate(session, select(FleetRun), keys, limit=limit, cursor=cursor)
 
 
 def start_run(

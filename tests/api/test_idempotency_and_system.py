@@ -97,3 +97,26 @@ def test_audit_log_filters_and_scoping(client: TestClient, world: World) -> None
     assert scoped[0]["actor"].startswith("operator-test#")
     future = client.get("/api/v1/audit", params={"since": "2999-01-01T00:00:00"}, headers=op).json()
     assert future["items"] == []
+
+
+def test_audit_log_filters_by_tenant_actor_and_time(client: TestClient, world: World) -> None:
+    op = world.auth("operator")
+    client.post(INST, json=BODY, headers=op)
+    client.post("/api/v1/tenants/brugge/instances", json={**BODY, "name": "b"}, headers=op)
+    finance = world.auth("finance")
+    everything = client.get("/api/v1/audit", headers=finance).json()["items"]
+    assert len(everything) == 2
+    brugge = client.get("/api/v1/audit", params={"tenant": "brugge"}, headers=finance).json()
+    assert [e["resource"] for e in brugge["items"]] == ["instance:brugge/b"]
+    actor = everything[0]["actor"]
+    by_actor = client.get("/api/v1/audit", params={"actor": actor}, headers=finance).json()
+    assert len(by_actor["items"]) == 2
+    nobody = client.get("/api/v1/audit", params={"actor": "nobody#x"}, headers=finance).json()
+    assert nobody["items"] == []
+    before = client.get(
+        "/api/v1/audit", params={"until": "2000-01-01T00:00:00"}, headers=finance
+    ).json()
+    assert before["items"] == []
+    oldest = everything[-1]["at"]
+    since = client.get("/api/v1/audit", params={"since": oldest}, headers=finance).json()
+    assert len(since["items"]) == 2

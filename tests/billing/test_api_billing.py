@@ -260,7 +260,7 @@ def test_reopen_is_an_audited_operator_action(
     second = client.post(f"{API}/periods/{PERIOD}/close", headers=billed.auth("finance")).json()
     assert second["digest"] != first["digest"]
     closings = client.get(f"{API}/periods/{PERIOD}/closings", headers=billed.auth("finance"))
-    history = closings.json()
+    history = closings.json()["items"]
     assert [(c["status"], c["digest"]) for c in history] == [
         ("reopened", first["digest"]),
         ("closed", second["digest"]),
@@ -536,12 +536,24 @@ def test_a_price_for_an_unknown_plan_or_twice_is_refused(
         "price_exists",
     )
     assert _count(engine, PriceRecord) == 1
-    listed = client.get(f"{API}/prices", headers=billed.auth("tenant-viewer")).json()
+    listed = client.get(f"{API}/prices", headers=billed.auth("tenant-viewer")).json()["items"]
     assert {(p["plan"], p["source"], p["monthly_price"]) for p in listed} == {
         ("small", "catalogue", "10.00"),
         ("large", "catalogue", "40.00"),
         ("small", "finance", "5.00"),
     }
+    # Paged like every list: one at a time gives the same prices, each once, in order.
+    walked: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get(f"{API}/prices", params=params, headers=billed.auth("finance")).json()
+        assert len(page["items"]) <= 1
+        walked.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == listed
 
 
 def test_a_pool_must_start_on_the_first_of_a_month(client: TestClient, billed: World) -> None:
@@ -562,7 +574,8 @@ def test_a_pool_must_start_on_the_first_of_a_month(client: TestClient, billed: W
     )
     assert body["errors"][0]["location"] == "effective_from"
     listed = client.get(f"{API}/pools", headers=billed.auth("finance")).json()
-    assert [p["name"] for p in listed] == ["platform"]
+    assert [p["name"] for p in listed["items"]] == ["platform"]
+    assert listed["next_cursor"] is None
 
 
 def test_a_pool_amount_is_stored_as_sent_or_refused(

@@ -168,6 +168,14 @@ def test_municipality_runs_its_service(platform: Platform) -> None:
 
     listed = platform.json("instance", "list", token=token)
     assert [(i["name"], i["status"]["phase"]) for i in listed] == [("login", "Ready")]
+    # Back on the deprecated version: the table says so, with the date and the way out.
+    support_ends = listed[0]["lifecycle"]["support_ends"]
+    for command in ("list", "show"):
+        table = platform.ok(
+            "instance", command, *(["login"] * (command == "show")), "-o", "table", token=token
+        ).stdout
+        assert f"unsupported after {support_ends}" in table, table
+        assert "upgrade available: 26.0.7" in table, table
 
     refused = platform.run("instance", "delete", "login", token=token)
     assert refused.exit_code == 2

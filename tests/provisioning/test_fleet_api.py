@@ -88,7 +88,15 @@ def test_plan_preview_run_and_operator_actions(
     assert preview.json()["changes"] == changes
     missing = client.get(f"{PLANS}/{plan['id']}/preview?instance=gent/nope", headers=op)
     assert missing.status_code == 404
-    assert client.get(PLANS, headers=op).json()[0]["instances"] == 3
+    assert client.get(PLANS, headers=op).json()["items"][0]["instances"] == 3
+    # Paged like every list: a second plan, then one per page, newest first.
+    second = client.post(PLANS, json={**body, "wave_size": 3}, headers=op).json()
+    first_page = client.get(PLANS, params={"limit": 1}, headers=op).json()
+    assert [p["id"] for p in first_page["items"]] == [second["id"]]
+    next_page = client.get(
+        PLANS, params={"limit": 1, "cursor": first_page["next_cursor"]}, headers=op
+    ).json()
+    assert ([p["id"] for p in next_page["items"]], next_page["next_cursor"]) == ([plan["id"]], None)
 
     r = client.post(RUNS, json={"plan_id": plan["id"]}, headers=op)
     assert r.status_code == 201, r.text
@@ -119,7 +127,8 @@ def test_plan_preview_run_and_operator_actions(
     assert cancelled["counts"]["upgrading"] == 2
     resumed = client.post(f"{RUNS}/{run['id']}/resume", headers=op)
     assert resumed.status_code == 409
-    assert client.get(RUNS, headers=op).json()[0]["id"] == run["id"]
+    runs = client.get(RUNS, params={"limit": 1}, headers=op).json()
+    assert ([r["id"] for r in runs["items"]], runs["next_cursor"]) == ([run["id"]], None)
 
     with Session(engine) as session:
         events = session.exec(select(AuditEvent)).all()

@@ -9,6 +9,7 @@ transaction, so a refused request leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -17,9 +18,9 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from controlplane.api.deps import AuditDep, PrincipalDep, SessionDep
+from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
-from controlplane.api.schemas import DnsLabel, RequestBody
+from controlplane.api.schemas import DnsLabel, Page, RequestBody
 from controlplane.auth import audit
 from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
@@ -28,6 +29,7 @@ from controlplane.billing.exports import FILE_SUFFIXES, MEDIA_TYPES, ExportForma
 from controlplane.billing.periods import Period
 from controlplane.billing.records import CostPoolRecord
 from controlplane.billing.statements import StatementSet
+from controlplane.db.paging import paginate_items
 from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem, Forbidden, InvalidInput
 from controlplane.tenants.models import Tenant
@@ -293,13 +295,17 @@ def reopen_period(
     )
 
 
-@router.get("/periods/{period}/closings", response_model=list[ClosingPublic])
+@router.get("/periods/{period}/closings", response_model=Page[ClosingPublic])
 def period_closings(
-    period: PeriodPath, session: SessionDep, principal: PrincipalDep
-) -> list[ClosingPublic]:
+    period: PeriodPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ClosingPublic]:
     """Every closing of the period, oldest first, reopened ones included (finance, operator)."""
     _require_finance(principal, "read the closing history")
-    return [
+    closings = [
         ClosingPublic(
             period=r.period,
             status=str(r.status),
@@ -313,16 +319,35 @@ def period_closings(
         )
         for r in service.history(session, _period(period))
     ]
+    return _page(closings, lambda c: (c.closed_at.isoformat(), c.digest), limit, cursor)
+
+
+def _iso(value: date | datetime | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def _page[T](
+    items: list[T], key: Callable[[T], tuple[str, ...]], limit: int, cursor: str | None
+) -> Page[T]:
+    # These lists merge sources (catalogue and finance records) or are short histories,
+    # so they are paged in memory with the same cursor contract as every other list.
+    page = paginate_items(items, key, limit=limit, cursor=cursor)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 # -- prices --------------------------------------------------------------------------------
 
 
-@router.get("/prices", response_model=list[PricePublic])
-def list_prices(session: SessionDep, principal: PrincipalDep) -> list[PricePublic]:
+@router.get("/prices", response_model=Page[PricePublic])
+def list_prices(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[PricePublic]:
     """The catalogue's plan prices and finance's dated prices, by service, plan and date."""
     principal.check(Action.CATALOG_READ)
-    return [
+    prices = [
         PricePublic(
             service=v.service,
             plan=v.plan,
@@ -334,6 +359,12 @@ def list_prices(session: SessionDep, principal: PrincipalDep) -> list[PricePubli
         )
         for v in service.list_prices(session)
     ]
+    return _page(
+        prices,
+        lambda p: (p.service, p.plan, _iso(p.effective_from), p.source, _iso(p.created_at)),
+        limit,
+        cursor,
+    )
 
 
 @router.post("/prices", status_code=201, response_model=PricePublic)
@@ -388,8 +419,13 @@ def _pool_public(record: CostPoolRecord) -> PoolPublic:
     )
 
 
-@router.get("/pools", response_model=list[PoolPublic])
-def list_pools(session: SessionDep, principal: PrincipalDep) -> list[PoolPublic]:
+@router.get("/pools", response_model=Page[PoolPublic])
+def list_pools(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[PoolPublic]:
     """Finance's cost pools (every dated amount) and the catalogue's shared service costs."""
     principal.check(Action.CATALOG_READ)
     catalogue = [
@@ -406,7 +442,19 @@ def list_pools(session: SessionDep, principal: PrincipalDep) -> list[PoolPublic]
         )
         for p in service.catalogue_pools(session)
     ]
-    return catalogue + [_pool_public(r) for r in service.list_pools(session)]
+    pools = catalogue + [_pool_public(r) for r in service.list_pools(session)]
+    # The catalogue's shared costs first, then finance's pools by name and date.
+    return _page(
+        pools,
+        lambda p: (
+            "0" if p.source == "catalogue" else "1",
+            p.name,
+            _iso(p.effective_from),
+            _iso(p.created_at),
+        ),
+        limit,
+        cursor,
+    )
 
 
 @router.post("/pools", status_code=201, response_model=PoolPublic)

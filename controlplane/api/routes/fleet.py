@@ -16,7 +16,8 @@ from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 
 from controlplane.api import fleet_schemas as wire
-from controlplane.api.deps import AuditDep, PrincipalDep, SessionDep
+from controlplane.api import schemas
+from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
 from controlplane.api.routes.common import PROBLEMS
 from controlplane.auth.policy import Action
 from controlplane.db.types import utcnow
@@ -178,15 +179,17 @@ def create_plan(
     return _plan_public(session, plan)
 
 
-@router.get("/plans", response_model=list[wire.FleetPlanSummary])
+@router.get("/plans", response_model=schemas.Page[wire.FleetPlanSummary])
 def list_plans(
     session: SessionDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[wire.FleetPlanSummary]:
-    """Newest first."""
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> schemas.Page[wire.FleetPlanSummary]:
+    """Newest first, one page at a time (``next_cursor``)."""
     principal.check(Action.FLEET_READ)
-    return [
+    page = fleet.list_plans(session, limit=limit, cursor=cursor)
+    items = [
         wire.FleetPlanSummary(
             id=p.id,
             service=p.service,
@@ -196,8 +199,9 @@ def list_plans(
             created_by=p.created_by,
             created_at=p.created_at,
         )
-        for p in fleet.list_plans(session, limit=limit)
+        for p in page.items
     ]
+    return schemas.Page(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/plans/{plan_id}", response_model=wire.FleetPlanPublic)
@@ -258,15 +262,17 @@ def start_run(
     return _run_public(session, run)
 
 
-@router.get("/runs", response_model=list[wire.FleetRunSummary])
+@router.get("/runs", response_model=schemas.Page[wire.FleetRunSummary])
 def list_runs(
     session: SessionDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[wire.FleetRunSummary]:
-    """Newest first."""
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> schemas.Page[wire.FleetRunSummary]:
+    """Newest first, one page at a time (``next_cursor``)."""
     principal.check(Action.FLEET_READ)
-    return [
+    page = fleet.list_runs(session, limit=limit, cursor=cursor)
+    items = [
         wire.FleetRunSummary(
             id=r.id,
             plan_id=r.plan_id,
@@ -276,8 +282,9 @@ def list_runs(
             created_at=r.created_at,
             finished_at=r.finished_at,
         )
-        for r in fleet.list_runs(session, limit=limit)
+        for r in page.items
     ]
+    return schemas.Page(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=wire.FleetRunPublic)
