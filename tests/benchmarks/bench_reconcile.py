@@ -5,32 +5,60 @@ The fleet is every municipality in controlplane/tenants/data/flemish-municipalit
 Source: Statbel, CC BY 4.0) x the 8 services of the shipped catalogue = 2,280 instances,
 reconciled by one worker on SQLite into a GitOps tree. The no-op figure is a full resync of
 that fleet after it converged: it must write nothing (files counted by inode and mtime).
+
+Scale-out: the same fleet on PostgreSQL (a fresh ``cp_bench_<random>`` database per run, on
+the tests' server, dropped afterwards) reconciled by 1 and 2 worker *processes* into one
+shared GitOps tree. Each process is ``python -m tests.benchmarks.bench_reconcile --worker
+URL``: the production ``Worker`` + ``Reconciler`` until the queue is empty. The processes
+start, say "ready" and are released together; the time runs from the release until the
+database shows every instance Ready at its generation. Then the no-op resync with the most
+processes. Without a reachable PostgreSQL these figures are skipped with a printed line.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import secrets
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, SQLModel
+from sqlalchemy import Engine, create_engine, func, make_url, or_, select, text, update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, col
 
 import controlplane.tables  # noqa: F401
+from controlplane import migrations
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.records import PublishedVersion
 from controlplane.db.engine import make_engine
+from controlplane.db.types import utcnow
 from controlplane.provisioning import queueing
-from controlplane.provisioning.models import Instance, Target, TargetKind
-from controlplane.provisioning.reconciling import Reconciler, ReconcileSettings
+from controlplane.provisioning.models import (
+    Instance,
+    Phase,
+    ReconcileRequest,
+    Target,
+    TargetKind,
+)
+from controlplane.provisioning.reconciling import Outcome, Reconciler, ReconcileSettings
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.sealing import ensure_keypair
 from controlplane.provisioning.worker import Worker
 from controlplane.tenants.models import Tenant
 from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
+from tests.benchmarks.bench_scaling import scratch_dir
 
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SECRET = b"bench-server-secret-0123456789abcdef"
@@ -57,9 +85,8 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _fleet(engine_url: str, tree: Path, sealing: Path) -> tuple[Worker, int]:
-    engine = make_engine(engine_url)
-    SQLModel.metadata.create_all(engine)
+def _load_fleet(engine: Engine, tree: Path, sealing: Path) -> int:
+    """Publish the catalogue, add the GitOps target and queue the whole fleet (not timed)."""
     catalog = load_catalog()
     releases = {}
     with Session(engine) as session:
@@ -109,10 +136,20 @@ def _fleet(engine_url: str, tree: Path, sealing: Path) -> tuple[Worker, int]:
                 queueing.enqueue(session, instance.id, reason="created")
                 count += 1
         session.commit()
-    reconciler = Reconciler(
+    return count
+
+
+def _reconciler(engine: Engine) -> Reconciler:
+    return Reconciler(
         engine, server_secret=SECRET, targets=TargetRegistry(), settings=ReconcileSettings()
     )
-    return Worker(engine, reconciler, batch_size=200), count
+
+
+def _fleet(engine_url: str, tree: Path, sealing: Path) -> tuple[Worker, int]:
+    engine = make_engine(engine_url)
+    SQLModel.metadata.create_all(engine)
+    count = _load_fleet(engine, tree, sealing)
+    return Worker(engine, _reconciler(engine), batch_size=200), count
 
 
 def _fleet_figures() -> list[Figure]:
@@ -126,11 +163,6 @@ def _fleet_figures() -> list[Figure]:
         failed = worker.counts.get("failed", 0)
         before = _snapshot(root / "tree")
         with Session(worker.engine) as session:
-            from sqlalchemy import update
-
-            from controlplane.db.types import utcnow
-            from controlplane.provisioning.models import ReconcileRequest
-
             session.execute(update(ReconcileRequest).values(due_at=utcnow()))
             session.commit()
         start = time.perf_counter()
@@ -153,6 +185,280 @@ def _fleet_figures() -> list[Figure]:
             Figure("reconcile", "fleet no-op resync", noop, "s", "< 3 s"),
             Figure("reconcile", "fleet no-op files written", float(changed), "files", "0"),
         ]
+
+
+# -- scale-out: worker processes on PostgreSQL ----------------------------------------------
+
+#: The server used by the PostgreSQL figures (the tests' variable: same server, same user).
+POSTGRES_URL = os.environ.get(
+    "CONTROLPLANE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+#: Worker processes measured for the cold fleet; the no-op resync runs with the largest.
+PROCESS_COUNTS = (1, 2)
+#: Claims per batch in a worker process. Smaller than the SQLite figure's 200 so that the
+#: processes finish close together (the last batch of one is the other's idle time).
+PG_BATCH_SIZE = 50
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class _Run:
+    seconds: float  # from "go" to the condition seen in the database
+    startup: float  # process start to "ready" (imports, engine, reconciler), slowest process
+    counts: Counter[str]  # reconcile outcomes summed over the processes
+    cpu: list[float]  # CPU seconds (user + system) of each process while it reconciled
+
+
+def _scaleout_dir() -> str:
+    """Where the scale-out tree goes: ``BENCH_SCALEOUT_DIR``, else tmpfs, else ``.bench``.
+
+    tmpfs by default, like the scaling curve: the figure asks whether worker processes share
+    the reconcile, and on these shared VMs file creation on the disk varies 3x with the other
+    jobs' I/O, which would hide the answer (docs/benchmarks.md).
+    """
+    return os.environ.get("BENCH_SCALEOUT_DIR") or scratch_dir() or _bench_dir()
+
+
+def _admin_engine() -> Engine | None:
+    """An AUTOCOMMIT engine on the PostgreSQL server, or None (with a skip line) when absent."""
+    engine = create_engine(
+        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"reconcile: PostgreSQL figures skipped: {POSTGRES_URL} unreachable ({first})")
+        return None
+    return engine
+
+
+def _url_for(database: str) -> str:
+    return make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+
+
+def _instance_folders(tree: Path) -> int:
+    """Folders ``tree/<tenant>/<instance>``; staging folders (dot-named) do not count."""
+    if not tree.is_dir():
+        return 0
+    return sum(
+        1
+        for tenant in tree.iterdir()
+        if tenant.is_dir() and not tenant.name.startswith(".")
+        for folder in tenant.iterdir()
+        if folder.is_dir() and not folder.name.startswith(".")
+    )
+
+
+def _converged(engine: Engine) -> tuple[int, int]:
+    """(instances Ready at their generation, instances Failed), as the database has them."""
+    with Session(engine) as session:
+        ready = session.execute(
+            select(func.count())
+            .select_from(Instance)
+            .where(
+                col(Instance.phase) == Phase.READY,
+                col(Instance.observed_generation) == col(Instance.generation),
+            )
+        ).scalar_one()
+        failed = session.execute(
+            select(func.count()).select_from(Instance).where(col(Instance.phase) == Phase.FAILED)
+        ).scalar_one()
+    return int(ready), int(failed)
+
+
+def _not_visited_since(engine: Engine, since: datetime) -> int:
+    """Requests not yet finished after ``since`` (still due by then, or leased right now)."""
+    with Session(engine) as session:
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(ReconcileRequest)
+                .where(
+                    or_(
+                        col(ReconcileRequest.due_at) <= since,
+                        col(ReconcileRequest.lease_owner).is_not(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+
+def _run_workers(url: str, processes: int, done: Callable[[], bool]) -> _Run:
+    """Start ``processes`` worker processes, release them together, time until ``done()``.
+
+    Each process imports the platform and builds its worker before it says "ready"; the
+    clock starts when all are released, so the figure is the reconcile, not Python start-up
+    (reported beside it). It stops when ``done()`` holds in the database, or when every
+    process has exited (the caller then reports what did not converge).
+    """
+    command = [sys.executable, "-m", "tests.benchmarks.bench_reconcile", "--worker", url]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        launched = time.perf_counter()
+        for _ in range(processes):
+            procs.append(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            )
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"a bench worker process did not start (said {line!r})")
+        startup = time.perf_counter() - launched
+        start = time.perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        while not done() and any(proc.poll() is None for proc in procs):
+            time.sleep(POLL_SECONDS)
+        seconds = time.perf_counter() - start
+        counts: Counter[str] = Counter()
+        cpu: list[float] = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a bench worker process exited with {proc.returncode}")
+            report = json.loads(out.strip().splitlines()[-1])
+            counts.update(report["counts"])
+            cpu.append(float(report["cpu"]))
+        return _Run(seconds, startup, counts, cpu)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _worker_process(url: str) -> None:
+    """One bench worker process: the production ``Worker`` + ``Reconciler`` until idle."""
+    engine = make_engine(url)
+    worker = Worker(
+        engine,
+        _reconciler(engine),
+        batch_size=PG_BATCH_SIZE,
+        fleet=False,
+        name=f"bench-worker-{os.getpid()}",
+    )
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": every process starts at once
+    start = time.perf_counter()
+    cpu = time.process_time()
+    worker.run_until_idle(timeout=600)
+    report = {
+        "counts": dict(worker.counts),
+        "seconds": time.perf_counter() - start,
+        # All threads of this process (user + system): with the wall time, says whether
+        # the process computed or waited (disk, database, the other process).
+        "cpu": time.process_time() - cpu,
+    }
+    engine.dispose()
+    print(json.dumps(report), flush=True)
+
+
+def _measure_processes(
+    url: str, processes: int, count: int, tree: Path, *, noop: bool
+) -> list[Figure]:
+    """A cold fleet reconcile by ``processes`` worker processes; then the no-op if asked."""
+    label = f"fleet on PostgreSQL, {processes} worker process" + ("es" if processes > 1 else "")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        cold = _run_workers(url, processes, lambda: _converged(engine)[0] == count)
+        ready, failed = _converged(engine)
+        figures = [
+            Figure(
+                "reconcile",
+                f"{label}: cold reconcile to GitOps ({count} instances)",
+                cold.seconds,
+                "s",
+                "< 10 s",
+            ),
+            Figure("reconcile", f"{label}: process start-up (not in the time)", cold.startup, "s"),
+            Figure("reconcile", f"{label}: worker CPU, all processes", sum(cold.cpu), "s"),
+            Figure(
+                "reconcile",
+                f"{label}: instances failed or not converged",
+                float(failed + count - ready),
+                "count",
+                "0",
+            ),
+            Figure(
+                "reconcile",
+                f"{label}: instance folders",
+                float(_instance_folders(tree)),
+                "folders",
+                str(count),
+            ),
+        ]
+        if not noop:
+            return figures
+        before = _snapshot(tree)
+        with Session(engine) as session:
+            session.execute(update(ReconcileRequest).values(due_at=utcnow()))
+            session.commit()
+        since = utcnow()
+        resync = _run_workers(url, processes, lambda: _not_visited_since(engine, since) == 0)
+        after = _snapshot(tree)
+        changed = sum(1 for k, v in after.items() if before.get(k) != v) + len(
+            set(before) - set(after)
+        )
+        return [
+            *figures,
+            Figure("reconcile", f"{label}: no-op resync", resync.seconds, "s", "< 3 s"),
+            Figure("reconcile", f"{label}: no-op files written", float(changed), "files", "0"),
+            Figure(
+                "reconcile",
+                f"{label}: no-op instances not unchanged",
+                float(count - resync.counts.get(Outcome.UNCHANGED, 0)),
+                "count",
+                "0",
+            ),
+        ]
+    finally:
+        engine.dispose()
+
+
+def _postgres_figures() -> list[Figure]:
+    admin = _admin_engine()
+    if admin is None:
+        return []
+    created: list[str] = []
+
+    def create(template: str | None = None) -> str:
+        name = f"cp_bench_{secrets.token_hex(6)}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        created.append(name)
+        return name
+
+    figures: list[Figure] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scaleout-", dir=_scaleout_dir()) as tmp:
+            root = Path(tmp).resolve()
+            tree = root / "tree"
+            cert = ensure_keypair(root / "sealing", key_size=2048)
+            # The fleet is loaded once into a template; each run gets a copy of it (cold).
+            template = create()
+            engine = make_engine(_url_for(template))
+            migrations.upgrade(engine)
+            count = _load_fleet(engine, tree, cert)
+            engine.dispose()
+            for processes in PROCESS_COUNTS:
+                shutil.rmtree(tree, ignore_errors=True)
+                url = _url_for(create(template))
+                figures += _measure_processes(
+                    url, processes, count, tree, noop=processes == max(PROCESS_COUNTS)
+                )
+    finally:
+        with admin.connect() as conn:
+            for name in reversed(created):  # the copies before their template
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return figures
 
 
 def _emulator_figures() -> list[Figure]:
@@ -225,9 +531,12 @@ def _emulator_figures() -> list[Figure]:
 
 
 def run() -> list[Figure]:
-    return [*_fleet_figures(), *_emulator_figures()]
+    return [*_fleet_figures(), *_postgres_figures(), *_emulator_figures()]
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        _worker_process(sys.argv[2])
+        sys.exit(0)
     for figure in run():
         print(f"{figure.name}: {figure.value:.3f} {figure.unit} (target {figure.target})")
