@@ -98,6 +98,10 @@ class RequestContextMiddleware:
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
 
 
+def _no_store(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"cache-control" and b"no-store" in v.lower() for k, v in headers)
+
+
 def _canonical(body: bytes) -> bytes:
     try:
         return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
@@ -171,6 +175,23 @@ class IdempotencyMiddleware:
         endpoint = f"POST {scope.get('path', '')}"[:300]
         digest = hashlib.sha256(endpoint.encode() + b"\n" + _canonical(body)).hexdigest()
         claim = await anyio.to_thread.run_sync(self._claim, prefix, key, endpoint, digest)
+        if isinstance(claim, IdempotencyRecord) and claim.response_body is None:
+            # The first answer was marked no-store (it showed a secret once, e.g. a new
+            # API token): it was not kept, so it cannot be replayed, and doing the request
+            # again would create a second one.
+            await self._send(
+                send,
+                409,
+                _problem(
+                    409,
+                    "Conflict",
+                    "The request with this Idempotency-Key already succeeded; its answer "
+                    "held a secret that is shown only once and was not kept.",
+                    "idempotency_answer_not_kept",
+                    request_id,
+                ),
+            )
+            return
         if isinstance(claim, IdempotencyRecord):
             headers = [(k.encode(), v.encode()) for k, v in claim.response_headers.items()]
             headers.append((b"idempotent-replayed", b"true"))
@@ -253,7 +274,13 @@ class IdempotencyMiddleware:
                 row = session.exec(select(IdempotencyRecord).where(*where)).first()
                 if row is not None:
                     row.status_code = captured["status"]
-                    row.response_body = b"".join(captured["body"]).decode("utf-8", "replace")
+                    # A no-store answer (a token shown once) never goes to the database:
+                    # it would keep the secret in plain text. None marks "not kept".
+                    row.response_body = (
+                        None
+                        if _no_store(captured["headers"])
+                        else b"".join(captured["body"]).decode("utf-8", "replace")
+                    )
                     row.response_headers = {
                         k.decode("latin-1"): v.decode("latin-1")
                         for k, v in captured["headers"]

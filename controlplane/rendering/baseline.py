@@ -92,19 +92,32 @@ def _container_resources(container: Any) -> dict[str, Decimal]:
     return out
 
 
+def _count(value: Any) -> int:
+    """A replica/parallelism count; a non-integer counts as 1.
+
+    The schema check reports such a field with its location; the quota must not crash
+    first (``int("eighty")``), nor quote the value (it may be a generated credential).
+    """
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 1
+    return value
+
+
 def _pods_of(obj: Mapping[str, Any]) -> int:
     """How many pods of a workload may exist at once (room for one surge pod per Deployment)."""
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
     if kind == "Deployment":
-        return int(spec.get("replicas", 1) or 0) + 1
+        return _count(spec.get("replicas", 1)) + 1
     if kind in {"StatefulSet", "ReplicaSet"}:
-        return int(spec.get("replicas", 1) or 0)
+        return _count(spec.get("replicas", 1))
     if kind == "Job":
-        return int(spec.get("parallelism", 1) or 0)
+        return _count(spec.get("parallelism", 1))
     if kind == "CronJob":
         job = (spec.get("jobTemplate") or {}).get("spec") or {}
-        return int(job.get("parallelism", 1) or 0)
+        return _count(job.get("parallelism", 1))
     return 1
 
 
@@ -134,7 +147,7 @@ def quota(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
                 totals[key] += value * count
         if kind == "StatefulSet":
             spec = obj.get("spec") or {}
-            replicas = int(spec.get("replicas", 1) or 0)
+            replicas = _count(spec.get("replicas", 1))
             for claim in spec.get("volumeClaimTemplates") or []:
                 storage += _q(_storage_request(claim.get("spec") or {})) * replicas
                 claims += replicas

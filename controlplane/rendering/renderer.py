@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml_rs
 
-from controlplane.catalog.models import ServiceRelease, canonical_json
+from controlplane.catalog.models import Plan, ServiceRelease, canonical_json
 from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.rendering import baseline as baseline_module
 from controlplane.rendering import policy
@@ -158,6 +158,26 @@ class Renderer:
             "secrets": secrets,
             "platform": {"domain": self.domain},
         }
+        try:
+            return self._build(release, bundle, context, chosen, tenant, instance, namespace)
+        except InvalidInput as exc:
+            # Schema and policy messages quote offending values (and keys land in
+            # locations); a misplaced `secrets.*` value is a credential, and these
+            # messages end up in instance status, the database and logs.
+            _scrub(exc, given_values(secrets))
+            raise
+
+    def _build(
+        self,
+        release: ServiceRelease,
+        bundle: CompiledBundle,
+        context: dict[str, Any],
+        chosen: Plan,
+        tenant: TenantRef,
+        instance: InstanceRef,
+        namespace: str,
+    ) -> RenderedStack:
+        secrets: SecretValues = context["secrets"]
         stack = self._parse(bundle, bundle.render(context))
 
         where = [f"{obj['kind']}/{obj['metadata']['name']}" for obj in stack]
@@ -277,6 +297,22 @@ class Renderer:
                 hint="Fix the template at the named file.",
             )
         return objects
+
+
+def _scrub(exc: InvalidInput, given: frozenset[str]) -> None:
+    """Replace every generated credential in the error's texts by ``[redacted]``."""
+    if not given:
+        return
+
+    def clean(text: str) -> str:
+        for value in given:
+            text = text.replace(value, "[redacted]")
+        return text
+
+    exc.detail = clean(exc.detail)
+    exc.hint = clean(exc.hint) if exc.hint else exc.hint
+    exc.errors = [ErrorItem(clean(e.location), clean(e.message)) for e in exc.errors]
+    exc.args = (exc.detail,)
 
 
 def _is_object(document: Any) -> bool:

@@ -176,6 +176,9 @@ def ensure_keypair(directory: Path, *, key_size: int = 4096) -> Path:
         serialization.NoEncryption(),
     )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # os.open's mode applies only to a new file: an existing one (a restored or copied
+    # key whose certificate is gone) keeps its mode unless it is set here, before writing.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(key_bytes)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
