@@ -68,9 +68,12 @@ def create_target(
     kubernetes_version: str = "1.33",
     services: list[str] | None = None,
     is_default: bool = False,
+    data_dir: Path | None = None,
 ) -> Target:
     if session.exec(select(Target.id).where(Target.name == name)).first() is not None:
         raise TargetExists(f"A target named {name!r} already exists.")
+    if kind == TargetKind.GITOPS and data_dir is not None:
+        _refuse_tree_over_secrets(str(config.get("path") or ""), data_dir)
     if is_default:
         # One default at a time: the new one takes over.
         for other in session.exec(select(Target).where(col(Target.is_default).is_(True))).all():
@@ -91,6 +94,22 @@ def create_target(
     except IntegrityError as exc:
         raise TargetExists(f"A target named {name!r} already exists.") from exc
     return target
+
+
+def _refuse_tree_over_secrets(path: str, data_dir: Path) -> None:
+    """A GitOps tree must not contain the data directory: the server secret and the sealing
+    key live there, and a tree is pushed to git (and read by Argo CD or Flux)."""
+    if not path:
+        return
+    tree = Path(path).expanduser().resolve()
+    secrets = data_dir.expanduser().resolve()
+    if secrets == tree or secrets.is_relative_to(tree):
+        raise InvalidInput(
+            f"The GitOps path {path!r} contains the control plane's data directory {secrets}.",
+            errors=[ErrorItem("config.path", "must not contain the data directory")],
+            hint="Choose a folder outside the data directory, or a sub-folder of it such as "
+            f"{secrets / 'gitops'}.",
+        )
 
 
 def ensure_default_target(session: Session, data_dir: Path) -> Target:

@@ -144,6 +144,14 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/api/v1/catalog/publish", {"json": {"release": {"name": "x"}}}, 422, "release"),
     ("POST", "/api/v1/catalog/publish", {"json": {"service": "nope"}}, 404, "nope"),
     ("POST", "/api/v1/targets", {"json": {"name": "t", "config": {"kind": "ftp"}}}, 422, "config"),
+    # A GitOps tree around the data directory would publish the server secret and sealing key.
+    (
+        "POST",
+        "/api/v1/targets",
+        {"json": {"name": "t", "config": {"kind": "gitops", "path": "/"}}},
+        422,
+        "data directory",
+    ),
     ("POST", f"{INST}/web/rollback", {"json": {"revision": -1}}, 422, "revision"),
 ]
 

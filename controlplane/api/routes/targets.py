@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from controlplane.api import schemas, views
-from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
+from controlplane.api.deps import (
+    AuditDep,
+    CursorQuery,
+    LimitQuery,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+)
 from controlplane.api.routes.common import PROBLEMS
 from controlplane.auth import audit
 from controlplane.auth.policy import Action
@@ -23,6 +30,7 @@ def create_target(
     session: SessionDep,
     principal: PrincipalDep,
     context: AuditDep,
+    settings: SettingsDep,
     response: Response,
 ) -> schemas.TargetPublic:
     principal.check(Action.TARGET_WRITE)
@@ -36,6 +44,7 @@ def create_target(
         kubernetes_version=body.kubernetes_version,
         services=body.services,
         is_default=body.is_default,
+        data_dir=settings.data_dir,
     )
     audit.record(
         session,
