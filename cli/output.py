@@ -20,6 +20,8 @@ from rich.table import Table
 from cli.errors import CliError
 
 stdout = Console(soft_wrap=True)
+#: Tables piped into a file or another program are not cut to 80 columns (like kubectl).
+_piped = Console(soft_wrap=True, width=1000)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -50,7 +52,7 @@ def emit(data: Any, fmt: Format, columns: Sequence[tuple[str, str]] | None = Non
         table.add_column(header)
     for row in rows:
         table.add_row(*(_cell(_dig(row, key)) for key, _ in columns))
-    stdout.print(table)
+    (stdout if stdout.is_terminal else _piped).print(table)
 
 
 def _dig(row: Any, dotted: str) -> Any:
