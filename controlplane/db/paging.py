@@ -146,4 +146,3 @@ def paginate_items[T](
     page = ordered[:limit]
     next_cursor = encode_cursor(key(page[-1])) if len(ordered) > limit else None
     return Page(items=page, next_cursor=next_cursor)
-
