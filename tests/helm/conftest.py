@@ -22,8 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helm.openapi_shim import patched_discovery
-
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "city-platform"
 RELEASE = "demo"
@@ -104,18 +102,6 @@ def emulator_class() -> Any:
     except ImportError as exc:
         pytest.skip(f"the Kubernetes API emulator (tests/kube_emulator) is not available: {exc}")
     return KubeEmulator
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _emulator_openapi_v3() -> Iterator[None]:
-    """Let Helm build hook objects against the emulator (see openapi_shim)."""
-    try:
-        from tests.kube_emulator import KINDS, server
-    except ImportError:
-        yield
-        return
-    with patched_discovery(server, KINDS):
-        yield
 
 
 @dataclass

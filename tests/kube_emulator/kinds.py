@@ -138,3 +138,47 @@ def api_group_list() -> dict[str, Any]:
         "apiVersion": "v1",
         "groups": [api_group(name, versions) for name, versions in groups().items()],
     }
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    """``/openapi/v3``: one document per group version.
+
+    client-go (and so Helm, which validates hook objects whatever the install options say)
+    asks it whether the server validates fields itself; without it, it falls back to the
+    protobuf ``/openapi/v2``, which the emulator does not serve.
+    """
+    paths = {_gv_path(k.group, k.version) for k in KINDS}
+    return {
+        "paths": {
+            gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash=emulator"} for gv in sorted(paths)
+        }
+    }
+
+
+def openapi_v3_document(gv_path: str) -> dict[str, Any] | None:
+    """The document of one group version: a PATCH per kind that takes ``fieldValidation``
+    (all client-go needs to leave validation to the server), no schemas."""
+    members = [k for k in KINDS if _gv_path(k.group, k.version) == gv_path]
+    if not members:
+        return None
+    paths: dict[str, Any] = {}
+    for kind in members:
+        scope = "namespaces/{namespace}/" if kind.namespaced else ""
+        paths[f"/{gv_path}/{scope}{kind.plural}/{{name}}"] = {
+            "patch": {
+                "x-kubernetes-group-version-kind": {
+                    "group": kind.group,
+                    "version": kind.version,
+                    "kind": kind.kind,
+                },
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}
+                ],
+                "responses": {},
+            }
+        }
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes"}, "paths": paths}

@@ -105,7 +105,9 @@ def discovery(path: str) -> dict[str, Any] | None:
             "definitions": {},
         }
     if parts == ["openapi", "v3"]:
-        return {"paths": {}}
+        return kinds.openapi_v3_root()
+    if parts[:2] == ["openapi", "v3"]:
+        return kinds.openapi_v3_document("/".join(parts[2:]))
     return None
 
 
