@@ -226,6 +226,27 @@ def _read(client: ApiClient, path: str) -> tuple[dict[str, Any], dict[str, str]]
     return response.json(), ({"If-Match": etag} if etag else {})
 
 
+def _change(
+    client: ApiClient,
+    path: str,
+    precondition: dict[str, str],
+    body: dict[str, Any],
+    *,
+    done: str,
+    wait: bool,
+    timeout: float,
+    output: Format,
+    action: str = "",
+) -> None:
+    """Send a change guarded by the generation just read, then report it like any write.
+
+    The change is a PATCH of the instance, or a POST to its ``action`` (``rollback``).
+    """
+    method, url = ("POST", f"{path}/{action}") if action else ("PATCH", path)
+    instance = client.call(method, url, json=body, headers=precondition).json()
+    _finish(client, path, instance, wait=wait, timeout=timeout, output=output, done=done)
+
+
 @app.command()
 def update(
     name: Name,
@@ -263,15 +284,15 @@ def update(
             for key in unset or []:
                 parameters.pop(key, None)
             body["parameters"] = parameters
-        instance = client.call("PATCH", path, json=body, headers=precondition).json()
-        _finish(
+        _change(
             client,
             path,
-            instance,
+            precondition,
+            body,
+            done=f"Update of {name} requested",
             wait=wait,
             timeout=timeout,
             output=output,
-            done=f"Update of {name} requested",
         )
 
 
@@ -307,17 +328,15 @@ def upgrade(
             stderr.print(f"{name} already runs {current['service']} {version}; nothing to do.")
             _emit_instances(current, output)
             return
-        instance = client.call(
-            "PATCH", path, json={"version": version}, headers=precondition
-        ).json()
-        _finish(
+        _change(
             client,
             path,
-            instance,
+            precondition,
+            {"version": version},
+            done=f"Upgrade of {name} from {current['version']} to {version} requested",
             wait=wait,
             timeout=timeout,
             output=output,
-            done=f"Upgrade of {name} from {current['version']} to {version} requested",
         )
 
 
@@ -358,17 +377,16 @@ def rollback(
                     hint=f"See `cityctl instance history {name}`; name one with --revision.",
                 )
             revision = max(r["number"] for r in earlier)
-        instance = client.call(
-            "POST", f"{path}/rollback", json={"revision": revision}, headers=precondition
-        ).json()
-        _finish(
+        _change(
             client,
             path,
-            instance,
+            precondition,
+            {"revision": revision},
+            action="rollback",
+            done=f"Rollback of {name} to revision {revision} requested",
             wait=wait,
             timeout=timeout,
             output=output,
-            done=f"Rollback of {name} to revision {revision} requested",
         )
 
 

@@ -439,15 +439,15 @@ def plan_items(session: Session, plan: FleetPlan) -> list[FleetPlanItem]:
     )
 
 
-def list_plans(
-    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
-) -> Page[FleetPlan]:
-    """One page of plans, newest first (keyset pagination like every other list)."""
+def list_newest[Row: (FleetPlan, FleetRun)](
+    session: Session, model: type[Row], *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page[Row]:
+    """One page of plans or runs, newest first (keyset pagination like every other list)."""
     keys = [
-        datetime_key(col(FleetPlan.created_at), "created_at", descending=True),
-        uuid_key(col(FleetPlan.id), descending=True),
+        datetime_key(col(model.created_at), "created_at", descending=True),
+        uuid_key(col(model.id), descending=True),
     ]
-    return paginate(session, select(FleetPlan), keys, limit=limit, cursor=cursor)
+    return paginate(session, select(model), keys, limit=limit, cursor=cursor)
 
 
 def plan_item(session: Session, plan: FleetPlan, tenant: str, name: str) -> FleetPlanItem:
@@ -489,17 +489,6 @@ def run_items(session: Session, run: FleetRun) -> list[FleetRunItem]:
             .order_by(col(FleetRunItem.position))
         ).all()
     )
-
-
-def list_runs(
-    session: Session, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None
-) -> Page[FleetRun]:
-    """One page of runs, newest first (keyset pagination like every other list)."""
-    keys = [
-        datetime_key(col(FleetRun.created_at), "created_at", descending=True),
-        uuid_key(col(FleetRun.id), descending=True),
-    ]
-    return paginate(session, select(FleetRun), keys, limit=limit, cursor=cursor)
 
 
 def start_run(

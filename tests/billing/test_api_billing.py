@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -54,6 +55,22 @@ def _usage(
     return instance.id
 
 
+def _post_price(client: TestClient, world: World, monthly_price: str) -> httpx.Response:
+    """Finance sets a price of demo/small from 1 April 2024."""
+    price = {
+        "service": "demo",
+        "plan": "small",
+        "monthly_price": monthly_price,
+        "effective_from": "2024-04-01",
+    }
+    return client.post(f"{API}/prices", headers=world.auth("finance"), json=price)
+
+
+def _post_pool(client: TestClient, world: World, **pool: str) -> httpx.Response:
+    """Finance sets a cost pool."""
+    return client.post(f"{API}/pools", headers=world.auth("finance"), json=pool)
+
+
 @pytest.fixture
 def billed(engine: Engine, client: TestClient, world: World) -> World:
     """gent: small all April; brugge: large from 16 April (Brussels); platform pool 300.00."""
@@ -70,16 +87,14 @@ def billed(engine: Engine, client: TestClient, world: World) -> World:
             UsageKind.STARTED,
         )
         session.commit()
-    answer = client.post(
-        f"{API}/pools",
-        headers=world.auth("finance"),
-        json={
-            "name": "platform",
-            "kind": "platform",
-            "monthly_amount": "300.00",
-            "key": "equal",
-            "effective_from": "2024-01-01",
-        },
+    answer = _post_pool(
+        client,
+        world,
+        name="platform",
+        kind="platform",
+        monthly_amount="300.00",
+        key="equal",
+        effective_from="2024-01-01",
     )
     assert answer.status_code == 201, answer.text
     return world
@@ -179,16 +194,7 @@ def test_a_closed_period_never_changes(client: TestClient, billed: World, engine
     assert frozen["digest"].startswith("sha256:")
 
     # Afterwards: a new price for April and more usage in April.
-    price = client.post(
-        f"{API}/prices",
-        headers=billed.auth("finance"),
-        json={
-            "service": "demo",
-            "plan": "small",
-            "monthly_price": "99.00",
-            "effective_from": "2024-04-01",
-        },
-    )
+    price = _post_price(client, billed, "99.00")
     assert price.status_code == 201, price.text
     with Session(engine) as session:
         _usage(
@@ -244,16 +250,7 @@ def test_reopen_is_an_audited_operator_action(
         assert event.resource == f"billing-period:{PERIOD}"
 
     # Reopened: the period is a draft again and follows the corrected price.
-    client.post(
-        f"{API}/prices",
-        headers=billed.auth("finance"),
-        json={
-            "service": "demo",
-            "plan": "small",
-            "monthly_price": "12.00",
-            "effective_from": "2024-04-01",
-        },
-    )
+    _post_price(client, billed, "12.00")
     draft = _statements(client, billed, "finance")
     assert draft["status"] == "draft"
     assert _totals(draft)["gent"] == "162.00"
@@ -417,15 +414,13 @@ def test_bad_periods_are_refused(client: TestClient, billed: World, period: str,
 def test_a_pool_without_a_key_is_refused(client: TestClient, billed: World, engine: Engine) -> None:
     before = _count(engine, CostPoolRecord)
     body = _problem(
-        client.post(
-            f"{API}/pools",
-            headers=billed.auth("finance"),
-            json={
-                "name": "licences",
-                "kind": "platform",
-                "monthly_amount": "50.00",
-                "effective_from": "2024-04-01",
-            },
+        _post_pool(
+            client,
+            billed,
+            name="licences",
+            kind="platform",
+            monthly_amount="50.00",
+            effective_from="2024-04-01",
         ),
         422,
         "cost_pool_invalid",
@@ -446,17 +441,15 @@ def test_a_pool_without_a_key_is_refused(client: TestClient, billed: World, engi
 def test_a_tenant_without_inhabitants_under_an_inhabitants_key_is_named(
     client: TestClient, billed: World, engine: Engine
 ) -> None:
-    answer = client.post(
-        f"{API}/pools",
-        headers=billed.auth("finance"),
-        json={
-            "name": "demo-licence",
-            "kind": "service",
-            "service": "demo",
-            "monthly_amount": "100.00",
-            "key": "inhabitants",
-            "effective_from": "2024-04-01",
-        },
+    answer = _post_pool(
+        client,
+        billed,
+        name="demo-licence",
+        kind="service",
+        service="demo",
+        monthly_amount="100.00",
+        key="inhabitants",
+        effective_from="2024-04-01",
     )
     assert answer.status_code == 201, answer.text
     with Session(engine) as session:
@@ -493,16 +486,7 @@ def test_bad_prices_are_refused(
     client: TestClient, billed: World, engine: Engine, price: str, code: str
 ) -> None:
     body = _problem(
-        client.post(
-            f"{API}/prices",
-            headers=billed.auth("finance"),
-            json={
-                "service": "demo",
-                "plan": "small",
-                "monthly_price": price,
-                "effective_from": "2024-04-01",
-            },
-        ),
+        _post_price(client, billed, price),
         422,
         code,
     )
@@ -558,16 +542,14 @@ def test_a_price_for_an_unknown_plan_or_twice_is_refused(
 
 def test_a_pool_must_start_on_the_first_of_a_month(client: TestClient, billed: World) -> None:
     body = _problem(
-        client.post(
-            f"{API}/pools",
-            headers=billed.auth("finance"),
-            json={
-                "name": "hosting",
-                "kind": "platform",
-                "monthly_amount": "5.00",
-                "key": "equal",
-                "effective_from": "2024-04-15",
-            },
+        _post_pool(
+            client,
+            billed,
+            name="hosting",
+            kind="platform",
+            monthly_amount="5.00",
+            key="equal",
+            effective_from="2024-04-15",
         ),
         422,
         "cost_pool_invalid",

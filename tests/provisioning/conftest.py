@@ -70,7 +70,8 @@ data:
 """
 
 
-def _plan(name: str, replicas: int) -> Plan:
+def plan_of(name: str, replicas: int) -> Plan:
+    """A test plan: small costs 10.00 a month, any other 40.00; the same small requests."""
     return Plan(
         name=name,
         title=name.title(),
@@ -80,6 +81,15 @@ def _plan(name: str, replicas: int) -> Plan:
         memory=RequestLimit(request="128Mi", limit="256Mi"),
         storage="1Gi",
     )
+
+
+def greeting_schema() -> dict[str, Any]:
+    """The parameters of the test services: one ``greeting`` (a fresh copy each call)."""
+    return {
+        "type": "object",
+        "properties": {"greeting": {"type": "string", "default": "hallo"}},
+        "additionalProperties": False,
+    }
 
 
 def tiny_release(version: str) -> ServiceRelease:
@@ -99,12 +109,8 @@ def tiny_release(version: str) -> ServiceRelease:
             images={},
             upgrade_from="" if version.startswith("1.") else ">=1.0.0,<2.0.0",
         ),
-        plans=[_plan("small", 1), _plan("large", 2)],
-        parameters={
-            "type": "object",
-            "properties": {"greeting": {"type": "string", "default": "hallo"}},
-            "additionalProperties": False,
-        },
+        plans=[plan_of("small", 1), plan_of("large", 2)],
+        parameters=greeting_schema(),
         bundle=TemplateBundle(files=files),
     )
 

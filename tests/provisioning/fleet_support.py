@@ -18,13 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel, select
 
 import controlplane.tables  # noqa: F401 - registers every table
-from controlplane.catalog.models import (
-    Plan,
-    RequestLimit,
-    ServiceRelease,
-    ServiceVersion,
-    TemplateBundle,
-)
+from controlplane.catalog.models import ServiceRelease, ServiceVersion, TemplateBundle
 from controlplane.catalog.records import PublishedVersion
 from controlplane.kube.retrying import RetryPolicy
 from controlplane.kube.target import KubeTarget
@@ -38,7 +32,13 @@ from controlplane.provisioning.worker import Worker
 from controlplane.rendering import Renderer
 from controlplane.tenants.models import Tenant
 from tests.kube_emulator import KubeEmulator
-from tests.provisioning.conftest import SERVER_SECRET, fast_settings
+from tests.provisioning.conftest import (
+    SECRET,
+    SERVER_SECRET,
+    fast_settings,
+    greeting_schema,
+    plan_of,
+)
 
 SERVICE = "shop"
 
@@ -50,15 +50,6 @@ metadata:
 data:
   greeting: {{ params.greeting }}
   version: {{ service.version }}
-"""
-SECRET = """\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: credentials
-type: Opaque
-stringData:
-  password: {{ secrets.db_password }}
 """
 WEB = """\
 apiVersion: apps/v1
@@ -121,22 +112,8 @@ def shop_release(version: str) -> ServiceRelease:
             images=images,
             upgrade_from="" if version.startswith("1.") else ">=1.0.0,<2.0.0",
         ),
-        plans=[
-            Plan(
-                name="small",
-                title="Small",
-                monthly_price="10.00",  # type: ignore[arg-type]
-                replicas=1,
-                cpu=RequestLimit(request="100m", limit="500m"),
-                memory=RequestLimit(request="128Mi", limit="256Mi"),
-                storage="1Gi",
-            )
-        ],
-        parameters={
-            "type": "object",
-            "properties": {"greeting": {"type": "string", "default": "hallo"}},
-            "additionalProperties": False,
-        },
+        plans=[plan_of("small", 1)],
+        parameters=greeting_schema(),
         bundle=TemplateBundle(files=files),
     )
 

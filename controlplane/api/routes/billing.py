@@ -22,6 +22,7 @@ from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDe
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.api.schemas import DnsLabel, Page, RequestBody
 from controlplane.auth import audit
+from controlplane.auth.audit import AuditContext
 from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
 from controlplane.billing import service
@@ -146,6 +147,14 @@ def _require_finance(principal: Principal, what: str) -> None:
         )
 
 
+def _commit_audited(
+    session: Session, context: AuditContext, *, action: str, resource: str, details: dict[str, Any]
+) -> None:
+    """Commit a change together with its audit event: one transaction, so none without the other."""
+    audit.record(session, context, action=action, resource=resource, details=details)
+    session.commit()
+
+
 def _own_tenant(session: Session, principal: Principal) -> Tenant | None:
     """The tenant of a tenant role; None for roles that see every tenant."""
     if not principal.is_tenant_bound or principal.tenant_id is None:
@@ -248,14 +257,13 @@ def close_period(
     _require_finance(principal, "close a billing period")
     chosen = _period(period)
     closed = service.close(session, chosen, closed_by=principal.actor, now=utcnow())
-    audit.record(
+    _commit_audited(
         session,
         context,
         action="billing.close",
         resource=f"billing-period:{chosen}",
         details={"digest": closed.digest, "total": str(closed.totals.total)},
     )
-    session.commit()
     response.headers["Location"] = f"/api/v1/billing/periods/{chosen}/statements"
     return _document(closed, principal, session)
 
@@ -278,14 +286,13 @@ def reopen_period(
     reopening = service.reopen(
         session, chosen, reason=body.reason, reopened_by=principal.actor, now=utcnow()
     )
-    audit.record(
+    _commit_audited(
         session,
         context,
         action="billing.reopen",
         resource=f"billing-period:{chosen}",
         details={"closed_digest": reopening.closed_digest, "reason": reopening.reason},
     )
-    session.commit()
     return ReopeningPublic(
         period=str(reopening.period),
         closed_digest=reopening.closed_digest,
@@ -381,14 +388,13 @@ def create_price(
         effective_from=body.effective_from,
         created_by=principal.actor,
     )
-    audit.record(
+    _commit_audited(
         session,
         context,
         action="billing.price.create",
         resource=f"price:{record.service}/{record.plan}@{record.effective_from}",
         details={"monthly_price": str(record.monthly_price)},
     )
-    session.commit()
     return PricePublic(
         service=record.service,
         plan=record.plan,
@@ -475,14 +481,13 @@ def create_pool(
         effective_from=body.effective_from,
         created_by=principal.actor,
     )
-    audit.record(
+    _commit_audited(
         session,
         context,
         action="billing.pool.create",
         resource=f"cost-pool:{record.name}@{record.effective_from}",
         details=body.model_dump(mode="json"),
     )
-    session.commit()
     return _pool_public(record)
 
 

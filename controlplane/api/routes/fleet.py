@@ -87,6 +87,18 @@ def _plan_public(session: Session, plan: FleetPlan) -> wire.FleetPlanPublic:
     )
 
 
+def _plan_summary(session: Session, plan: FleetPlan) -> wire.FleetPlanSummary:
+    return wire.FleetPlanSummary(
+        id=plan.id,
+        service=plan.service,
+        from_=plan.from_range,
+        to=plan.to_version,
+        instances=len(fleet.plan_items(session, plan)),
+        created_by=plan.created_by,
+        created_at=plan.created_at,
+    )
+
+
 def _plan_item(item: FleetPlanItem) -> wire.FleetPlanItemPublic:
     return wire.FleetPlanItemPublic(
         tenant=item.tenant,
@@ -95,6 +107,18 @@ def _plan_item(item: FleetPlanItem) -> wire.FleetPlanItemPublic:
         wave=item.wave,
         from_version=item.from_version,
         changes=wire.ObjectChanges.model_validate(item.changes),
+    )
+
+
+def _run_summary(run: FleetRun) -> wire.FleetRunSummary:
+    return wire.FleetRunSummary(
+        id=run.id,
+        plan_id=run.plan_id,
+        status=cast(wire.RunStatusName, str(run.status)),
+        wave=run.wave,
+        started_by=run.started_by,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
     )
 
 
@@ -188,19 +212,8 @@ def list_plans(
 ) -> schemas.Page[wire.FleetPlanSummary]:
     """Newest first, one page at a time (``next_cursor``)."""
     principal.check(Action.FLEET_READ)
-    page = fleet.list_plans(session, limit=limit, cursor=cursor)
-    items = [
-        wire.FleetPlanSummary(
-            id=p.id,
-            service=p.service,
-            from_=p.from_range,
-            to=p.to_version,
-            instances=len(fleet.plan_items(session, p)),
-            created_by=p.created_by,
-            created_at=p.created_at,
-        )
-        for p in page.items
-    ]
+    page = fleet.list_newest(session, FleetPlan, limit=limit, cursor=cursor)
+    items = [_plan_summary(session, p) for p in page.items]
     return schemas.Page(items=items, next_cursor=page.next_cursor)
 
 
@@ -271,19 +284,8 @@ def list_runs(
 ) -> schemas.Page[wire.FleetRunSummary]:
     """Newest first, one page at a time (``next_cursor``)."""
     principal.check(Action.FLEET_READ)
-    page = fleet.list_runs(session, limit=limit, cursor=cursor)
-    items = [
-        wire.FleetRunSummary(
-            id=r.id,
-            plan_id=r.plan_id,
-            status=cast(wire.RunStatusName, str(r.status)),
-            wave=r.wave,
-            started_by=r.started_by,
-            created_at=r.created_at,
-            finished_at=r.finished_at,
-        )
-        for r in page.items
-    ]
+    page = fleet.list_newest(session, FleetRun, limit=limit, cursor=cursor)
+    items = [_run_summary(r) for r in page.items]
     return schemas.Page(items=items, next_cursor=page.next_cursor)
 
 
