@@ -15,7 +15,7 @@ find_python = $(shell for c in $(PYTHON) python3.13 python3.12 python3 \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done)
 
-.PHONY: help venv run test test-fast lint format bench soak clean
+.PHONY: help venv run test test-fast lint format bench soak clean postgres cluster cluster-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,19 @@ venv: $(STAMP)  ## Create .venv and install the project with its dev tools.
 run: $(STAMP)  ## Run the control plane on embedded defaults (SQLite, GitOps target in ./.data).
 	$(VENV)/bin/controlplane serve
 
+postgres:  ## Install (from Debian's packages) and start PostgreSQL on 127.0.0.1:5432 if needed.
+	@bash .ci/postgres.sh
+
+# The binaries are built once per pinned version into a cache outside the checkout.
+cluster: $(STAMP)  ## Build (first time only) and start the local Kubernetes cluster (.cluster/).
+	@bash tests/cluster/build.sh .cluster/bin
+	@$(PY) -m tests.cluster up
+
+cluster-down: $(STAMP)  ## Stop the local Kubernetes cluster.
+	@$(PY) -m tests.cluster down
+
 # --dist loadfile: the tests of one module run in order on one worker and share its fixtures.
-test: $(STAMP)  ## Run the whole test suite (unit, real PostgreSQL, emulator, Helm).
+test: $(STAMP) postgres cluster  ## Run the whole test suite (unit, real PostgreSQL, real Kubernetes, Helm).
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## Run the tests that need neither PostgreSQL nor Helm.

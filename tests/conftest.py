@@ -19,6 +19,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every test on the real cluster carries the marker, so `-m cluster` selects the tier.
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
     if config.getoption("--with-e2e"):
         return
     skip = pytest.mark.skip(

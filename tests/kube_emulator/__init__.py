@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes.client
 import yaml
 
-from tests.kube_emulator.faults import FaultRule, Faults, Writes
+from tests.cluster.faults import FaultRule, Faults, Writes
 from tests.kube_emulator.kinds import KINDS, Kind, find_kind
 from tests.kube_emulator.server import EmulatorServer, ServerThread
 from tests.kube_emulator.store import ApiError, Store

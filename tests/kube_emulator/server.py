@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from tests.kube_emulator import kinds, protobuf
-from tests.kube_emulator.faults import Faults, Writes
+from tests.cluster.faults import Faults, Writes
 from tests.kube_emulator.selectors import SelectorError, field_selector, label_selector
 from tests.kube_emulator.store import ApiError, Store
 

@@ -1,9 +1,9 @@
-"""Fault injection and write counting for the emulator.
+"""Fault injection and write counting for the fault proxy in front of the real apiserver.
 
 Faults are rules matched in order against each request (method and path regular expressions);
 a rule fires with a probability (drawn from a seeded generator, so runs repeat) and/or a fixed
 number of times, and answers with an error status, a delay, or both. The write counter records
-every POST/PUT/PATCH/DELETE the emulator receives, so tests can assert "zero writes". Nothing
+every POST/PUT/PATCH/DELETE the proxy receives, so tests can assert "zero writes". Nothing
 here knows about the stored objects.
 """
 
@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REASONS = {
     404: "NotFound",
     409: "Conflict",
@@ -51,7 +52,7 @@ class FaultRule:
 
 @dataclass
 class Faults:
-    """The emulator's rule list; deterministic for a given seed."""
+    """The rule list; deterministic for a given seed."""
 
     seed: int = 0
     rules: list[FaultRule] = field(default_factory=list)

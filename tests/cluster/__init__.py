@@ -1,0 +1,1 @@
+"""The cluster tier: a real Kubernetes control plane built from upstream Go modules."""

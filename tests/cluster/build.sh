@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the binaries of the test cluster from the pinned upstream Go modules in tests/cluster/go/.
+#
+# Each folder there is one small Go module whose go.mod pins one upstream project and names the
+# commands to build (`tool` lines); go.sum holds the checksums. The binaries go to a cache outside
+# the checkout, one folder per module keyed by its go.mod + go.sum and the Go version, so a fresh
+# clone on the same machine reuses them and a changed pin rebuilds only that module.
+#
+#   tests/cluster/build.sh BINDIR [MODULE…]   build what is missing (of MODULE… or all), then link
+#                                            the binaries into BINDIR
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+bindir="${1:?usage: build.sh BINDIR [MODULE…]}"
+shift
+modules=("$@")
+cache="${CITY_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/city-platform/cluster}"
+
+export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null; then
+  echo "make cluster: no Go toolchain (expected /usr/local/go/bin/go); the cluster is built from Go modules" >&2
+  exit 1
+fi
+gover="$(go env GOVERSION)"
+# Module sources come through the Go module proxy; -mod=readonly keeps go.sum as committed.
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
+export CGO_ENABLED=0
+
+mkdir -p "$bindir" "$cache"
+[ ${#modules[@]} -gt 0 ] || modules=($(cd "$here/go" && ls -d */ | tr -d /))
+for name in "${modules[@]}"; do
+  mod="$here/go/$name"
+  [ -f "$mod/go.mod" ] || { echo "make cluster: no module $name in $here/go" >&2; exit 1; }
+  key="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
+  out="$cache/$name-$key-$gover"
+  if [ ! -f "$out/.complete" ]; then
+    tools=$(awk '/^tool \(/{f=1;next} f&&/^\)/{f=0} f{print $1} /^tool [^(]/{print $2}' "$mod/go.mod")
+    echo "make cluster: building $name ($(echo $tools | wc -w) commands) into $out"
+    start=$SECONDS
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    # Progress: every 30 s, how long it has been and how many packages were compiled (go -v).
+    ( while sleep 30; do
+        echo "make cluster:   … $name: $((SECONDS - start)) s, $(grep -vc '^go: ' "$out.tmp.log" 2>/dev/null) packages"
+      done ) &
+    ticker=$!
+    trap 'kill $ticker 2>/dev/null' EXIT
+    if ! (cd "$mod" && go build -v -ldflags="-s -w" -o "$out.tmp/" $tools) >"$out.tmp.log" 2>&1; then
+      kill $ticker 2>/dev/null
+      echo "make cluster: building $name failed; the log is $out.tmp.log" >&2
+      tail -n 20 "$out.tmp.log" >&2
+      exit 1
+    fi
+    kill $ticker 2>/dev/null
+    # Upstream names that say too little here, and the manifests (CRDs) of the same pinned module.
+    case "$name" in
+      etcd) mv "$out.tmp/server" "$out.tmp/etcd" ;;
+      sealed-secrets)
+        mv "$out.tmp/controller" "$out.tmp/sealed-secrets-controller"
+        dir=$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/bitnami-labs/sealed-secrets)
+        mkdir -p "$out.tmp/manifests" && cp "$dir/helm/sealed-secrets/crds/"*.yaml "$out.tmp/manifests/" ;;
+    esac
+    rm -rf "$out" && mv "$out.tmp" "$out" && mv "$out.tmp.log" "$out/build.log"
+    touch "$out/.complete"
+    echo "make cluster: built $name in $((SECONDS - start)) s"
+  fi
+  for f in "$out"/*; do
+    [ -f "$f" ] && [ -x "$f" ] && ln -sfn "$f" "$bindir/$(basename "$f")"
+  done
+  if [ -d "$out/manifests" ]; then
+    mkdir -p "$bindir/../manifests" && ln -sfn "$out/manifests" "$bindir/../manifests/$name"
+  fi
+done
