@@ -302,7 +302,10 @@ class LocalCluster:
     # -- up
     def up(self) -> None:
         started = time.monotonic()
-        if self.answers() and all(self.running().values()):
+        if self.answers():
+            # Reuse it; a helper process that died (it happens to kwok under load) comes back
+            # alone, so tests of other sessions on this cluster are not disturbed.
+            self._restart_stopped()
             _say(f"already running; KUBECONFIG={self.paths.kubeconfig}")
             return
         self.down(quiet=True)
@@ -364,6 +367,22 @@ class LocalCluster:
             f"{name} did not become ready within {timeout:.0f} s; its log is {self.paths.log(name)}:\n"
             f"{_tail(self.paths.log(name))}"
         )
+
+    def _restart_stopped(self) -> None:
+        state = self._state()
+        for name, alive in self.running().items():
+            if alive or name in ("etcd", "kube-apiserver"):
+                continue
+            _say(f"{name} is not running: starting it again")
+            if name == "sealed-secrets-controller":
+                self._start_sealed_secrets(state)
+            else:
+                args = {
+                    "kube-controller-manager": self._controller_manager_args,
+                    "kube-scheduler": self._scheduler_args,
+                    "kwok": lambda: self._kwok_args(state["ports"]),
+                }[name]()
+                self._start(state, name, args)
 
     # -- component arguments
     def _etcd_args(self, ports: dict[str, int]) -> list[str]:

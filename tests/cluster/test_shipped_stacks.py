@@ -103,7 +103,8 @@ def applied(target: KubernetesTarget) -> Iterator[dict[str, Applied]]:
         s = item.stack
         target.delete(tenant=s.tenant, instance=s.instance, namespace=s.namespace)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Deleting is mostly waiting for the namespace controller (pods' grace periods): overlap it.
+    with ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(delete, stacks.values()))
 
 
