@@ -5,6 +5,10 @@ different content under an existing version is refused (:class:`VersionImmutable
 that every instance can be re-rendered or rolled back to exactly what it ran. Only the
 lifecycle columns (status, support end, message) change afterwards.
 
+Publishing from the catalogue files runs the checks of ``controlplane catalog validate``
+on the services it publishes first (``catalog.validation.check_services``): a catalogue
+that fails validation publishes nothing.
+
 This module must not know about HTTP, roles or instances.
 """
 
@@ -17,10 +21,12 @@ from enum import StrEnum
 from semver import Version
 from sqlmodel import Session, col, select
 
-from controlplane.catalog.errors import ServiceNotInCatalog
+from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.loading import Catalog
 from controlplane.catalog.models import ServiceRelease, VersionStatus
 from controlplane.catalog.records import PublishedVersion
+from controlplane.catalog.transitions import UpdateCheck
+from controlplane.catalog.validation import StackCheck, check_services
 from controlplane.db.paging import Page, check_limit, decode_cursor, encode_cursor, str_key
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound
 
@@ -92,14 +98,35 @@ def publish_from_catalog(
     service: str | None = None,
     version: str | None = None,
     published_by: str | None = None,
+    check_stack: StackCheck | None = None,
+    check_update: UpdateCheck | None = None,
 ) -> list[PublishResult]:
-    """Publish from the catalogue files: one version, every version of one service, or all."""
+    """Publish from the catalogue files: one version, every version of one service, or all.
+
+    The services concerned are validated first, as ``controlplane catalog validate`` does:
+    the static rules and YAML traps always, renders and refused updates between plans and
+    versions with ``check_stack`` and ``check_update`` (``rendering.catalog_checks``).
+    Any error raises :class:`CatalogInvalid` and nothing is published. A whole service is
+    checked even for one version, since its upgrades involve the other versions.
+    """
     if service is None:
         if version is not None:
             raise InvalidInput(
                 "A version needs a service.",
                 errors=[ErrorItem("version", "give `service` as well, or neither")],
             )
+        names = sorted(catalog.services)
+    else:
+        catalog.version(service, version)  # an unknown service or version: not found
+        names = [service]
+    report = check_services(catalog, names, check_stack=check_stack, check_update=check_update)
+    if report.errors:
+        raise CatalogInvalid(
+            f"The catalogue has {len(report.errors)} error(s); nothing was published.",
+            errors=report.errors,
+            hint="Run `controlplane catalog validate` for the full check, fix, publish again.",
+        )
+    if service is None:
         releases = catalog.releases()
     elif version is None:
         definition = catalog.definition(service)

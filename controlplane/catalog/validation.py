@@ -4,13 +4,17 @@ Loading (``catalog.loading``) checks each file's shape. This module adds the rul
 need more than one key, the template folder or the renderer: file name equals service
 name, no duplicate versions or plans, pinned images, meaningful ``upgrade_from`` ranges,
 status rules, requests not above limits, a parameter schema that is valid JSON Schema with
-valid defaults, a complete ``shared_cost`` — and then renders every version x plan with
-default parameters and reports what the renderer finds. It never stops at the first
-problem: a catalogue author gets the whole list in one run.
+valid defaults, a complete ``shared_cost``, no YAML that YAML 1.1 and 1.2 read differently
+in catalogue files and templates (``catalog.yaml_traps``) — and then renders every
+version x plan with default parameters, reports what the renderer finds, and compares the
+renders of every plan change and upgrade for fields the apiserver refuses to change
+(``catalog.transitions``). It never stops at the first problem: a catalogue author gets
+the whole list in one run. Publishing runs the same checks (:func:`check_services`).
 
 The renderer sits in a layer above the catalogue (``rendering`` imports ``catalog``), so
-this module does not import it: the caller passes a :data:`StackCheck` (the command line
-passes one built on ``rendering.Renderer``). Without one, only the static rules run.
+this module does not import it: the caller passes a :data:`StackCheck` and an
+:class:`UpdateCheck` (``rendering.catalog_checks`` builds both). Without them, only the
+static rules run.
 
 This module must not know about Jinja2, Kubernetes schemas or the database.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,8 +34,10 @@ import jsonschema_rs
 from controlplane.catalog.errors import CatalogInvalid, VersionRangeInvalid
 from controlplane.catalog.loading import (
     Catalog,
+    display_path,
     read_bundle,
     read_catalog,
+    service_files,
     template_folder,
 )
 from controlplane.catalog.models import (
@@ -43,12 +49,14 @@ from controlplane.catalog.models import (
     TemplateBundle,
     VersionStatus,
 )
+from controlplane.catalog.transitions import Objects, UpdateCheck, check_transitions
 from controlplane.catalog.versions import parse_range, parse_version
+from controlplane.catalog.yaml_traps import bundle_errors, file_errors
 from controlplane.errors import ControlPlaneError, ErrorItem
 
-#: Renders one release in one plan with the given parameters and checks the objects;
-#: raises a :class:`ControlPlaneError` whose ``errors`` say what is wrong.
-StackCheck = Callable[[ServiceRelease, Plan, Mapping[str, Any]], object]
+#: Renders one release in one plan with the given parameters, checks the objects and
+#: returns them; raises a :class:`ControlPlaneError` whose ``errors`` say what is wrong.
+StackCheck = Callable[[ServiceRelease, Plan, Mapping[str, Any]], Sequence[Mapping[str, Any]]]
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 #: A parameter name must work as ``params.<name>`` in a template and in ``--set a.b=v``.
@@ -77,6 +85,10 @@ class CatalogReport:
     versions: int = 0
     #: Version x plan combinations rendered and checked (0 without a stack check).
     stacks: int = 0
+    #: Pairs of plans of one version, and (older version, version, plan) upgrades, whose
+    #: renders were compared for refused updates (0 without an update check).
+    plan_changes: int = 0
+    upgrades: int = 0
 
     @property
     def ok(self) -> bool:
@@ -88,9 +100,12 @@ def validate_catalog(
     templates_dir: Path | None = None,
     *,
     check_stack: StackCheck | None = None,
+    check_update: UpdateCheck | None = None,
 ) -> list[ErrorItem]:
     """Every error of the catalogue (default: the shipped one); empty when it is clean."""
-    return check_catalog(catalog_dir, templates_dir, check_stack=check_stack).errors
+    return check_catalog(
+        catalog_dir, templates_dir, check_stack=check_stack, check_update=check_update
+    ).errors
 
 
 def check_catalog(
@@ -98,6 +113,7 @@ def check_catalog(
     templates_dir: Path | None = None,
     *,
     check_stack: StackCheck | None = None,
+    check_update: UpdateCheck | None = None,
 ) -> CatalogReport:
     """Validate the catalogue and count what was checked (for the command's summary)."""
     try:
@@ -109,23 +125,55 @@ def check_catalog(
         report.errors.append(
             ErrorItem(str(catalog.catalog_dir), "the catalogue has no service files (*.yaml)")
         )
-    for name in sorted(catalog.services):
-        definition = catalog.services[name]
+    loaded = set(catalog.files.values())
+    for path in service_files(catalog.catalog_dir):
+        if path not in loaded:  # the YAML traps of a file that did not load, too
+            report.errors.extend(file_errors(path, display_path(path, catalog.catalog_dir)))
+    _check_services(catalog, sorted(catalog.services), report, check_stack, check_update)
+    return report
+
+
+def check_services(
+    catalog: Catalog,
+    names: Sequence[str],
+    *,
+    check_stack: StackCheck | None = None,
+    check_update: UpdateCheck | None = None,
+) -> CatalogReport:
+    """Validate some services of a loaded catalogue: what publishing them requires."""
+    report = CatalogReport()
+    _check_services(catalog, names, report, check_stack, check_update)
+    return report
+
+
+def _check_services(
+    catalog: Catalog,
+    names: Sequence[str],
+    report: CatalogReport,
+    check_stack: StackCheck | None,
+    check_update: UpdateCheck | None,
+) -> None:
+    linted: set[str] = set()  # template folders, each checked once
+    for name in names:
+        definition = catalog.definition(name)
         report.services += 1
         report.versions += len(definition.versions)
-        _check_service(catalog, definition, report, check_stack)
-    return report
+        _check_service(catalog, definition, report, linted, check_stack, check_update)
 
 
 def _check_service(
     catalog: Catalog,
     definition: ServiceDefinition,
     report: CatalogReport,
+    linted: set[str],
     check_stack: StackCheck | None,
+    check_update: UpdateCheck | None,
 ) -> None:
     where = catalog.location(definition.name)
     path = catalog.files.get(definition.name)
     errors = report.errors
+    if path is not None:
+        errors.extend(file_errors(path, where))
     if path is not None and path.name.rsplit(".", 1)[0] != definition.name:
         errors.append(
             ErrorItem(
@@ -148,11 +196,16 @@ def _check_service(
             bundles[index] = read_bundle(folder, location=key)
         except CatalogInvalid as exc:
             errors.extend(exc.errors or [ErrorItem(key, exc.detail)])
+            continue
+        if version.templates not in linted:
+            linted.add(version.templates)
+            errors.extend(bundle_errors(bundles[index], version.templates))
 
     # Rendering with a broken parameter schema would only repeat its errors.
     if check_stack is None or parameter_problems:
         return
     parameters = example_parameters(definition.parameters)
+    renders: dict[tuple[int, str], Objects] = {}
     for index, bundle in bundles.items():
         version = definition.versions[index]
         release = definition.release(version, bundle)
@@ -160,7 +213,7 @@ def _check_service(
         for plan in definition.plans:
             report.stacks += 1
             try:
-                check_stack(release, plan, parameters)
+                renders[index, plan.name] = check_stack(release, plan, parameters)
             except ControlPlaneError as exc:
                 prefix = f"{where}: versions[{index}] {version.version}, plan {plan.name}"
                 # The same template mistake breaks every plan: report it once per version.
@@ -170,6 +223,13 @@ def _check_service(
                     seen.add((item.location, item.message))
                     location = f"{prefix}: {item.location}" if item.location else prefix
                     errors.append(ErrorItem(location, item.message))
+    if check_update is not None:
+        # Plan changes and upgrades re-apply the objects: an immutable field that differs
+        # between two renders is a 422 from the apiserver halfway through the change.
+        transitions = check_transitions(definition, renders, check_update)
+        errors.extend(_item(where, key, msg) for key, msg in transitions.problems)
+        report.plan_changes += transitions.plan_changes
+        report.upgrades += transitions.upgrades
 
 
 def _item(where: str, key: str, message: str) -> ErrorItem:

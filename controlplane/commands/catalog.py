@@ -12,7 +12,6 @@ This module is an adapter: it parses options, calls the domain (``catalog``,
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -27,18 +26,18 @@ from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.file_schema import render_file_schema, schema_path
 from controlplane.catalog.loading import Catalog, read_catalog
 from controlplane.catalog.models import Plan, ServiceRelease
-from controlplane.catalog.validation import StackCheck, check_catalog
+from controlplane.catalog.validation import check_catalog
 from controlplane.errors import ControlPlaneError, ErrorItem
 from controlplane.rendering import InstanceRef, ParameterInvalid, Renderer, TenantRef
+from controlplane.rendering.catalog_checks import (
+    OFFLINE_SECRET,
+    offline_instance_id,
+    stack_check,
+    update_check,
+)
 from controlplane.settings import Settings
 
 app = typer.Typer(help="Check and render the service catalogue offline.", no_args_is_help=True)
-
-#: The server secret of offline renders when CONTROLPLANE_SERVER_SECRET is unset. It is
-#: public (it is right here), so what it derives must never be used as a credential.
-OFFLINE_SECRET = b"offline-render"
-#: Who a validation render is for: a placeholder tenant (NIS code 00000 is no municipality).
-CHECK_TENANT = TenantRef(slug="check", name="Catalogue check", nis_code="00000")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -85,7 +84,8 @@ def validate(
     templates: TemplatesDir = None,
     kubernetes_version: KubernetesVersion = None,
 ) -> None:
-    """Check every catalogue file and render every version x plan; list every error."""
+    """Check every catalogue file and template, render every version x plan, compare the
+    renders of every plan change and upgrade; list every error."""
     settings = Settings()
     catalog_dir, templates_dir = _folders(path, templates, settings)
     version = kubernetes_version or settings.kubernetes_version
@@ -93,7 +93,7 @@ def validate(
         check = stack_check(version)
     except ControlPlaneError as exc:
         _fail(exc)
-    report = check_catalog(catalog_dir, templates_dir, check_stack=check)
+    report = check_catalog(catalog_dir, templates_dir, check_stack=check, check_update=update_check)
     if report.errors:
         for item in report.errors:
             out.print(Text.assemble((item.location, "bold"), ": ", item.message))
@@ -108,7 +108,9 @@ def validate(
     out.print(
         f"{report.services} service{'s' if report.services != 1 else ''}, "
         f"{report.versions} version{'s' if report.versions != 1 else ''}, "
-        f"{report.stacks} stack{'s' if report.stacks != 1 else ''} rendered and checked "
+        f"{report.stacks} stack{'s' if report.stacks != 1 else ''} rendered and checked, "
+        f"{report.plan_changes} plan change{'s' if report.plan_changes != 1 else ''} and "
+        f"{report.upgrades} upgrade{'s' if report.upgrades != 1 else ''} compared "
         f"(Kubernetes {version})."
     )
 
@@ -212,29 +214,6 @@ def schema(
         err.print(f"{target} is up to date.")
     else:
         typer.echo(text, nl=False)
-
-
-def stack_check(kubernetes_version: str) -> StackCheck:
-    """What ``validate`` runs per version x plan: a full render with the offline secret."""
-    renderer = Renderer(server_secret=OFFLINE_SECRET, kubernetes_version=kubernetes_version)
-
-    def check(release: ServiceRelease, plan: Plan, parameters: Mapping[str, Any]) -> object:
-        # The tenant slug plus a short instance name keep the namespace a valid DNS label.
-        name = release.name if len(release.name) <= 40 else "check"
-        return renderer.render(
-            release,
-            plan=plan.name,
-            tenant=CHECK_TENANT,
-            instance=InstanceRef(name=name, id=offline_instance_id(CHECK_TENANT.slug, name)),
-            parameters=parameters,
-        )
-
-    return check
-
-
-def offline_instance_id(tenant: str, instance: str) -> str:
-    """A stable id per tenant and instance name, so repeated offline renders are equal."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"city-platform:offline/{tenant}/{instance}"))
 
 
 def parse_sets(values: list[str], schema: Mapping[str, Any]) -> dict[str, Any]:

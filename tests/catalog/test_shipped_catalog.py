@@ -6,12 +6,16 @@ tested the moment it is added (ids like ``keycloak-25.0.6-small``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from controlplane.catalog.loading import Catalog, load_catalog
 from controlplane.catalog.models import ServiceRelease
-from controlplane.catalog.validation import example_parameters, validate_catalog
+from controlplane.catalog.validation import check_catalog, example_parameters, validate_catalog
 from controlplane.rendering import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.catalog_checks import stack_check, update_check
 from controlplane.rendering.naming import label_value
 
 CATALOG: Catalog = load_catalog()
@@ -40,8 +44,18 @@ def release(service: str, version: str) -> ServiceRelease:
 
 
 def test_the_shipped_catalogue_is_statically_clean() -> None:
+    # The static rules include the YAML 1.1/1.2 traps of every catalogue file and template.
     assert CATALOG.services, "the shipped catalogue has no services"
     assert [str(e) for e in validate_catalog()] == []
+
+
+def test_no_plan_change_or_upgrade_of_the_shipped_catalogue_is_refused() -> None:
+    report = check_catalog(check_stack=stack_check("1.33"), check_update=update_check)
+    assert [str(e) for e in report.errors] == []
+    assert report.plan_changes == sum(
+        len(s.versions) * len(s.plans) * (len(s.plans) - 1) // 2 for s in CATALOG.services.values()
+    )
+    assert report.upgrades > 0
 
 
 @pytest.mark.parametrize(
@@ -68,3 +82,19 @@ def test_renders_and_passes_schema_and_policy(
         assert labels["city-platform.be/service"] == service
         assert labels["city-platform.be/plan"] == plan
         assert labels["app.kubernetes.io/version"] == label_value(rel.version.app_version)
+    # A file mode is at most 0o777 (the apiserver refuses more with 422): ckan and nextcloud
+    # once shipped `defaultMode: 0555`, which YAML 1.2 reads as decimal 555.
+    assert [m for m in _file_modes(stack.objects) if not 0 <= m[1] <= 0o777] == []
+
+
+def _file_modes(value: Any, path: str = "") -> Iterator[tuple[str, int]]:
+    """Every ``defaultMode`` and ``mode`` (volumes and their items) with its path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("defaultMode", "mode") and isinstance(item, int):
+                yield f"{path}.{key}", item
+            else:
+                yield from _file_modes(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _file_modes(item, f"{path}[{index}]")

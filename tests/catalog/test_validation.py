@@ -317,3 +317,86 @@ def test_a_remote_reference_in_the_parameters_is_refused_offline(
     error = only_error(fixture_catalog)
     assert error.location == f"{FILE}: parameters"
     assert "https://example.com/extra.schema.json" in error.message
+
+
+# -- YAML 1.1/1.2 traps in catalogue files and templates ----------------------------------
+
+WEB = "demo/2/10-web.yaml.j2"
+
+
+def replace_in_file(fc: FixtureCatalog, old: str, new: str) -> tuple[int, int]:
+    """Replace the first ``old`` in catalog/demo.yaml; its 1-based line and column."""
+    path = fc.catalog_dir / "demo.yaml"
+    text = path.read_text()
+    assert old in text, old
+    before = text[: text.index(old)]
+    path.write_text(text.replace(old, new, 1))
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def test_leading_zero_in_a_template_names_file_line_and_key(
+    fixture_catalog: FixtureCatalog,
+) -> None:
+    line = fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", "replicas: 01")
+    error = only_error(fixture_catalog)
+    assert error.location == f"templates/{WEB}:{line}:13: Deployment/web: spec.replicas"
+    assert "01 has a leading zero" in error.message
+    assert "Write 1" in error.message
+
+
+def test_octal_mode_in_a_template_says_what_to_write(fixture_catalog: FixtureCatalog) -> None:
+    volume = "          secret: {secretName: web, defaultMode: 0440}\n"
+    line = fixture_catalog.replace_in_template(
+        WEB,
+        "      containers:\n",
+        "      volumes:\n        - name: s\n" + volume + "      containers:\n",
+    )
+    error = only_error(fixture_catalog)
+    column = volume.index("0440") + 1
+    assert error.location == (
+        f"templates/{WEB}:{line + 2}:{column}: "
+        "Deployment/web: spec.template.spec.volumes[0].secret.defaultMode"
+    )
+    assert "YAML 1.1 reads octal 0440 = 288" in error.message
+    assert "288 # 0440" in error.message
+
+
+def test_yaml_11_boolean_in_a_catalogue_file(fixture_catalog: FixtureCatalog) -> None:
+    line, column = replace_in_file(fixture_catalog, "title: Demo", "title: yes")
+    error = only_error(fixture_catalog)
+    assert error.location == f"{FILE}:{line}:{column + 7}: title"
+    assert 'the boolean true in YAML 1.1. Quote it ("yes")' in error.message
+
+
+def test_sexagesimal_in_a_catalogue_file_names_the_key_path(
+    fixture_catalog: FixtureCatalog,
+) -> None:
+    line, column = replace_in_file(fixture_catalog, 'app_version: "1.1"', "app_version: 1:30")
+    error = only_error(fixture_catalog)
+    assert error.location == f"{FILE}:{line}:{column + 13}: versions[1].app_version"
+    assert "the base-60 number 90 in YAML 1.1" in error.message
+
+
+def test_quoted_values_are_fine(fixture_catalog: FixtureCatalog) -> None:
+    replace_in_file(fixture_catalog, "title: Demo", 'title: "yes"')
+    fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", 'replicas: "01"')
+    assert [e for e in errors_of(fixture_catalog) if "leading zero" in e.message] == []
+    assert not any(e.location.startswith(FILE) for e in errors_of(fixture_catalog))
+
+
+def test_a_file_that_does_not_load_still_has_its_traps_reported(
+    fixture_catalog: FixtureCatalog,
+) -> None:
+    replace_in_file(fixture_catalog, "replicas: 1\n", "replicas: many\n")
+    line, _ = replace_in_file(fixture_catalog, "title: Demo", "title: on")
+    locations = [e.location for e in errors_of(fixture_catalog)]
+    assert locations == [f"{FILE}: plans[0].replicas", f"{FILE}:{line}:8: title"]
+
+
+def test_a_template_folder_of_two_versions_is_reported_once(
+    fixture_catalog: FixtureCatalog,
+) -> None:
+    fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", "replicas: 01")
+    fixture_catalog.edit(lambda d: d["versions"][0].update(templates="demo/2"))
+    errors = [e for e in errors_of(fixture_catalog) if "leading zero" in e.message]
+    assert len(errors) == 1, [str(e) for e in errors]

@@ -41,7 +41,10 @@ def test_the_shipped_catalogue_validates_clean(runner: CliRunner) -> None:
 def test_the_fixture_validates_clean(runner: CliRunner, fixture_catalog: FixtureCatalog) -> None:
     code, lines = run_validate(runner, fixture_catalog)
     assert code == 0, lines
-    assert lines == ["1 service, 2 versions, 4 stacks rendered and checked (Kubernetes 1.33)."]
+    assert lines == [
+        "1 service, 2 versions, 4 stacks rendered and checked, 2 plan changes and 2 upgrades "
+        "compared (Kubernetes 1.33)."
+    ]
 
 
 def test_templates_beside_the_catalogue_folder_are_found(
@@ -179,3 +182,34 @@ def test_schema_command(runner: CliRunner, fixture_catalog: FixtureCatalog, flag
     assert target.is_file()
     again = runner.invoke(app, ["catalog", "schema", str(fixture_catalog.catalog_dir), flag])
     assert again.exit_code == 0
+
+
+def test_yaml_trap_in_a_template_names_file_line_and_key(
+    runner: CliRunner, fixture_catalog: FixtureCatalog
+) -> None:
+    line = fixture_catalog.replace_in_template(
+        WEB, "replicas: {{ plan.replicas }}", "replicas: 010"
+    )
+    code, lines = run_validate(runner, fixture_catalog)
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"templates/{WEB}:{line}:13: Deployment/web: spec.replicas: 010 has a leading zero: "
+        "YAML 1.2 (the renderer) reads decimal 10, YAML 1.1 reads octal 010 = 8."
+    )
+
+
+def test_refused_plan_change_is_listed(runner: CliRunner, fixture_catalog: FixtureCatalog) -> None:
+    fixture_catalog.replace_in_template(
+        "demo/2/20-data.yaml.j2",
+        "  accessModes: [ReadWriteOnce]\n",
+        "  accessModes: [{{ 'ReadWriteOnce' if plan.name == 'small' else 'ReadWriteMany' }}]\n",
+    )
+    code, lines = run_validate(runner, fixture_catalog)
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"{FILE}: versions[1] 1.1.0, plan changes: PersistentVolumeClaim/data: spec.accessModes: "
+        'differs between plans (small → large: spec.accessModes[0]: "ReadWriteOnce" → '
+        '"ReadWriteMany"), but the apiserver refuses to change it on update'
+    )

@@ -16,6 +16,7 @@ from controlplane.catalog import publishing
 from controlplane.catalog.errors import ServiceNotInCatalog
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.records import PublishedVersion
+from controlplane.rendering.catalog_checks import stack_check, update_check
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], responses=PROBLEMS)
 
@@ -63,7 +64,8 @@ def publish(
     """Publish from the shipped catalogue files, or an uploaded release.
 
     200 when everything was already published identically, 201 when something was new,
-    409 when a version exists with other content (nothing is published then).
+    409 when a version exists with other content, 422 when the catalogue files fail the
+    checks of ``controlplane catalog validate`` (nothing is published then).
     """
     principal.check(Action.CATALOG_WRITE)
     if body.release is not None:
@@ -77,6 +79,8 @@ def publish(
             service=body.service,
             version=body.version,
             published_by=context.actor,
+            check_stack=stack_check(settings.kubernetes_version),
+            check_update=update_check,
         )
     created = [r for r in results if r.outcome == publishing.PublishOutcome.CREATED]
     for result in created:

@@ -1,0 +1,104 @@
+"""Publishing from catalogue files runs the checks of `catalog validate` and publishes nothing
+when they fail: the same YAML traps, renders and refused updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
+from controlplane.catalog.loading import load_catalog
+from controlplane.catalog.publishing import PublishOutcome, publish_from_catalog
+from controlplane.catalog.records import PublishedVersion
+from controlplane.db.engine import make_engine
+from controlplane.rendering.catalog_checks import stack_check, update_check
+from tests.catalog.fixture_catalog import FixtureCatalog
+from tests.factories import SqliteTemplate, sqlite_template  # noqa: F401 (fixture)
+
+WEB = "demo/2/10-web.yaml.j2"
+
+
+@pytest.fixture
+def session(sqlite_template: SqliteTemplate, tmp_path: Path) -> Iterator[Session]:  # noqa: F811
+    engine = make_engine(sqlite_template.clone(tmp_path))
+    try:
+        with Session(engine) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
+def published(session: Session) -> list[str]:
+    return sorted(r.version for r in session.exec(select(PublishedVersion)).all())
+
+
+def publish(
+    session: Session,
+    fc: FixtureCatalog,
+    service: str | None = None,
+    version: str | None = None,
+) -> list[PublishOutcome]:
+    """Publish the way the API does: with the renderer's checks."""
+    results = publish_from_catalog(
+        session,
+        load_catalog(fc.catalog_dir, fc.templates_dir),
+        service=service,
+        version=version,
+        check_stack=stack_check("1.33"),
+        check_update=update_check,
+    )
+    return [r.outcome for r in results]
+
+
+def test_a_clean_catalogue_is_published(session: Session, fixture_catalog: FixtureCatalog) -> None:
+    assert publish(session, fixture_catalog) == [PublishOutcome.CREATED] * 2
+    assert published(session) == ["1.0.0", "1.1.0"]
+
+
+def test_a_yaml_trap_refuses_the_publish(session: Session, fixture_catalog: FixtureCatalog) -> None:
+    line = fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", "replicas: 01")
+    with pytest.raises(CatalogInvalid) as caught:
+        publish(session, fixture_catalog, service="demo", version="1.0.0")
+    assert [e.location for e in caught.value.errors] == [
+        f"templates/{WEB}:{line}:13: Deployment/web: spec.replicas"
+    ]
+    assert "nothing was published" in caught.value.detail
+    assert published(session) == []
+
+
+def test_a_refused_update_refuses_the_publish(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    fixture_catalog.replace_in_template(
+        WEB, "  ports:\n    - name: http\n", "  clusterIP: None\n  ports:\n    - name: http\n"
+    )
+    with pytest.raises(CatalogInvalid) as caught:
+        publish(session, fixture_catalog)
+    assert [e.location for e in caught.value.errors] == [
+        "catalog/demo.yaml: versions[1] 1.1.0, upgrade from 1.0.0: Service/web: spec.clusterIP"
+    ]
+    assert published(session) == []
+
+
+def test_without_render_checks_the_static_rules_still_apply(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", "replicas: 01")
+    with pytest.raises(CatalogInvalid):
+        publish_from_catalog(
+            session, load_catalog(fixture_catalog.catalog_dir, fixture_catalog.templates_dir)
+        )
+    assert published(session) == []
+
+
+def test_an_unknown_service_or_version_is_not_found_before_validation(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    fixture_catalog.replace_in_template(WEB, "replicas: {{ plan.replicas }}", "replicas: 01")
+    with pytest.raises(ServiceNotInCatalog):
+        publish(session, fixture_catalog, service="nope")
+    with pytest.raises(ServiceNotInCatalog):
+        publish(session, fixture_catalog, service="demo", version="9.9.9")
