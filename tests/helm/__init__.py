@@ -1,1 +1,1 @@
-"""Tests of the Helm chart in helm/city-platform, with real Helm (helm-sdkpy)."""
+"""Tests of the Helm chart in helm/city-platform, with the real helm CLI and the real cluster."""

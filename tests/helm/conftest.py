@@ -1,29 +1,36 @@
-"""Fixtures of the chart tests: real Helm in a child process, the Kubernetes API emulator.
+"""Fixtures of the chart tests: the real helm CLI (Helm v4) and the real cluster.
 
-Rendering needs a cluster: helm-sdkpy has no `helm template` nor client-only dry run, so
-the chart is *installed* (memory storage driver, no waiting) into the emulator of
-tests/kube_emulator, and the tests read back every object the API server received —
-hooks included, which the release manifest leaves out.
+Two kinds of test use them. Rendering tests (test_chart, test_rbac) ask Helm for the
+release it *would* install (``helm install --dry-run=client -o json``: manifest, hooks,
+chart tests and NOTES, no cluster involved) and judge every object. Cluster tests
+(test_cluster_install) install, upgrade, test and uninstall the chart on the real
+cluster of tests/cluster, where the apiserver and its admission (Pod Security
+"restricted", quotas, RBAC) are the judges.
+
+The helm binary is the one ``make cluster`` builds from helm.sh/helm/v4 into
+``.cluster/bin`` (``$CITY_TEST_HELM`` overrides the path). Without it the tests fail with
+the reason: they are never skipped.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.cluster.fixtures import cluster, kube, namespace  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "city-platform"
+HELM = Path(os.environ.get("CITY_TEST_HELM", ROOT / ".cluster" / "bin" / "helm"))
 RELEASE = "demo"
 NAMESPACE = "city-platform"
 
@@ -54,70 +61,78 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 class HelmFailedError(Exception):
-    """Helm answered with an error; ``message`` is Helm's text."""
+    """helm exited non-zero; ``message`` is what it wrote to stderr."""
 
-    def __init__(self, error: str, message: str) -> None:
-        super().__init__(f"{error}: {message}")
-        self.error = error
+    def __init__(self, args: Sequence[str], message: str) -> None:
+        super().__init__(f"helm {' '.join(args)}: {message}")
         self.message = message
 
 
-def run_helm(request: Mapping[str, Any]) -> Any:
-    """Run one helm-sdkpy action in a child process with the memory storage driver."""
-    with tempfile.TemporaryDirectory(prefix="helm-") as folder:
-        request_path, result_path = Path(folder, "request.json"), Path(folder, "result.json")
-        request_path.write_text(json.dumps(request))
-        # Go reads HELM_DRIVER at process start, hence the child process (see helm_runner).
-        env = {**os.environ, "HELM_DRIVER": "memory"}
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.helm.helm_runner", str(request_path), str(result_path)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
+def run_helm(
+    *args: str,
+    values: Mapping[str, Any] | None = None,
+    kubeconfig: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run the helm CLI; raises HelmFailedError with helm's stderr when it fails."""
+    if not HELM.is_file():
+        pytest.fail(
+            f"the helm CLI is not at {HELM}: `make cluster` builds it (tests/cluster/build.sh)"
         )
-        if not result_path.exists():
-            raise HelmFailedError("crash", f"exit {done.returncode}: {done.stderr[-2000:]}")
-        answer = json.loads(result_path.read_text())
-    if not answer["ok"]:
-        raise HelmFailedError(answer["error"], answer["message"])
-    return answer["result"]
-
-
-@pytest.fixture(scope="session")
-def helm_available() -> str:
-    """Helm's version; skips the Helm tests only when helm-sdkpy cannot load."""
-    try:
-        return str(run_helm({"action": "probe"})["version"])
-    except HelmFailedError as exc:
-        pytest.skip(f"helm-sdkpy cannot load its Helm library here: {exc}")
-
-
-def emulator_class() -> Any:
-    """The emulator of tests/kube_emulator, or a skip naming why it is not usable."""
-    try:
-        from tests.kube_emulator import KubeEmulator
-    except ImportError as exc:
-        pytest.skip(f"the Kubernetes API emulator (tests/kube_emulator) is not available: {exc}")
-    return KubeEmulator
+    with tempfile.TemporaryDirectory(prefix="helm-") as folder:
+        command = [str(HELM), *args]
+        if values is not None:
+            values_file = Path(folder, "values.yaml")
+            values_file.write_text(yaml.safe_dump(dict(values)))
+            command += ["--values", str(values_file)]
+        if kubeconfig is not None:
+            command += ["--kubeconfig", str(kubeconfig)]
+        # Helm's caches and repository config stay out of $HOME and out of each other's way.
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(Path(folder, "cache")),
+            "HELM_CONFIG_HOME": str(Path(folder, "config")),
+            "HELM_DATA_HOME": str(Path(folder, "data")),
+        }
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    if done.returncode != 0:
+        raise HelmFailedError(args, done.stderr.strip() or done.stdout.strip())
+    return done
 
 
 @dataclass
-class Installed:
-    """One install of the chart: Helm's release and what the API server received."""
+class Rendered:
+    """The release Helm would install: its JSON, and every object (hooks and tests included)."""
 
     release: dict[str, Any]
-    #: Every object created through the API, in order (hooks included).
-    received: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def manifest(self) -> list[dict[str, Any]]:
+        """The release's own objects (what ``helm get manifest`` shows)."""
         return [d for d in yaml.safe_load_all(self.release["manifest"]) if d]
 
+    @property
+    def hooks(self) -> list[dict[str, Any]]:
+        """Hook objects (migrations, chart tests), which the manifest leaves out."""
+        return [
+            d
+            for hook in self.release.get("hooks") or []
+            for d in yaml.safe_load_all(hook["manifest"])
+            if d
+        ]
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        return [*self.hooks, *self.manifest]
+
+    @property
+    def notes(self) -> str:
+        return str(self.release["info"].get("notes", ""))
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [o for o in self.received if o.get("kind") == kind]
+        return [o for o in self.objects if o.get("kind") == kind]
 
     def one(self, kind: str, name: str) -> dict[str, Any]:
         found = [o for o in self.of_kind(kind) if o["metadata"]["name"] == name]
@@ -125,39 +140,27 @@ class Installed:
         return found[0]
 
 
-def install_into(emulator: Any, values: Mapping[str, Any]) -> Installed:
-    """Install the chart into ``emulator`` with ``values``; raises HelmFailedError."""
-    received: list[dict[str, Any]] = []
-    store = emulator.store
-    original = store.create
+def render(values: Mapping[str, Any]) -> Rendered:
+    """What ``helm install`` of the chart with ``values`` would send; raises HelmFailedError.
 
-    def recording(kind: Any, namespace: str | None, obj: Mapping[str, Any], manager: str) -> Any:
-        received.append(copy.deepcopy(dict(obj)))
-        return original(kind, namespace, obj, manager)
-
-    store.create = recording
-    if emulator.get("Namespace", NAMESPACE) is None:
-        emulator.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    with tempfile.TemporaryDirectory(prefix="kubeconfig-") as folder:
-        kubeconfig = emulator.write_kubeconfig(Path(folder, "config"))
-        try:
-            release = run_helm(
-                {
-                    "action": "install",
-                    "chart": str(CHART),
-                    "release": RELEASE,
-                    "namespace": NAMESPACE,
-                    "kubeconfig": str(kubeconfig),
-                    "values": dict(values),
-                }
-            )
-        finally:
-            store.create = original
-    return Installed(release=release, received=received)
+    A client-only dry run: no cluster, so ``lookup`` finds nothing (the Secret then generates
+    its server secret) and the cluster's version is Helm's default.
+    """
+    done = run_helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--dry-run=client",
+        "--output",
+        "json",
+        values=values,
+    )
+    return Rendered(json.loads(done.stdout))
 
 
 @pytest.fixture(scope="module", params=sorted(SCENARIOS))
-def installed(request: pytest.FixtureRequest, helm_available: str) -> Iterator[Installed]:
-    """The chart installed once per scenario into a fresh emulator."""
-    with emulator_class()(seed=0) as emulator:
-        yield install_into(emulator, SCENARIOS[request.param])
+def rendered(request: pytest.FixtureRequest) -> Iterator[Rendered]:
+    """The chart rendered once per scenario."""
+    return render(SCENARIOS[request.param])

@@ -5,7 +5,7 @@ The rules of DESIGN §4 for workloads, written here rather than borrowed from
 cluster-scoped kinds, namespaces set by a template and images the catalogue does not
 declare), which the chart that deploys the control plane legitimately has.
 
-This module must not know about Helm or the emulator.
+This module must not know about Helm or the cluster.
 """
 
 from __future__ import annotations

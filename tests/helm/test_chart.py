@@ -1,5 +1,7 @@
-"""The chart with real Helm: lint, render per scenario, Kubernetes schemas, security policy,
-the two modes' wiring, and bad values failing with the chart's own messages."""
+"""The chart with the real helm CLI: lint, render per scenario, Kubernetes schemas, security
+policy, the two modes' wiring, and bad values failing with the chart's own messages.
+
+What the real apiserver makes of the objects is test_cluster_install's subject."""
 
 from __future__ import annotations
 
@@ -11,13 +13,11 @@ import pytest
 
 from tests.helm.conftest import (
     CHART,
-    NAMESPACE,
     RELEASE,
     SCENARIOS,
     HelmFailedError,
-    Installed,
-    emulator_class,
-    install_into,
+    Rendered,
+    render,
     run_helm,
 )
 from tests.helm.policy import problems
@@ -27,33 +27,27 @@ pytestmark = pytest.mark.slow
 KUBERNETES_VERSION = "1.33"
 #: Custom resources: not in the official schemas, checked by hand below.
 CUSTOM_KINDS = {"ServiceMonitor"}
-#: Helm's lint severities (pkg/lint/support): 1 info, 2 warning, 3 error.
-LINT_WARNING = 2
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e for e in container.get("env") or []}
 
 
-def test_lint_passes(helm_available: str) -> None:
-    result = run_helm({"action": "lint", "chart": str(CHART)})
-    serious = [m for m in result["Messages"] if m["Severity"] >= LINT_WARNING]
-    assert result["TotalChartsLinted"] == 1
-    assert not result["Errors"], result
-    assert not serious, serious
+def test_lint_passes_strictly() -> None:
+    # --strict: a warning fails too; helm exits non-zero and run_helm raises with its text.
+    done = run_helm("lint", "--strict", str(CHART))
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
 
 
-def test_release_manifest_is_what_the_cluster_received(installed: Installed) -> None:
-    names = {(o["kind"], o["metadata"]["name"]) for o in installed.received}
-    manifest = {(o["kind"], o["metadata"]["name"]) for o in installed.manifest}
-    assert manifest, "the chart rendered nothing"
-    assert manifest <= names
-    assert installed.release["info"]["status"] == "deployed"
+def test_release_renders_objects_and_hooks(rendered: Rendered) -> None:
+    assert rendered.manifest, "the chart rendered nothing"
+    hooks = {o["metadata"]["annotations"]["helm.sh/hook"] for o in rendered.hooks}
+    assert "test" in hooks  # every mode has a `helm test`
 
 
-def test_every_object_passes_the_kubernetes_schemas(installed: Installed) -> None:
+def test_every_object_passes_the_kubernetes_schemas(rendered: Rendered) -> None:
     checked = 0
-    for obj in installed.received:
+    for obj in rendered.objects:
         if obj["kind"] in CUSTOM_KINDS:
             continue
         # Raises with the field path when the object does not match the official schema.
@@ -62,24 +56,23 @@ def test_every_object_passes_the_kubernetes_schemas(installed: Installed) -> Non
     assert checked >= 8
 
 
-def test_every_workload_passes_the_security_policy(installed: Installed) -> None:
-    workloads = [o for o in installed.received if o["kind"] in {"Deployment", "Job"}]
+def test_every_workload_passes_the_security_policy(rendered: Rendered) -> None:
+    workloads = [o for o in rendered.objects if o["kind"] in {"Deployment", "Job"}]
     assert workloads
-    breaches = [p for obj in installed.received for p in problems(obj)]
+    breaches = [p for obj in rendered.objects for p in problems(obj)]
     assert breaches == []
 
 
-def test_every_object_carries_the_standard_labels(installed: Installed) -> None:
-    for obj in installed.received:
+def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
+    for obj in rendered.objects:
         labels = obj["metadata"].get("labels") or {}
         assert labels.get("app.kubernetes.io/instance") == RELEASE, obj["metadata"]["name"]
         assert labels.get("app.kubernetes.io/name") == "city-platform"
         assert labels.get("app.kubernetes.io/managed-by") == "Helm"
 
 
-def test_default_is_embedded_sqlite(helm_available: str) -> None:
-    with emulator_class()(seed=0) as emulator:
-        got = install_into(emulator, SCENARIOS["default"])
+def test_default_is_embedded_sqlite() -> None:
+    got = render(SCENARIOS["default"])
     api = got.one("Deployment", f"{RELEASE}-api")
     spec = api["spec"]
     pod = spec["template"]["spec"]
@@ -92,19 +85,16 @@ def test_default_is_embedded_sqlite(helm_available: str) -> None:
     assert data["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
     assert got.one("ConfigMap", RELEASE)["data"]["CONTROLPLANE_EMBEDDED_WORKER"] == "true"
     assert not [d for d in got.of_kind("Deployment") if d["metadata"]["name"].endswith("-worker")]
-    assert got.of_kind("Job") == []
+    # The single API pod migrates in its init container: no migration hook.
+    assert [j["metadata"]["name"] for j in got.of_kind("Job")] == [f"{RELEASE}-test-api"]
     secret = got.one("Secret", RELEASE)
     assert len(base64.b64decode(secret["data"]["server-secret"])) == 48
     assert "database-url" not in secret["data"]
 
 
-def test_postgresql_scales_and_migrates_in_a_hook(helm_available: str) -> None:
+def test_postgresql_scales_and_migrates_in_a_hook() -> None:
     values = SCENARIOS["postgresql-3-replicas"]
-    with emulator_class()(seed=0) as emulator:
-        got = install_into(emulator, values)
-        # hook-succeeded: the migration Job and its Secret are gone once they completed.
-        assert emulator.get("Job", f"{RELEASE}-migrations", NAMESPACE) is None
-        assert emulator.get("Secret", f"{RELEASE}-migrations", NAMESPACE) is None
+    got = render(values)
     api = got.one("Deployment", f"{RELEASE}-api")
     worker = got.one("Deployment", f"{RELEASE}-worker")
     assert api["spec"]["replicas"] == 3
@@ -115,11 +105,11 @@ def test_postgresql_scales_and_migrates_in_a_hook(helm_available: str) -> None:
     assert got.of_kind("PersistentVolumeClaim") == []
     job = got.one("Job", f"{RELEASE}-migrations")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-    # The hook ran before any release object: it must not need the release's Secret.
-    order = [(o["kind"], o["metadata"]["name"]) for o in got.received]
-    assert order.index(("Job", f"{RELEASE}-migrations")) < order.index(
-        ("Deployment", f"{RELEASE}-api")
-    )
+    # The hook runs before any release object exists (test_cluster_install checks the
+    # order on the cluster): it must not need the release's Secret or ConfigMap.
+    assert job not in got.manifest
+    pod = job["spec"]["template"]["spec"]
+    assert "envFrom" not in pod["containers"][0]
     ref = env_of(job["spec"]["template"]["spec"]["containers"][0])["CONTROLPLANE_DATABASE_URL"]
     hook_secret = got.one("Secret", ref["valueFrom"]["secretKeyRef"]["name"])
     assert hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
@@ -129,9 +119,8 @@ def test_postgresql_scales_and_migrates_in_a_hook(helm_available: str) -> None:
     assert budgets == {f"{RELEASE}-api", f"{RELEASE}-worker"}
 
 
-def test_existing_secret_is_used_and_no_secret_is_created(helm_available: str) -> None:
-    with emulator_class()(seed=0) as emulator:
-        got = install_into(emulator, SCENARIOS["postgresql-existing-secret-monitoring"])
+def test_existing_secret_is_used_and_no_secret_is_created() -> None:
+    got = render(SCENARIOS["postgresql-existing-secret-monitoring"])
     assert got.of_kind("Secret") == []
     api = got.one("Deployment", f"{RELEASE}-api")["spec"]["template"]["spec"]
     env = env_of(api["containers"][0])
@@ -149,9 +138,8 @@ def test_existing_secret_is_used_and_no_secret_is_created(helm_available: str) -
     ]
 
 
-def test_ingress_routes_to_the_api_service(helm_available: str) -> None:
-    with emulator_class()(seed=0) as emulator:
-        got = install_into(emulator, SCENARIOS["ingress"])
+def test_ingress_routes_to_the_api_service() -> None:
+    got = render(SCENARIOS["ingress"])
     ingress = got.one("Ingress", f"{RELEASE}-api")
     service = got.one("Service", f"{RELEASE}-api")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
@@ -162,10 +150,9 @@ def test_ingress_routes_to_the_api_service(helm_available: str) -> None:
     ]
 
 
-def test_notes_tell_how_to_get_the_first_token(helm_available: str) -> None:
-    with emulator_class()(seed=0) as emulator:
-        got = install_into(emulator, {})
-    notes = got.release["info"]["notes"]
+def test_notes_tell_how_to_get_the_first_token() -> None:
+    got = render({})
+    notes = got.notes
     assert f"exec deploy/{RELEASE}-api -c api -- controlplane bootstrap" in notes
 
 
@@ -198,10 +185,10 @@ BAD_VALUES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
-def test_bad_values_fail_with_the_charts_message(helm_available: str, case: str) -> None:
+def test_bad_values_fail_with_the_charts_message(case: str) -> None:
     values, message = BAD_VALUES[case]
-    with emulator_class()(seed=0) as emulator, pytest.raises(HelmFailedError) as failed:
-        install_into(emulator, values)
+    with pytest.raises(HelmFailedError) as failed:
+        render(values)
     assert message in failed.value.message
 
 
@@ -213,11 +200,28 @@ def test_bad_values_fail_with_the_charts_message(helm_available: str, case: str)
         ({"database": {"mode": "mysql"}}, "at '/database/mode': value must be one of 'sqlite'"),
     ],
 )
-def test_unknown_or_wrong_keys_fail_the_schema(
-    helm_available: str, values: dict[str, Any], message: str
-) -> None:
-    with emulator_class()(seed=0) as emulator, pytest.raises(HelmFailedError) as failed:
-        install_into(emulator, values)
+def test_unknown_or_wrong_keys_fail_the_schema(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(HelmFailedError) as failed:
+        render(values)
     text = failed.value.message
     assert "values don't meet the specifications of the schema" in text
     assert message in text
+
+
+@pytest.mark.parametrize("scenario", ["default", "postgresql-3-replicas"])
+def test_helm_test_asks_the_api_service_for_readiness(scenario: str) -> None:
+    got = render(SCENARIOS[scenario])
+    job = got.one("Job", f"{RELEASE}-test-api")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "test"
+    # A passed test leaves nothing behind; a failed one stays for its logs until the next run.
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    service = got.one("Service", f"{RELEASE}-api")
+    port = service["spec"]["ports"][0]["port"]
+    assert container["command"][-1] == f"http://{RELEASE}-api:{port}/readyz"
+    api = got.one("Deployment", f"{RELEASE}-api")["spec"]["template"]["spec"]
+    assert container["image"] == api["containers"][0]["image"]
+    assert pod["automountServiceAccountToken"] is False
