@@ -16,6 +16,7 @@ import fcntl
 import os
 import re
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +79,19 @@ class Cluster:
             if time.monotonic() > deadline:
                 pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(interval)
+
+    def local_kubectl_input(self, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """kubectl (the cluster's own) with ``stdin``, against this cluster; never raises."""
+        kubectl = (
+            self.local.paths.bin / "kubectl" if self.local else LocalCluster().paths.bin / "kubectl"
+        )
+        return subprocess.run(  # noqa: S603 - our own kubectl
+            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     def kubectl(self, *args: str, check: bool = True) -> Any:
         if self.local is None:
