@@ -31,7 +31,20 @@ mkdir -p "$bindir" "$cache"
 for name in "${modules[@]}"; do
   mod="$here/go/$name"
   [ -f "$mod/go.mod" ] || { echo "make cluster: no module $name in $here/go" >&2; exit 1; }
-  key="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
+  # Versions stamped into the binaries the way upstream's release builds do: clients and charts
+  # read them (helm refuses a chart's kubeVersion against "v0.0.0-master").
+  pin() { awk -v m="$1" '($1 == m || ($1 == "require" && $2 == m)) && $NF ~ /^v/ {print $NF; exit}' "$mod/go.mod"; }
+  ldflags="-s -w"
+  case "$name" in
+    kubernetes)
+      v="$(pin k8s.io/kubernetes)"; minor="$(echo "$v" | cut -d. -f2)"
+      for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+        ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+      done ;;
+    helm) ldflags+=" -X helm.sh/helm/v4/internal/version.version=$(pin helm.sh/helm/v4)" ;;
+  esac
+  key="$( (cat "$mod/go.mod" "$mod/go.sum"; echo "$ldflags") | sha256sum | cut -c1-12)"
   out="$cache/$name-$key-$gover"
   if [ ! -f "$out/.complete" ]; then
     tools=$(awk '/^tool \(/{f=1;next} f&&/^\)/{f=0} f{print $1} /^tool [^(]/{print $2}' "$mod/go.mod")
@@ -44,7 +57,7 @@ for name in "${modules[@]}"; do
       done ) &
     ticker=$!
     trap 'kill $ticker 2>/dev/null' EXIT
-    if ! (cd "$mod" && go build -v -ldflags="-s -w" -o "$out.tmp/" $tools) >"$out.tmp.log" 2>&1; then
+    if ! (cd "$mod" && go build -v -ldflags="$ldflags" -o "$out.tmp/" $tools) >"$out.tmp.log" 2>&1; then
       kill $ticker 2>/dev/null
       echo "make cluster: building $name failed; the log is $out.tmp.log" >&2
       tail -n 20 "$out.tmp.log" >&2

@@ -85,7 +85,7 @@ class Cluster:
         kubectl = (
             self.local.paths.bin / "kubectl" if self.local else LocalCluster().paths.bin / "kubectl"
         )
-        return subprocess.run(  # noqa: S603 - our own kubectl
+        return subprocess.run(
             [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
             capture_output=True,

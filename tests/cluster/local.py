@@ -239,7 +239,10 @@ def _kubeconfig(paths: Paths, port: int) -> str:
                 }
             ],
             "contexts": [
-                {"name": "city-platform-test", "context": {"cluster": "city-platform-test", "user": "admin"}}
+                {
+                    "name": "city-platform-test",
+                    "context": {"cluster": "city-platform-test", "user": "admin"},
+                }
             ],
             "current-context": "city-platform-test",
         },
@@ -273,13 +276,13 @@ class LocalCluster:
         """A request to the apiserver as cluster-admin (JSON in, JSON out)."""
         port = self._state()["ports"]["apiserver"]
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - https to our own loopback apiserver
+        request = urllib.request.Request(
             f"https://127.0.0.1:{port}{path}",
             data=data,
             method=method,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=timeout, context=self._ssl()) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=self._ssl()) as resp:
             text = resp.read().decode()
         try:
             return json.loads(text)
@@ -309,7 +312,7 @@ class LocalCluster:
             _say(f"already running; KUBECONFIG={self.paths.kubeconfig}")
             return
         self.down(quiet=True)
-        missing = [c for c in COMPONENTS + ("kubectl",) if not (self.paths.bin / c).exists()]
+        missing = [c for c in (*COMPONENTS, "kubectl") if not (self.paths.bin / c).exists()]
         if missing:
             raise ClusterError(
                 f"missing binaries in {self.paths.bin}: {', '.join(missing)}; "
@@ -341,9 +344,11 @@ class LocalCluster:
             f"KUBECONFIG={self.paths.kubeconfig} {self.paths.bin}/kubectl get pods -A"
         )
 
-    def _start(self, state: dict[str, Any], name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def _start(
+        self, state: dict[str, Any], name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> None:
         log = self.paths.log(name).open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - our own binaries with our own arguments
+        proc = subprocess.Popen(
             [str(self.paths.bin / name), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -361,12 +366,15 @@ class LocalCluster:
             if ready():
                 return
             if pid and not _alive(pid):
-                raise ClusterError(f"{name} exited at start; its log is {self.paths.log(name)}:\n{_tail(self.paths.log(name))}")
+                raise ClusterError(f"{name} exited at start; {self._log_note(name)}")
             time.sleep(0.2)
         raise ClusterError(
-            f"{name} did not become ready within {timeout:.0f} s; its log is {self.paths.log(name)}:\n"
-            f"{_tail(self.paths.log(name))}"
+            f"{name} did not become ready within {timeout:.0f} s; {self._log_note(name)}"
         )
+
+    def _log_note(self, name: str) -> str:
+        log = self.paths.log(name)
+        return f"its log is {log}; the end of it:\n{_tail(log)}"
 
     def _restart_stopped(self) -> None:
         state = self._state()
@@ -487,7 +495,10 @@ class LocalCluster:
                     "kind": "Node",
                     "metadata": {
                         "name": node,
-                        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                        "annotations": {
+                            "kwok.x-k8s.io/node": "fake",
+                            "node.alpha.kubernetes.io/ttl": "0",
+                        },
                         "labels": {
                             "kubernetes.io/hostname": node,
                             "kubernetes.io/os": "linux",
@@ -520,7 +531,9 @@ class LocalCluster:
             self.api(path, method="POST", body=body)
         except urllib.error.HTTPError as exc:
             if exc.code != 409:
-                raise ClusterError(f"creating {body['kind']} {body['metadata']['name']}: {exc.read().decode()}") from exc
+                raise ClusterError(
+                    f"creating {body['kind']} {body['metadata']['name']}: {exc.read().decode()}"
+                ) from exc
 
     def _has_default_service_account(self) -> bool:
         try:
@@ -537,7 +550,10 @@ class LocalCluster:
         ready = [
             n
             for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
         ]
         return len(ready) == len(NODES)
 
@@ -553,7 +569,11 @@ class LocalCluster:
         sa_dir.mkdir(exist_ok=True)
         self._create(
             f"/api/v1/namespaces/{ns}/serviceaccounts",
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sealed-secrets-controller", "namespace": ns}},
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "sealed-secrets-controller", "namespace": ns},
+            },
         )
         self._create(
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
@@ -561,14 +581,24 @@ class LocalCluster:
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRoleBinding",
                 "metadata": {"name": "sealed-secrets-controller"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": "sealed-secrets-controller", "namespace": ns}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "sealed-secrets-controller", "namespace": ns}
+                ],
             },
         )
         token = self.api(
             f"/api/v1/namespaces/{ns}/serviceaccounts/sealed-secrets-controller/token",
             method="POST",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7 * 86400}},
+            body={
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 7 * 86400},
+            },
         )["status"]["token"]
         (sa_dir / "token").write_text(token)
         shutil.copy(self.paths.pki / "ca.crt", sa_dir / "ca.crt")
@@ -577,7 +607,7 @@ class LocalCluster:
         Path(mount).mkdir(parents=True, exist_ok=True)
         script = f'mount --bind "$1" {mount} && shift && exec "$@"'
         log = self.paths.log("sealed-secrets-controller").open("ab")
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [
                 "unshare",
                 "--mount",
@@ -618,7 +648,7 @@ class LocalCluster:
         return bool(secrets.get("items"))
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [str(self.paths.bin / "kubectl"), f"--kubeconfig={self.paths.kubeconfig}", *args],
             capture_output=True,
             text=True,
@@ -668,7 +698,7 @@ def _alive(pid: int | None) -> bool:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(resp.status == 200)
     except (OSError, urllib.error.URLError):
         return False

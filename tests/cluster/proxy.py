@@ -88,7 +88,9 @@ class Upstream:
         with self._kinds_lock:
             if key not in self._kinds:
                 base = "/api/v1" if gv == "v1" else f"/apis/{gv}"
-                conn = http.client.HTTPSConnection(self.host, self.port, context=self.ssl, timeout=10)
+                conn = http.client.HTTPSConnection(
+                    self.host, self.port, context=self.ssl, timeout=10
+                )
                 try:
                     conn.request("GET", base, headers={"Accept": "application/json"})
                     doc = json.loads(conn.getresponse().read() or b"{}")

@@ -1,4 +1,4 @@
-"""Every service × version × plan of the shipped catalogue, on the real cluster.
+"""Every service x version x plan of the shipped catalogue, on the real cluster.
 
 Each stack is applied through the Kubernetes target (server-side apply, the platform's field
 manager) into its own namespace, admitted by the real apiserver (Pod Security "restricted",
@@ -30,9 +30,7 @@ from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from controlplane.rendering import InstanceRef, Renderer, TenantRef
 from tests.cluster.fixtures import Cluster
 
-RELEASES = [
-    (release, plan.name) for release in load_catalog().releases() for plan in release.plans
-]
+RELEASES = [(release, plan.name) for release in load_catalog().releases() for plan in release.plans]
 IDS = [f"{r.name}@{r.version.version}:{plan}" for r, plan in RELEASES]
 SERVER_SECRET = b"cluster-tier-secret"
 READY_TIMEOUT = 180.0
