@@ -33,11 +33,14 @@ for name in "${modules[@]}"; do
   [ -f "$mod/go.mod" ] || { echo "make cluster: no module $name in $here/go" >&2; exit 1; }
   # Versions stamped into the binaries the way upstream's release builds do: clients and charts
   # read them (helm refuses a chart's kubeVersion against "v0.0.0-master").
-  pin() { awk -v m="$1" '($1 == m || ($1 == "require" && $2 == m)) && $NF ~ /^v/ {print $NF; exit}' "$mod/go.mod"; }
+  pin() {
+    awk -v m="$1" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$mod/go.mod"
+  }
   ldflags="-s -w"
   case "$name" in
     kubernetes)
       v="$(pin k8s.io/kubernetes)"; minor="$(echo "$v" | cut -d. -f2)"
+      [ -n "$v" ] || { echo "make cluster: no k8s.io/kubernetes version in $mod/go.mod" >&2; exit 1; }
       for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ldflags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
         ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"

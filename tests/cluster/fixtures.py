@@ -12,7 +12,6 @@ never skipped.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import secrets
@@ -101,14 +100,7 @@ class Cluster:
 
 def _start_local() -> LocalCluster:
     local = LocalCluster()
-    local.paths.root.mkdir(parents=True, exist_ok=True)
-    # Several xdist workers may get here at once: one starts the cluster, the others wait.
-    with (local.paths.root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            local.up()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    local.up()  # several xdist workers may get here at once: up() lets one start it
     return local
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import json
 import os
@@ -304,7 +305,25 @@ class LocalCluster:
 
     # -- up
     def up(self) -> None:
+        """Start the cluster, or reuse the running one. Safe to call from several processes."""
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        # One starter at a time (xdist workers, a benchmark and a test session may all ask).
+        with (self.paths.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._up()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _up(self) -> None:
         started = time.monotonic()
+        pids = self._state().get("pids", {})
+        if _alive(pids.get("etcd")) and _alive(pids.get("kube-apiserver")):
+            # Running but slow to answer (a busy machine, or it is restarting): never tear
+            # down a cluster other test sessions are using just because it was slow once.
+            deadline = time.monotonic() + 60
+            while not self.answers() and time.monotonic() < deadline:
+                time.sleep(0.5)
         if self.answers():
             # Reuse it; a helper process that died (it happens to kwok under load) comes back
             # alone, so tests of other sessions on this cluster are not disturbed.
@@ -524,7 +543,8 @@ class LocalCluster:
                 "volumeBindingMode": "Immediate",
             },
         )
-        self.kubectl("apply", "--server-side", "-f", str(self.paths.manifests / "sealed-secrets"))
+        for manifest in sorted((self.paths.manifests / "sealed-secrets").glob("*.yaml")):
+            self.kubectl("apply", "--server-side", "-f", str(manifest))
 
     def _create(self, path: str, body: dict[str, Any]) -> None:
         try:
