@@ -55,6 +55,7 @@ REVISION_COLUMNS = [
     ("number", "REVISION"),
     ("version", "VERSION"),
     ("plan", "PLAN"),
+    ("storage", "STORAGE"),
     ("outcome", "OUTCOME"),
     ("rollback_of", "ROLLBACK OF"),
     ("created_at", "CREATED"),

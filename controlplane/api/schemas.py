@@ -447,6 +447,8 @@ class RevisionPublic(Response):
     parameters: Parameters
     digest: str
     inventory: dict[str, str]
+    #: The storage its volumes were rendered with: the plan's, or more (volumes never shrink).
+    storage: str | None = None
     outcome: str
     message: str | None
     rollback_of: int | None

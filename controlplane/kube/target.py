@@ -13,6 +13,7 @@ records inventories; the port only carries it out.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
@@ -46,6 +47,8 @@ from controlplane.kube.objects import (
 )
 from controlplane.kube.readiness import WORKLOAD_KINDS, ObjectReadiness, Readiness, evaluate
 from controlplane.kube.retrying import Budget, RetryPolicy
+from controlplane.kube.volumes import Verdict, VolumeChange, judge, needs_classes
+from controlplane.kube.volumes import check as check_volumes
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class ApplyResult:
     attempts: int = 0
     #: The live objects the server returned, by id (for resourceVersion, uid, …).
     live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Claims whose size this apply changed or kept (see ``controlplane.kube.volumes``).
+    volumes: list[VolumeChange] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,13 +284,36 @@ class KubeTarget:
     def apply(
         self, objects: Sequence[Mapping[str, Any]], *, only: set[str] | None = None
     ) -> ApplyResult:
-        """Server-side apply ``objects`` in the apply order; ``only`` limits it to those ids."""
+        """Server-side apply ``objects`` in the apply order; ``only`` limits it to those ids.
+
+        Before the first write, every PersistentVolumeClaim to apply is compared with the
+        live one (:meth:`volume_changes`): a claim that would have to grow where the cluster
+        cannot expand it refuses the whole apply (nothing is written), and a claim asked to
+        be smaller than it is keeps its live size (volumes never shrink).
+        """
         result = ApplyResult()
-        for obj in in_apply_order(objects):
+        ordered = in_apply_order(objects)
+        chosen = [o for o in ordered if only is None or object_id(o) in only]
+        result.volumes = self.volume_changes(chosen)
+        check_volumes(result.volumes)
+        kept = {c.object_id: c.live for c in result.volumes if c.verdict == Verdict.KEEPS}
+        for change in result.volumes:
+            logger.info(
+                "volume %s/%s %s: %s → %s (StorageClass %s)",
+                change.namespace,
+                change.name,
+                "keeps its size" if change.verdict == Verdict.KEEPS else "grows",
+                change.live,
+                change.desired,
+                change.storage_class,
+            )
+        for obj in ordered:
             oid = object_id(obj)
             if only is not None and oid not in only:
                 result.skipped.append(oid)
                 continue
+            if oid in kept:
+                obj = _with_storage(obj, kept[oid])
             meta = obj.get("metadata") or {}
             resource, namespace = self._locate(obj, meta.get("namespace"))
             name = str(meta.get("name") or "")
@@ -310,6 +338,32 @@ class KubeTarget:
             result.applied.append(oid)
             result.live[oid] = answer.data
         return result
+
+    def volume_changes(self, objects: Sequence[Mapping[str, Any]]) -> list[VolumeChange]:
+        """How applying ``objects`` would change the size of existing claims (reads only).
+
+        Reads each claim among ``objects``; the StorageClasses are listed only when one
+        of them would grow. Claims that do not exist yet or keep their size are left out.
+        """
+        claims = [
+            o
+            for o in objects
+            if o.get("kind") == "PersistentVolumeClaim" and o.get("apiVersion") == "v1"
+        ]
+        if not claims:
+            return []
+        live = {
+            object_id(c): self.get((c.get("metadata") or {}).get("namespace"), object_id(c))
+            for c in claims
+        }
+        classes: list[dict[str, Any]] = []
+        if any(needs_classes(c, live[object_id(c)]) for c in claims):
+            try:
+                classes = self.list_objects("storage.k8s.io/v1", "StorageClass", None)
+            except UnknownKind:
+                classes = []  # no StorageClass API: no class can allow expansion
+        changes = (judge(c, live[object_id(c)], classes) for c in claims)
+        return [c for c in changes if c is not None]
 
     # -- read ----------------------------------------------------------------------------------
 
@@ -369,8 +423,11 @@ class KubeTarget:
     ) -> list[str]:
         """Delete what the instance had (inventory or instance label) but no longer has.
 
-        Objects are compared by group, kind and name, so an API version change of a kind does
-        not count as stale. The Namespace itself is never pruned (that is
+        An object found by the instance label only is deleted only when this port's field
+        manager applied it: controllers copy labels onto what they create (a StatefulSet's
+        PersistentVolumeClaims, a CronJob's Jobs), and those are not the platform's to
+        delete. Objects are compared by group, kind and name, so an API version change of a
+        kind does not count as stale. The Namespace itself is never pruned (that is
         :meth:`delete_namespace`). Returns the ids actually deleted, in deletion order.
         """
         kept = {ObjectRef.parse(k).identity for k in keep}
@@ -393,6 +450,10 @@ class KubeTarget:
             if not resource.namespaced:
                 continue
             for item in self.list_objects(api_version, kind, namespace, label_selector=selector):
+                if not self._applied_here(item):
+                    # Made by a controller that copied the labels (a StatefulSet's claims
+                    # from its volumeClaimTemplates, a CronJob's Jobs): not ours to delete.
+                    continue
                 ref = ObjectRef(api_version, kind, item["metadata"]["name"])
                 candidates.setdefault(ref.identity, ref)
         stale = sorted(
@@ -408,6 +469,13 @@ class KubeTarget:
             if self._delete(resource, ns, ref.name, ref.id):
                 deleted.append(ref.id)
         return deleted
+
+    def _applied_here(self, item: Mapping[str, Any]) -> bool:
+        """Whether this port's field manager applied (part of) ``item``."""
+        return any(
+            entry.get("manager") == self.field_manager and entry.get("operation") == "Apply"
+            for entry in (item.get("metadata") or {}).get("managedFields") or []
+        )
 
     def delete_namespace(self, namespace: str, *, wait: bool = True, timeout: float = 120) -> None:
         """Delete a namespace (and so everything in it); with ``wait``, until it is gone."""
@@ -430,3 +498,12 @@ class KubeTarget:
                     "-o yaml; the reconciler will try again",
                 )
             self.retry.sleep(self.retry.poll_interval)
+
+
+def _with_storage(obj: Mapping[str, Any], storage: str) -> Mapping[str, Any]:
+    """The claim with its storage request set to ``storage`` (the live size it keeps)."""
+    out = copy.deepcopy(dict(obj))
+    out.setdefault("spec", {}).setdefault("resources", {}).setdefault("requests", {})["storage"] = (
+        storage
+    )
+    return out

@@ -73,6 +73,7 @@ from controlplane.provisioning.fleet_models import (
     RunStatus,
 )
 from controlplane.provisioning.models import Instance, Phase, Target
+from controlplane.provisioning.volumes import storage_floor
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.tenants.models import Tenant, TenantStatus
 
@@ -254,6 +255,8 @@ def preview_instance(
         raise instances.InstanceNotFound(f"Instance {instance.name!r} has no tenant.")
     target = session.exec(select(Target).where(Target.name == instance.target)).first()
     renderer = renderer_for(target.kubernetes_version if target else "1.33")
+    # What the reconciler would render: volumes keep the largest size they ever had.
+    floor = storage_floor(session, instance.id)
     stacks = []
     for version in (instance.version, to_version):
         record = find_version(session, instance.service, version)
@@ -266,6 +269,7 @@ def preview_instance(
                 tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
                 instance=InstanceRef(name=instance.name, id=str(instance.id)),
                 parameters=instance.parameters,
+                storage_floor=floor,
             )
         )
     return diff_digests(stacks[0].object_digests(), stacks[1].object_digests())

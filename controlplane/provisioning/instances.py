@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from controlplane.catalog.models import Plan
 from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, NotFound, PreconditionFailed
@@ -25,6 +26,7 @@ from controlplane.provisioning import admission
 from controlplane.provisioning.admission import ParameterCheck
 from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision
 from controlplane.provisioning.placement import place
+from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.tenants.models import Tenant
 
 
@@ -219,7 +221,10 @@ def update_instance(
         check_parameters=check_parameters,
         current=instance,
     )
-    return _apply(session, instance, desired, admitted.warnings, reason="updated")
+    warnings = list(admitted.warnings)
+    if (desired["plan"], desired["version"]) != (instance.plan, instance.version):
+        warnings.extend(_storage_warnings(session, instance, admitted.plan))
+    return _apply(session, instance, desired, warnings, reason="updated")
 
 
 def rollback_instance(
@@ -258,7 +263,14 @@ def rollback_instance(
         current=instance,
         rollback=True,
     )
-    return _apply(session, instance, desired, admitted.warnings, reason=f"rollback:{revision}")
+    warnings = [*admitted.warnings, *_storage_warnings(session, instance, admitted.plan)]
+    return _apply(session, instance, desired, warnings, reason=f"rollback:{revision}")
+
+
+def _storage_warnings(session: Session, instance: Instance, plan: Plan) -> list[str]:
+    """Volumes never shrink: say so when the chosen plan has less storage than they keep."""
+    warning = kept_storage_warning(plan, storage_floor(session, instance.id))
+    return [warning] if warning else []
 
 
 def delete_instance(

@@ -137,6 +137,10 @@ class Revision(SQLModel, table=True):
     inventory: dict[str, str] = Field(
         default_factory=dict, sa_column=Column(JSONDoc, nullable=False)
     )
+    #: The storage its plan-dependent volumes were rendered with: the plan's, raised to the
+    #: instance's storage floor (volumes never shrink; ``controlplane.rendering.storage``).
+    #: The floor of an instance is the largest of these over its applied revisions.
+    storage: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     outcome: RevisionOutcome = Field(
         default=RevisionOutcome.PENDING, sa_column=Column(String(12), nullable=False)
     )

@@ -56,6 +56,7 @@ from controlplane.provisioning.models import (
 from controlplane.provisioning.queueing import Backoff, Claim
 from controlplane.provisioning.targets import Readiness, Stack, StackTarget, TargetRejected
 from controlplane.provisioning.targets.building import TargetRegistry
+from controlplane.provisioning.volumes import floor_of, kept_storage_warning
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.tenants.models import Tenant
 
@@ -246,7 +247,7 @@ class Reconciler:
             return self._converge(held, loaded, target)
         except TargetRejected as exc:
             log.warning("reconcile rejected by target", extra={**extra, "error": exc.detail})
-            return self._finish_failed(held, loaded, "Applied", "Rejected", exc)
+            return self._finish_failed(held, loaded, "Applied", exc.reason, exc)
         except InvalidInput as exc:
             log.warning("reconcile failed", extra={**extra, "error": exc.detail})
             return self._finish_failed(held, loaded, "Rendered", "RenderFailed", exc)
@@ -368,7 +369,13 @@ class Reconciler:
             )
         return out
 
-    def _render(self, loaded: _Loaded) -> Stack:
+    def _render(self, loaded: _Loaded) -> tuple[Stack, str]:
+        """The stack and the storage its volumes were rendered with.
+
+        The storage floor comes from the applied history, so a plan change down (or a
+        rollback to a smaller plan) never asks a volume to shrink, and a resync renders
+        exactly what the last revision applied.
+        """
         instance, tenant = loaded.instance, loaded.tenant
         if loaded.published is None:
             raise InvalidInput(
@@ -383,8 +390,9 @@ class Reconciler:
             tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
             instance=InstanceRef(name=instance.name, id=str(instance.id)),
             parameters=instance.parameters,
+            storage_floor=floor_of(loaded.history),
         )
-        return Stack(
+        stack = Stack(
             tenant=tenant.slug,
             instance=instance.name,
             instance_id=str(instance.id),
@@ -393,25 +401,31 @@ class Reconciler:
             digests=rendered.object_digests(),
             digest=rendered.digest,
         )
+        return stack, rendered.storage
 
     def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
         instance, last = loaded.instance, loaded.last
         if last is not None and last.generation == instance.generation:
             return self._resync(held, loaded, target, last)
-        stack = self._render(loaded)
+        stack, storage = self._render(loaded)
         previous = dict(last.inventory) if last is not None else {}
         changed = {oid for oid, digest in stack.digests.items() if previous.get(oid) != digest}
         report = target.apply(stack, only=changed)
         pruned = target.prune(stack, previous=list(previous))
         readiness = target.readiness(stack)
-        return self._finish_applied(held, loaded, stack, readiness, len(report.written), pruned)
+        assert loaded.published is not None  # it rendered
+        plan = self._release(loaded.published).plan(instance.plan)
+        note = kept_storage_warning(plan, floor_of(loaded.history)) if plan else None
+        return self._finish_applied(
+            held, loaded, stack, storage, readiness, len(report.written), pruned, note=note
+        )
 
     def _resync(
         self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision
     ) -> Finisher:
         instance = loaded.instance
         if target.drift_needs_objects:
-            stack = self._render(loaded)
+            stack, _storage = self._render(loaded)
         else:
             # The inputs are those of the last revision, so its inventory is the render.
             stack = Stack(
@@ -426,7 +440,7 @@ class Reconciler:
         written = 0
         if drift:
             if not stack.objects:
-                stack = self._render(loaded)
+                stack, _storage = self._render(loaded)
             written = len(target.apply(stack, only=drift).written)
             target.prune(stack, previous=list(last.inventory))
         readiness = target.readiness(stack)
@@ -467,14 +481,17 @@ class Reconciler:
         held: Claim,
         loaded: _Loaded,
         stack: Stack,
+        storage: str,
         readiness: Readiness,
         written: int,
         pruned: list[str],
+        *,
+        note: str | None = None,
     ) -> Finisher:
         instance, last = loaded.instance, loaded.last
+        applied = f"Applied {written} changed object(s), pruned {len(pruned)}."
         phase, conditions_in = _phase_for(
-            readiness,
-            applied_message=f"Applied {written} changed object(s), pruned {len(pruned)}.",
+            readiness, applied_message=f"{applied} {note}" if note else applied
         )
         now = utcnow()
 
@@ -505,6 +522,7 @@ class Reconciler:
                     parameters=instance.parameters,
                     digest=stack.digest,
                     inventory=dict(stack.digests),
+                    storage=storage,
                     outcome=RevisionOutcome.APPLIED,
                     message=conditions_in["Applied"][2],
                     rollback_of=_rollback_of(loaded),

@@ -54,6 +54,12 @@ def label_value(value: str) -> str:
     return cleaned.strip("._-")
 
 
+#: Standard labels whose value changes with a plan or version change. They are left off
+#: fields the API server never updates, such as a StatefulSet's ``volumeClaimTemplates``:
+#: there, a changing label would make every plan change and upgrade fail.
+CHANGING_LABELS = frozenset({"app.kubernetes.io/version", f"{LABEL_PREFIX}/plan"})
+
+
 def standard_labels(
     *,
     service: str,

@@ -25,10 +25,16 @@ from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.rendering import baseline as baseline_module
 from controlplane.rendering import policy
 from controlplane.rendering.errors import ManifestInvalid, PolicyViolation, TemplateInvalid
-from controlplane.rendering.naming import namespace_for, object_id, standard_labels
+from controlplane.rendering.naming import (
+    CHANGING_LABELS,
+    namespace_for,
+    object_id,
+    standard_labels,
+)
 from controlplane.rendering.parameters import ParameterValidators, resolve
 from controlplane.rendering.schemas import KubernetesSchemas, supported
 from controlplane.rendering.secrets import SecretValues, given_values
+from controlplane.rendering.storage import with_floor
 from controlplane.rendering.templates import BundleCache, CompiledBundle
 
 
@@ -57,6 +63,9 @@ class RenderedStack:
     #: ``sha256:…`` over the canonical JSON of all objects (what the reconciler compares).
     digest: str
     namespace: str
+    #: The storage the plan-dependent volumes were rendered with: the plan's, raised to the
+    #: instance's storage floor (``controlplane.rendering.storage``).
+    storage: str = ""
     #: The canonical JSON of each object, kept from the render (not part of equality).
     _texts: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
@@ -125,7 +134,13 @@ class Renderer:
         tenant: TenantRef,
         instance: InstanceRef,
         parameters: Mapping[str, Any],
+        storage_floor: str | None = None,
     ) -> RenderedStack:
+        """Render one instance; ``storage_floor`` is the largest storage it ever had.
+
+        ``plan.storage`` in the template context is the plan's storage raised to the floor,
+        so a plan change down never asks a volume to shrink.
+        """
         namespace = namespace_for(tenant.slug, instance.name)
         chosen = release.plan(plan)
         if chosen is None:
@@ -138,6 +153,7 @@ class Renderer:
         params = self.resolve_parameters(release, parameters)
         bundle = self.compiled(release)
         secrets = SecretValues(self._server_secret, instance.id)
+        storage = with_floor(chosen.storage, storage_floor)
         context = {
             "tenant": {"slug": tenant.slug, "name": tenant.name, "nis_code": tenant.nis_code},
             "instance": {"name": instance.name, "namespace": namespace, "id": instance.id},
@@ -151,7 +167,7 @@ class Renderer:
                 "replicas": chosen.replicas,
                 "cpu": {"request": chosen.cpu.request, "limit": chosen.cpu.limit},
                 "memory": {"request": chosen.memory.request, "limit": chosen.memory.limit},
-                "storage": chosen.storage,
+                "storage": storage,
             },
             "params": params,
             "images": dict(release.version.images),
@@ -244,7 +260,11 @@ class Renderer:
             )
         body = "[" + ",".join(texts) + "]"
         return RenderedStack(
-            objects=tuple(objects), digest=_sha256(body), namespace=namespace, _texts=texts
+            objects=tuple(objects),
+            digest=_sha256(body),
+            namespace=namespace,
+            storage=str(context["plan"]["storage"]),
+            _texts=texts,
         )
 
     def _parse(self, bundle: CompiledBundle, files: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -348,9 +368,12 @@ def _stamp(obj: dict[str, Any], namespace: str, labels: Mapping[str, str]) -> No
         if isinstance(job, dict):
             _label(job.setdefault("metadata", {}), labels)
     if obj["kind"] == "StatefulSet" and isinstance(spec, dict):
+        # The API server never updates volumeClaimTemplates: only labels that stay the same
+        # across plan changes and upgrades may go there.
+        stable = {k: v for k, v in labels.items() if k not in CHANGING_LABELS}
         for claim in spec.get("volumeClaimTemplates") or []:
             if isinstance(claim, dict):
-                _label(claim.setdefault("metadata", {}), labels)
+                _label(claim.setdefault("metadata", {}), stable)
 
 
 def _label(metadata: Any, labels: Mapping[str, str]) -> None:

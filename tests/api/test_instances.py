@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from controlplane.auth.models import AuditEvent
 from controlplane.catalog.publishing import find_version, retire
-from controlplane.provisioning.models import Instance, ReconcileRequest, Revision
+from controlplane.provisioning.models import Instance, ReconcileRequest, Revision, RevisionOutcome
 from tests.api.conftest import World
 from tests.factories import publish_demo
 
@@ -198,6 +198,53 @@ def test_upgrade_and_rollback(client: TestClient, world: World, engine: Engine) 
     assert r.json()["version"] == "1.0.0"
     assert r.json()["generation"] == 3
     assert client.post(f"{BASE}/web/rollback", json={"revision": 7}, headers=h).status_code == 404
+
+
+def test_plan_change_and_rollback_say_that_volumes_keep_their_size(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    h = world.auth("operator")
+    assert _create(client, world).status_code == 202
+    # The reconciler applied two revisions; the second had grown the volumes to 8Gi (the demo
+    # plans have 1Gi: think of an earlier, bigger plan).
+    with Session(engine) as s:
+        instance = s.exec(select(Instance)).one()
+        for number, storage in ((1, "1Gi"), (2, "8Gi")):
+            s.add(
+                Revision(
+                    instance_id=instance.id,
+                    number=number,
+                    generation=number,
+                    version=instance.version,
+                    plan="small",
+                    parameters={},
+                    digest="sha256:x",
+                    storage=storage,
+                    outcome=RevisionOutcome.APPLIED,
+                )
+            )
+        s.commit()
+    kept = (
+        "Plan large has 1Gi of storage, but this instance's volumes keep 8Gi: volumes never shrink."
+    )
+
+    r = client.patch(f"{BASE}/web", json={"plan": "large"}, headers=h)
+
+    assert r.status_code == 202, r.text
+    assert any(w.startswith(kept) for w in r.json()["warnings"]), r.json()["warnings"]
+    assert "volumes never shrink" in r.headers["x-warnings"]
+    # A change that keeps the plan does not repeat it.
+    same = client.patch(
+        f"{BASE}/web", json={"parameters": {"hostname": "loket.gent.be"}}, headers=h
+    )
+    assert same.status_code == 202, same.text
+    assert not any("never shrink" in w for w in same.json()["warnings"])
+    # A rollback to the 1Gi revision keeps the 8Gi too, and says so.
+    back = client.post(f"{BASE}/web/rollback", json={"revision": 1}, headers=h)
+    assert back.status_code == 202, back.text
+    assert any("keep 8Gi: volumes never shrink" in w for w in back.json()["warnings"])
+    history = client.get(f"{BASE}/web/revisions", headers=h).json()["items"]
+    assert [(rev["number"], rev["storage"]) for rev in history] == [(2, "8Gi"), (1, "1Gi")]
 
 
 def test_list_pagination_with_cursor(client: TestClient, world: World) -> None:

@@ -60,6 +60,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     Kind("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     Kind("coordination.k8s.io", "v1", "Lease", "leases", True),
+    # Read by the port before a PersistentVolumeClaim grows (allowVolumeExpansion).
+    Kind("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, False, ("sc",)),
     Kind("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", True),
 )
 

@@ -45,6 +45,7 @@ def render(renderer: Renderer, release: ServiceRelease) -> RenderFn:
         parameters: Mapping[str, Any] | None = None,
         instance: InstanceRef = INSTANCE,
         tenant: TenantRef = TENANT,
+        storage_floor: str | None = None,
     ) -> RenderedStack:
         return renderer.render(
             rel or release,
@@ -52,6 +53,7 @@ def render(renderer: Renderer, release: ServiceRelease) -> RenderFn:
             tenant=tenant,
             instance=instance,
             parameters=parameters or {},
+            storage_floor=storage_floor,
         )
 
     return _render

@@ -56,8 +56,61 @@ def test_pod_templates_carry_the_labels_and_keep_their_own(render: RenderFn):
     cron = objects["CronJob/cleanup"]["spec"]["jobTemplate"]
     assert cron["metadata"]["labels"].items() >= EXPECTED_LABELS.items()
     assert cron["spec"]["template"]["metadata"]["labels"].items() >= EXPECTED_LABELS.items()
+    # The API server never updates volumeClaimTemplates: no label that a plan change or an
+    # upgrade changes goes there.
     claim = objects["StatefulSet/db"]["spec"]["volumeClaimTemplates"][0]
-    assert claim["metadata"]["labels"].items() >= EXPECTED_LABELS.items()
+    stable = {
+        k: v
+        for k, v in EXPECTED_LABELS.items()
+        if k not in ("app.kubernetes.io/version", "city-platform.be/plan")
+    }
+    assert claim["metadata"]["labels"].items() >= stable.items()
+    assert "app.kubernetes.io/version" not in claim["metadata"]["labels"]
+    assert "city-platform.be/plan" not in claim["metadata"]["labels"]
+
+
+def _volume_sizes(objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    sizes = {
+        f"PersistentVolumeClaim/{o['metadata']['name']}": o["spec"]["resources"]["requests"][
+            "storage"
+        ]
+        for o in objects
+        if o["kind"] == "PersistentVolumeClaim"
+    }
+    for o in objects:
+        for claim in (o.get("spec") or {}).get("volumeClaimTemplates") or []:
+            name = f"{o['kind']}/{o['metadata']['name']}/{claim['metadata']['name']}"
+            sizes[name] = claim["spec"]["resources"]["requests"]["storage"]
+    return sizes
+
+
+def test_a_storage_floor_above_the_plan_sizes_every_plan_volume(render: RenderFn):
+    # The instance once ran on "large" (10Gi) and is now on "small" (1Gi): volumes never shrink.
+    stack = render(plan="small", storage_floor="10Gi")
+
+    assert stack.storage == "10Gi"
+    assert _volume_sizes(stack.objects) == {
+        "PersistentVolumeClaim/media": "10Gi",
+        "StatefulSet/db/data": "10Gi",
+    }
+    objects = by_id(stack.objects)
+    assert objects["ResourceQuota/city-platform-quota"]["spec"]["hard"]["requests.storage"] == (
+        "20Gi"
+    )
+    # Everything else follows the plan: its label, its container defaults.
+    assert objects["ConfigMap/web"]["metadata"]["labels"]["city-platform.be/plan"] == "small"
+    small = by_id(render(plan="small").objects)
+    assert objects["LimitRange/city-platform-limits"] == small["LimitRange/city-platform-limits"]
+
+
+@pytest.mark.parametrize("floor", [None, "512Mi", "1Gi", "1024Mi", "not a quantity"])
+def test_a_storage_floor_at_or_below_the_plan_changes_nothing(render: RenderFn, floor: str | None):
+    plain = render(plan="small")
+
+    floored = render(plan="small", storage_floor=floor)
+
+    assert floored.digest == plain.digest
+    assert floored.storage == "1Gi"  # the plan's spelling, even when the floor is 1024Mi
 
 
 def test_baseline_comes_first_in_apply_order(render: RenderFn):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from controlplane.errors import Unavailable
 
@@ -70,6 +70,16 @@ class TargetRejected(TargetError):
     status = 422
     title = "Object rejected by the target"
     code = "target_rejected"
+    #: The reason of the instance's ``Applied`` condition.
+    reason: ClassVar[str] = "Rejected"
+
+
+class VolumeExpansionRefused(TargetRejected):
+    """A volume would have to grow and the target cannot expand it; nothing was applied."""
+
+    title = "Volume cannot grow"
+    code = "volume_expansion_refused"
+    reason = "VolumeExpansionRefused"
 
 
 class StackTarget(Protocol):

@@ -6,6 +6,13 @@ from (annotation ``city-platform.be/object-digest``), so the periodic resync fin
 an object that is gone, that another tool replaced, or whose fields someone edited — with
 reads only, and a no-op reconcile writes nothing.
 
+A ResourceQuota that would shrink (a plan change down) is not tightened at once: the old,
+larger pods still run while the new ones start, and a quota sized for the new plan alone
+makes the apiserver refuse the new pods, so the rollout never finishes. Such a quota is
+applied at the larger of the live and the desired amounts, marked ``quota-until-ready``,
+and tightened to the desired amounts by :meth:`KubernetesTarget.readiness` once every
+workload is ready; until then the drift check accepts it.
+
 This module must not know about the database or the queue.
 """
 
@@ -24,12 +31,15 @@ from controlplane.provisioning.targets import (
     Stack,
     TargetError,
     TargetRejected,
+    VolumeExpansionRefused,
 )
 
 if TYPE_CHECKING:
     from controlplane.kube.target import KubeTarget
 
 DIGEST_ANNOTATION = "city-platform.be/object-digest"
+#: On a ResourceQuota kept at the larger of two plans until the rollout is done.
+QUOTA_UNTIL_READY = "city-platform.be/quota-until-ready"
 #: Top-level keys that are not desired state (or, for Secrets, not comparable as written).
 _NOT_COMPARED = frozenset({"apiVersion", "kind", "metadata", "status"})
 _SECRET_NOT_COMPARED = frozenset({"data", "stringData"})
@@ -76,6 +86,12 @@ class KubernetesTarget:
         if only is not None and not only:
             return ApplyReport()
         with _Translated(self.name):
+            objects = [
+                self._quota_for_rollout(obj)
+                if obj.get("kind") == "ResourceQuota" and (only is None or _id(obj) in only)
+                else obj
+                for obj in objects
+            ]
             self.port.apply(objects, only=only)
         written = [oid for oid in stack.digests if only is None or oid in only]
         return ApplyReport(written=written)
@@ -111,6 +127,8 @@ class KubernetesTarget:
     def readiness(self, stack: Stack) -> Readiness:
         with _Translated(self.name):
             result = self.port.readiness(list(stack.objects))
+            if result.ready:
+                self._tighten_quotas(stack)
         return Readiness(
             ready=bool(result.ready), messages=tuple(result.messages), failed=bool(result.failed)
         )
@@ -121,6 +139,31 @@ class KubernetesTarget:
 
     def flush(self, message: str) -> None:
         return None
+
+    # -- quotas across a rollout
+    def _quota_for_rollout(self, quota: KubeObject) -> KubeObject:
+        """The quota to apply now: never below what the running pods use (see the module)."""
+        live = self.port.get(quota["metadata"].get("namespace"), _id(quota))
+        if live is None:
+            return quota
+        hard = _hard(quota)
+        wider = _quota_max(_hard(live), hard)
+        if wider == hard:
+            return quota
+        out = copy.deepcopy(quota)
+        out["spec"]["hard"] = wider
+        out["metadata"].setdefault("annotations", {})[QUOTA_UNTIL_READY] = "true"
+        return out
+
+    def _tighten_quotas(self, stack: Stack) -> None:
+        """Apply the desired amounts to quotas kept wide for a rollout that is now done."""
+        for obj in stack.objects:
+            if obj.get("kind") != "ResourceQuota":
+                continue
+            live = self.port.get(stack.namespace, _id(obj))
+            annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+            if QUOTA_UNTIL_READY in annotations:
+                self.port.apply([_annotated(obj, stack.digests)])
 
 
 def _id(obj: Mapping[str, Any]) -> str:
@@ -135,13 +178,72 @@ def _annotated(obj: KubeObject, digests: Mapping[str, str]) -> KubeObject:
 
 
 def _contains(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    """Whether every desired field (outside metadata/status) has its value in ``live``."""
+    """Whether every desired field (spec, data, …, and the labels and annotations of its
+    metadata) has its value in ``live``.
+
+    A claim's storage request is a minimum: a volume larger than rendered (grown by an
+    operator) is not drift — volumes never shrink, so re-applying could not undo it.
+    """
+    if desired.get("kind") == "PersistentVolumeClaim":
+        desired = _at_least(desired, live)
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    if desired.get("kind") == "ResourceQuota" and QUOTA_UNTIL_READY in annotations:
+        # Kept wide until the rollout is done (tightened by ``readiness``): at least the
+        # desired amounts is no drift.
+        desired = {
+            **desired,
+            "spec": {**desired["spec"], "hard": _quota_max(_hard(live), _hard(desired))},
+        }
+    # The labels and annotations the platform sets are its own: another tool changing one
+    # (``kubectl annotate --overwrite``) is drift; ones others add are not.
+    want_meta, have_meta = desired.get("metadata") or {}, live.get("metadata") or {}
+    if not all(
+        _subset(want_meta.get(key) or {}, have_meta.get(key) or {})
+        for key in ("labels", "annotations")
+    ):
+        return False
     skip = _NOT_COMPARED | (_SECRET_NOT_COMPARED if desired.get("kind") == "Secret" else set())
     return all(
         key in live and _subset(value, live[key])
         for key, value in desired.items()
         if key not in skip
     )
+
+
+def _at_least(desired: Mapping[str, Any], live: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The desired claim with the live storage request when that is larger."""
+    from controlplane.kube.volumes import storage_request
+
+    want, have = storage_request(desired), storage_request(live)
+    if want is None or have is None or not _larger(have, want):
+        return desired
+    out = copy.deepcopy(dict(desired))
+    out["spec"]["resources"]["requests"]["storage"] = have
+    return out
+
+
+def _hard(quota: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(((quota.get("spec") or {}).get("hard")) or {})
+
+
+def _quota_max(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Per resource, the desired amount, or the live one where that is larger.
+
+    Only the desired resources: a resource the new stack drops is no longer limited.
+    """
+    return {
+        key: live[key] if key in live and _larger(str(live[key]), str(value)) else value
+        for key, value in desired.items()
+    }
+
+
+def _larger(a: str, b: str) -> bool:
+    from kubernetes.utils import parse_quantity
+
+    try:
+        return bool(parse_quantity(a) > parse_quantity(b))  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError):
+        return False
 
 
 def _subset(want: Any, have: Any) -> bool:
@@ -185,7 +287,14 @@ class _Translated:
         if exc is None or isinstance(exc, TargetError):
             return False
         from controlplane.kube.errors import ApplyConflict, TargetUnavailable
+        from controlplane.kube.volumes import VolumeExpansionRefused as NotExpandable
 
+        if isinstance(exc, NotExpandable):
+            raise VolumeExpansionRefused(
+                f"Kubernetes target {self.target!r}: {exc.detail}",
+                errors=list(exc.errors),
+                hint=exc.hint,
+            ) from exc
         if isinstance(exc, TargetUnavailable | ApplyConflict):
             raise TargetError(
                 f"Kubernetes target {self.target!r}: {exc.detail}",
