@@ -11,27 +11,27 @@ import pytest
 
 from tests.benchmarks.bench_scaling import fitted_exponent
 from tests.benchmarks.helm_chart import write_chart
-from tests.kube_emulator import KubeEmulator
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
+from tests.cluster.fixtures import Cluster, cluster, namespace  # noqa: F401
 
 TRICKY = {
     "apiVersion": "v1",
     "kind": "ConfigMap",
-    "metadata": {"name": "settings", "namespace": "default", "labels": {"app": "x"}},
+    "metadata": {"name": "settings", "labels": {"app": "x"}},
     "data": {"template": "Hallo {{ .Release.Name }} }}{{", "quote": 'it\'s "fine"'},
 }
 
 
 def test_helm_installs_the_objects_verbatim(
-    kube_emulator: KubeEmulator,  # noqa: F811
+    cluster: Cluster,  # noqa: F811
+    namespace: str,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     helm_sdkpy = pytest.importorskip("helm_sdkpy")
-    chart = write_chart(tmp_path, [TRICKY], name="stack")
-    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
-    config = helm_sdkpy.Configuration(namespace="default", kubeconfig=str(kubeconfig))
+    tricky = {**TRICKY, "metadata": {**TRICKY["metadata"], "namespace": namespace}}
+    chart = write_chart(tmp_path, [tricky], name="stack")
+    config = helm_sdkpy.Configuration(namespace=namespace, kubeconfig=str(cluster.kubeconfig))
     asyncio.run(helm_sdkpy.Install(config).run("r1", str(chart), wait=False))
-    stored = kube_emulator.get("ConfigMap", "settings", "default")
+    stored = cluster.get("ConfigMap", "settings", namespace, api_version="v1")
     assert stored is not None
     assert stored["data"] == TRICKY["data"]
     assert stored["metadata"]["labels"]["app"] == "x"

@@ -1,5 +1,5 @@
 """Factories of the provisioning tests: a database, a tiny published service, tenants and
-instances, a reconciler and a worker over a GitOps directory or the Kubernetes emulator.
+instances, a reconciler and a worker over a GitOps directory or the real cluster.
 
 The tiny service has three objects besides the namespace baseline (a ConfigMap, a Secret
 with a generated credential and, in version 1.0.0 only, a ``legacy`` ConfigMap), so that
@@ -147,6 +147,7 @@ class Platform:
         tenant: Tenant,
         name: str,
         *,
+        service: str = SERVICE,
         version: str = "1.0.0",
         plan: str = "small",
         parameters: dict[str, Any] | None = None,
@@ -155,7 +156,7 @@ class Platform:
             instance = Instance(
                 tenant_id=tenant.id,
                 name=name,
-                service=SERVICE,
+                service=service,
                 version=version,
                 plan=plan,
                 parameters=parameters or {},

@@ -1,21 +1,31 @@
 """Factories of the fleet tests: a small service whose 2.0.0 adds a Deployment, a platform
-on the Kubernetes emulator, a clock the tests move, and a driver that alternates the fleet
+on the real cluster, a clock the tests move, and a driver that alternates the fleet
 executor's tick with the reconcile worker.
 
 Version 1.0.0 has a ConfigMap and a Secret; 2.0.0 changes the ConfigMap, drops nothing and
-adds a ``web`` Deployment — so an instance can be made to fail on 2.0.0 only (the emulator
-reports its Deployment failed) and recover by the rollback to 1.0.0 (which prunes it).
+adds a ``web`` Deployment — so an instance can be made to fail on 2.0.0 only and recover by
+the rollback to 1.0.0 (which prunes it). An instance fails by its ``pool`` parameter: its
+pods select a node pool no node has, stay Pending, and the real deployment controller
+declares the rollout failed after a two-second progress deadline.
+
+Tenant slugs get a random suffix per world (the cluster is shared); the world deletes the
+namespaces of its instances when the test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kubernetes.client
+from kubernetes.client.exceptions import ApiException
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 import controlplane.tables  # noqa: F401 - registers every table
 from controlplane.catalog.models import ServiceRelease, ServiceVersion, TemplateBundle
@@ -24,14 +34,14 @@ from controlplane.kube.retrying import RetryPolicy
 from controlplane.kube.target import KubeTarget
 from controlplane.provisioning import fleet, queueing
 from controlplane.provisioning.fleet_models import FleetRun, FleetRunItem
-from controlplane.provisioning.models import Instance, Target, TargetKind
+from controlplane.provisioning.models import Instance, Phase, Target, TargetKind
 from controlplane.provisioning.reconciling import Reconciler
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from controlplane.provisioning.worker import Worker
 from controlplane.rendering import Renderer
 from controlplane.tenants.models import Tenant
-from tests.kube_emulator import KubeEmulator
+from tests.cluster.fixtures import Cluster
 from tests.provisioning.conftest import (
     SECRET,
     SERVER_SECRET,
@@ -60,6 +70,7 @@ metadata:
     app.kubernetes.io/component: web
 spec:
   replicas: {{ plan.replicas }}
+  progressDeadlineSeconds: {{ 2 if params.pool else 600 }}
   selector:
     matchLabels:
       app.kubernetes.io/component: web
@@ -71,6 +82,10 @@ spec:
         app.kubernetes.io/instance: {{ instance.name }}
     spec:
       automountServiceAccountToken: false
+{%- if params.pool %}
+      nodeSelector:
+        city-platform.be/pool: {{ params.pool }}
+{%- endif %}
       securityContext:
         runAsNonRoot: true
         runAsUser: 1000
@@ -93,6 +108,13 @@ spec:
 """
 
 
+def shop_schema() -> dict[str, Any]:
+    """``greeting``, and ``pool``: a node pool for the pods (no node has one: they never run)."""
+    schema = greeting_schema()
+    schema["properties"]["pool"] = {"type": "string", "default": ""}
+    return schema
+
+
 def shop_release(version: str) -> ServiceRelease:
     files = {"10-config.yaml.j2": CONFIG, "20-secret.yaml.j2": SECRET}
     images: dict[str, str] = {}
@@ -113,7 +135,7 @@ def shop_release(version: str) -> ServiceRelease:
             upgrade_from="" if version.startswith("1.") else ">=1.0.0,<2.0.0",
         ),
         plans=[plan_of("small", 1)],
-        parameters=greeting_schema(),
+        parameters=shop_schema(),
         bundle=TemplateBundle(files=files),
     )
 
@@ -133,11 +155,12 @@ class Clock:
 
 @dataclass
 class FleetWorld:
-    """A database with ``shop`` 1.0.0 and 2.0.0 published, the emulator as target."""
+    """A database with ``shop`` 1.0.0 and 2.0.0 published, the real cluster as target."""
 
     engine: Engine
-    emulator: KubeEmulator
+    cluster: Cluster
     worker: Worker
+    suffix: str = field(default_factory=lambda: secrets.token_hex(2))
     clock: Clock = field(default_factory=Clock)
     renderer: Renderer = field(
         default_factory=lambda: Renderer(server_secret=SERVER_SECRET, kubernetes_version="1.33")
@@ -147,9 +170,10 @@ class FleetWorld:
         return self.renderer
 
     def tenant(self, slug: str, window: dict[str, Any] | None = None) -> Tenant:
+        """A tenant whose slug is ``slug`` plus the world's suffix (see ``slug``)."""
         with Session(self.engine, expire_on_commit=False) as session:
             tenant = Tenant(
-                slug=slug,
+                slug=self.slug(slug),
                 name=slug.title(),
                 nis_code=f"{10000 + int(uuid.uuid4().int % 89999):05d}",
                 maintenance_window=window or {},
@@ -158,7 +182,16 @@ class FleetWorld:
             session.commit()
             return tenant
 
-    def instance(self, tenant: Tenant, name: str, version: str = "1.0.0") -> uuid.UUID:
+    def slug(self, slug: str) -> str:
+        return f"{slug}-{self.suffix}"
+
+    def instance(
+        self,
+        tenant: Tenant,
+        name: str,
+        version: str = "1.0.0",
+        parameters: dict[str, Any] | None = None,
+    ) -> uuid.UUID:
         with Session(self.engine, expire_on_commit=False) as session:
             row = Instance(
                 tenant_id=tenant.id,
@@ -166,7 +199,7 @@ class FleetWorld:
                 service=SERVICE,
                 version=version,
                 plan="small",
-                parameters={},
+                parameters=parameters or {},
                 target="main",
                 namespace=f"{tenant.slug}-{name}",
             )
@@ -176,8 +209,25 @@ class FleetWorld:
             session.commit()
             return row.id
 
-    def converge(self) -> None:
-        self.worker.run_until_idle(timeout=60)
+    def converge(self, timeout: float = 180) -> None:
+        """Reconcile until every instance has settled: Ready, or failed (waiting will not help).
+
+        On the real cluster a rollout takes real seconds while the fleet's clock is the test's:
+        the clock must not move on while pods are still starting, or healthy upgrades would
+        look timed out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.worker.run_until_idle(timeout=timeout)
+            if not self._rolling_out() or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def _rolling_out(self) -> bool:
+        with Session(self.engine) as session:
+            phases = {Phase.PENDING, Phase.PROVISIONING, Phase.DELETING}
+            rows = session.exec(select(Instance).where(col(Instance.phase).in_(phases))).all()
+            return bool(rows)
 
     def tick(self) -> None:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -212,18 +262,30 @@ class FleetWorld:
             assert row is not None
             return row
 
+    def live(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        return self.cluster.get(kind, name, namespace)
 
-def make_world(engine: Engine, emulator: KubeEmulator, *, fresh: bool = True) -> FleetWorld:
+    def clean_up(self) -> None:
+        """Delete the namespaces of every instance of this world (not awaited)."""
+        with Session(self.engine) as session:
+            namespaces = {row.namespace for row in session.exec(select(Instance)).all()}
+        core = kubernetes.client.CoreV1Api(self.cluster.api_client)
+        for namespace in sorted(namespaces):
+            with contextlib.suppress(ApiException):
+                core.delete_namespace(namespace)
+
+
+def make_world(engine: Engine, cluster: Cluster, *, fresh: bool = True) -> FleetWorld:
     """A world on ``engine``; ``fresh=False`` reuses an existing database (a restart)."""
     if fresh:
         _create_database(engine)
-    port = KubeTarget(emulator.api_client(), retry=RetryPolicy())
+    port = KubeTarget.from_kubeconfig(str(cluster.kubeconfig), retry=RetryPolicy(poll_interval=0.2))
     registry = TargetRegistry(overrides={"main": KubernetesTarget(port, name="main")})
     reconciler = Reconciler(
         engine, server_secret=SERVER_SECRET, targets=registry, settings=fast_settings()
     )
     worker = Worker(engine, reconciler, poll_seconds=0.02, batch_size=50, fleet=False)
-    return FleetWorld(engine=engine, emulator=emulator, worker=worker)
+    return FleetWorld(engine=engine, cluster=cluster, worker=worker)
 
 
 def _create_database(engine: Engine) -> None:

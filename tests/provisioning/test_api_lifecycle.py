@@ -4,9 +4,10 @@ The real app (``create_app``) with ``embedded_worker`` on, exactly as ``controlp
 builds it, on a fresh data directory: its start-up creates the default GitOps target and the
 embedded worker seals it. Each test walks create → Ready → change parameters and plan →
 upgrade along the upgrade range (an object dropped in 2.0.0 is pruned) → roll back to
-revision 1 (the object comes back) → delete → gone, on the GitOps target and on the
-Kubernetes emulator (a ``kubernetes`` target created through the API with a kubeconfig that
-points at the emulator).
+revision 1 (the object comes back) → delete → gone, on the GitOps target and on the real
+cluster (a ``kubernetes`` target created through the API with a kubeconfig that points at
+the fault proxy in front of it, which counts the writes). The tenant slug has a random
+suffix: the cluster is shared.
 
 The worker's poll tick is set to a minute: every step only converges quickly because the
 API wakes the worker after recording the change (a missing wake-up makes these tests time
@@ -15,7 +16,9 @@ out). The service is the tiny fixture release of ``conftest.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -38,12 +42,12 @@ from controlplane.provisioning.targets.sealing import ensure_keypair
 from controlplane.provisioning.worker import Worker
 from controlplane.rendering.secrets import derive_secret
 from controlplane.settings import Settings
+from tests.cluster.fixtures import Cluster, cluster, kube  # noqa: F401
+from tests.cluster.proxy import FaultProxy
 from tests.factories import make_tenant, make_token
-from tests.kube_emulator import KubeEmulator
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
 from tests.provisioning.conftest import SERVICE, publish, tiny_release
 
-TENANT = "gent"
+TENANT = f"gent-{secrets.token_hex(2)}"
 BASE = f"/api/v1/tenants/{TENANT}/instances"
 TIMEOUT = 20.0
 SECRET = b"lifecycle-secret"
@@ -259,39 +263,45 @@ def test_secrets_are_sealed_in_the_embedded_gitops_tree(api: Api) -> None:
     assert not [p for p in folder.iterdir() if password in p.read_text()]
 
 
-def test_lifecycle_on_the_kubernetes_emulator(
+def test_lifecycle_on_the_cluster(
     api: Api,
     tmp_path: Path,
-    kube_emulator: KubeEmulator,  # noqa: F811
+    kube: FaultProxy,  # noqa: F811
+    cluster: Cluster,  # noqa: F811
 ) -> None:
-    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
     api.call(
         "POST",
         "/api/v1/targets",
         201,
         json={
-            "name": "emulator",
-            "config": {"kind": "kubernetes", "kubeconfig": str(kubeconfig), "context": "emulator"},
+            "name": "cluster",
+            "config": {"kind": "kubernetes", "kubeconfig": str(kubeconfig), "context": "proxy"},
         },
     )
     namespace = f"{TENANT}-forms"
 
     def names() -> set[str]:
-        return {o["metadata"]["name"] for o in kube_emulator.objects("ConfigMap", namespace)}
+        found = cluster.objects("ConfigMap", namespace, api_version="v1")
+        return {o["metadata"]["name"] for o in found} - {"kube-root-ca.crt"}
 
     def greeting() -> str | None:
-        found = kube_emulator.get("ConfigMap", "settings", namespace)
+        found = cluster.get("ConfigMap", "settings", namespace, api_version="v1")
         return None if found is None else str(found["data"]["greeting"])
 
-    _walk(
-        api,
-        target="emulator",
-        names=names,
-        greeting=greeting,
-        writes=lambda: kube_emulator.writes.total,
-        reset_writes=kube_emulator.writes.reset,
-        gone=lambda: kube_emulator.get("Namespace", namespace) is None,
-    )
+    try:
+        _walk(
+            api,
+            target="cluster",
+            names=names,
+            greeting=greeting,
+            writes=lambda: kube.writes.total,
+            reset_writes=kube.writes.reset,
+            gone=lambda: not cluster.namespace_exists(namespace),
+        )
+    finally:
+        with contextlib.suppress(kubernetes.client.ApiException):
+            kubernetes.client.CoreV1Api(cluster.api_client).delete_namespace(namespace)
     assert not (api.data_dir / "gitops" / TENANT).exists()
 
 

@@ -1,4 +1,4 @@
-"""Fleet runs on the Kubernetes emulator, through the real reconciler and worker: waves,
+"""Fleet runs on the real cluster, through the real reconciler and worker: waves,
 concurrency, the failure threshold with rollback, resume, pause, cancel, and a restart."""
 
 from __future__ import annotations
@@ -16,26 +16,32 @@ from controlplane.db.engine import make_engine
 from controlplane.provisioning import fleet
 from controlplane.provisioning.fleet_models import ItemState, RunStatus
 from controlplane.provisioning.models import Phase, Revision
-from tests.kube_emulator import KubeEmulator
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
+from tests.cluster.fixtures import Cluster, cluster  # noqa: F401
 from tests.provisioning.fleet_support import SERVICE, FleetWorld, make_world
 
 OPERATOR = AuditContext(actor="operator-test", request_id="req-1")
 
 
 @pytest.fixture
-def world(tmp_path: Path, kube_emulator: KubeEmulator) -> Iterator[FleetWorld]:  # noqa: F811
+def world(tmp_path: Path, cluster: Cluster) -> Iterator[FleetWorld]:  # noqa: F811
     engine = make_engine(f"sqlite:///{tmp_path / 'cp.db'}")
-    yield make_world(engine, kube_emulator)
+    world = make_world(engine, cluster)
+    yield world
+    world.clean_up()
     engine.dispose()
 
 
-def _populate(w: FleetWorld, tenants: int, per_tenant: int) -> dict[str, uuid.UUID]:
+def _populate(
+    w: FleetWorld, tenants: int, per_tenant: int, *, broken: frozenset[str] = frozenset()
+) -> dict[str, uuid.UUID]:
+    """Instances keyed by namespace; those named in ``broken`` cannot run 2.0.0's pods."""
     ids: dict[str, uuid.UUID] = {}
     for t in range(tenants):
         tenant = w.tenant(f"t{t}")
         for i in range(per_tenant):
-            ids[f"t{t}-app{i}"] = w.instance(tenant, f"app{i}")
+            namespace = f"{tenant.slug}-app{i}"
+            parameters = {"pool": "none"} if namespace in broken else None
+            ids[namespace] = w.instance(tenant, f"app{i}", parameters=parameters)
     w.converge()
     for namespace, iid in ids.items():
         assert w.get(iid).phase == Phase.READY, namespace
@@ -83,10 +89,10 @@ def _versions(w: FleetWorld, iid: uuid.UUID) -> tuple[str, str, Phase]:
     return instance.version, applied.version, instance.phase
 
 
-def test_sixty_instances_upgrade_in_waves_of_ten(world: FleetWorld) -> None:
+def test_twenty_instances_upgrade_in_waves_of_five(world: FleetWorld) -> None:
     w = world
-    ids = _populate(w, tenants=6, per_tenant=10)
-    run_id = _plan_and_start(w, wave_size=10, max_concurrency=4, pause_seconds=30)
+    ids = _populate(w, tenants=2, per_tenant=10)
+    run_id = _plan_and_start(w, wave_size=5, max_concurrency=3, pause_seconds=30)
     most_in_flight = 0
     for _ in range(300):
         w.tick()
@@ -101,34 +107,33 @@ def test_sixty_instances_upgrade_in_waves_of_ten(world: FleetWorld) -> None:
             break
     run = w.run(run_id)
     assert run.status == RunStatus.SUCCEEDED, run.report
-    assert most_in_flight == 4
+    assert most_in_flight == 3
     items = w.items(run_id)
-    assert [i.wave for i in items] == [n // 10 for n in range(60)]
+    assert [i.wave for i in items] == [n // 5 for n in range(20)]
     assert {i.state for i in items} == {ItemState.SUCCEEDED}
     # Wave n+1 starts only after wave n is through and the pause has passed.
-    for wave in range(1, 6):
+    for wave in range(1, 4):
         ended = max(i.finished_at for i in items if i.wave == wave - 1 and i.finished_at)
         started = min(i.started_at for i in items if i.wave == wave and i.started_at)
         assert (started - ended).total_seconds() >= 30
     for namespace, iid in ids.items():
         assert _versions(w, iid) == ("2.0.0", "2.0.0", Phase.READY)
-        assert w.emulator.get("Deployment", "web", namespace) is not None
-    assert run.report["counts"]["succeeded"] == 60
+        assert w.live("Deployment", "web", namespace) is not None
+    assert run.report["counts"]["succeeded"] == 20
     with Session(w.engine) as session:
         actions = [e.action for e in session.exec(select(AuditEvent)).all()]
-    assert actions.count("fleet.instance.upgrade") == 60
-    assert actions.count("fleet.instance.succeeded") == 60
-    assert actions.count("fleet.wave.start") == 5
+    assert actions.count("fleet.instance.upgrade") == 20
+    assert actions.count("fleet.instance.succeeded") == 20
+    assert actions.count("fleet.wave.start") == 3
     assert {"fleet.plan.create", "fleet.run.start", "fleet.run.finish"} <= set(actions)
 
 
 def test_failure_stops_the_run_rolls_back_and_resume_continues(world: FleetWorld) -> None:
     w = world
-    ids = _populate(w, tenants=3, per_tenant=10)
-    broken = "t1-app3"  # in wave 1
-    w.emulator.set_ready("fail", namespace=broken)
+    broken = f"{w.slug('t0')}-app7"  # in wave 1
+    ids = _populate(w, tenants=2, per_tenant=10, broken=frozenset({broken}))
     run_id = _plan_and_start(
-        w, wave_size=10, max_concurrency=5, failure_threshold="1", instance_timeout_seconds=60
+        w, wave_size=5, max_concurrency=3, failure_threshold="1", instance_timeout_seconds=60
     )
     _drive(w, run_id, until={RunStatus.STOPPED})
     # The stop lets in-flight upgrades finish and the rollback complete.
@@ -136,8 +141,8 @@ def test_failure_stops_the_run_rolls_back_and_resume_continues(world: FleetWorld
         w.step(10)
     run = w.run(run_id)
     assert run.status == RunStatus.STOPPED
-    assert run.report["failures"][0]["instance"] == "app3"
-    assert run.report["failures"][0]["tenant"] == "t1"
+    assert run.report["failures"][0]["instance"] == "app7"
+    assert run.report["failures"][0]["tenant"] == w.slug("t0")
     # The failed rollout is reported as such (not as a timeout), naming the workload.
     message = run.report["failures"][0]["message"]
     assert "Deployment/web" in message
@@ -145,7 +150,7 @@ def test_failure_stops_the_run_rolls_back_and_resume_continues(world: FleetWorld
     items = {f"{i.tenant}-{i.instance}": i for i in w.items(run_id)}
     assert items[broken].state == ItemState.ROLLED_BACK
     assert _versions(w, ids[broken]) == ("1.0.0", "1.0.0", Phase.READY)
-    assert w.emulator.get("Deployment", "web", broken) is None  # pruned by the rollback
+    assert w.live("Deployment", "web", broken) is None  # pruned by the rollback
     with Session(w.engine) as session:
         last = session.exec(
             select(Revision)
@@ -213,7 +218,7 @@ def test_cancel_leaves_every_instance_on_the_old_or_the_new_version(world: Fleet
 def test_pause_starts_nothing_new_and_a_restart_loses_nothing(
     world: FleetWorld,
     tmp_path: Path,
-    kube_emulator: KubeEmulator,  # noqa: F811
+    cluster: Cluster,  # noqa: F811
 ) -> None:
     w = world
     _populate(w, tenants=1, per_tenant=6)
@@ -231,7 +236,7 @@ def test_pause_starts_nothing_new_and_a_restart_loses_nothing(
     w.worker.stop()
     w.engine.dispose()
     engine = make_engine(f"sqlite:///{tmp_path / 'cp.db'}")
-    again = make_world(engine, kube_emulator, fresh=False)
+    again = make_world(engine, cluster, fresh=False)
     again.clock = w.clock
     _operator(again, run_id, "resume")
     _drive(again, run_id, until={RunStatus.SUCCEEDED})

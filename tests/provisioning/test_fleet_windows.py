@@ -14,8 +14,7 @@ from controlplane.auth.audit import AuditContext
 from controlplane.db.engine import make_engine
 from controlplane.provisioning import fleet
 from controlplane.provisioning.fleet_models import ItemState, RunStatus
-from tests.kube_emulator import KubeEmulator
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
+from tests.cluster.fixtures import Cluster, cluster  # noqa: F401
 from tests.provisioning.fleet_support import SATURDAY_NOON, SERVICE, FleetWorld, make_world
 
 NIGHTS = {"days": ["sat"], "start": "22:00", "end": "06:00"}
@@ -53,9 +52,11 @@ def test_next_opening_is_the_coming_start() -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path, kube_emulator: KubeEmulator) -> Iterator[FleetWorld]:  # noqa: F811
+def world(tmp_path: Path, cluster: Cluster) -> Iterator[FleetWorld]:  # noqa: F811
     engine = make_engine(f"sqlite:///{tmp_path / 'cp.db'}")
-    yield make_world(engine, kube_emulator)
+    world = make_world(engine, cluster)
+    yield world
+    world.clean_up()
     engine.dispose()
 
 
@@ -89,7 +90,7 @@ def test_an_instance_outside_its_window_waits_while_the_run_goes_on(world: Fleet
     # Saturday afternoon: the windowed tenants wait, the others are upgraded.
     for _ in range(30):
         w.step(60)  # a minute per step: 13:00 → 13:30 Brussels
-    items = {f"{i.tenant}/{i.instance}": i for i in w.items(run.id)}
+    items = {f"{i.tenant.removesuffix('-' + w.suffix)}/{i.instance}": i for i in w.items(run.id)}
     assert items["anytime/b"].state == ItemState.SUCCEEDED
     assert items["anytime/c"].state == ItemState.SUCCEEDED
     for key in ("aa-nightly/a", "nightly/d"):
@@ -101,7 +102,9 @@ def test_an_instance_outside_its_window_waits_while_the_run_goes_on(world: Fleet
     # Move the clock to 21:58 Brussels: still closed.
     w.clock.now = utc(2025, 1, 4, 20, 58)
     w.step(60)
-    assert {i.state for i in w.items(run.id) if i.tenant != "anytime"} == {ItemState.SKIPPED_WINDOW}
+    assert {i.state for i in w.items(run.id) if i.tenant != w.slug("anytime")} == {
+        ItemState.SKIPPED_WINDOW
+    }
     # 22:00: the window opens, they are upgraded.
     w.clock.now = utc(2025, 1, 4, 21, 0)
     for _ in range(10):
@@ -111,7 +114,7 @@ def test_an_instance_outside_its_window_waits_while_the_run_goes_on(world: Fleet
     assert w.run(run.id).status == RunStatus.SUCCEEDED
     for item in w.items(run.id):
         assert item.state == ItemState.SUCCEEDED
-        if item.tenant != "anytime":
+        if item.tenant != w.slug("anytime"):
             assert item.started_at is not None
             assert item.started_at >= utc(2025, 1, 4, 21, 0)
     for iid in ids.values():
