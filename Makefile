@@ -49,8 +49,8 @@ cluster-down: $(STAMP)  ## Stop the local Kubernetes cluster.
 test: $(STAMP) postgres cluster  ## Run the whole test suite (unit, real PostgreSQL, real Kubernetes, Helm).
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-fast: $(STAMP)  ## Run the tests that need neither PostgreSQL nor Helm.
-	$(PY) -m pytest -n 2 --dist loadfile -m "not postgres and not slow" $(PYTEST_ARGS)
+test-fast: $(STAMP)  ## Run the tests that need neither PostgreSQL nor the cluster.
+	$(PY) -m pytest -n 2 --dist loadfile -m "not postgres and not slow and not cluster" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy --strict, import contracts.
 	$(VENV)/bin/ruff check .
@@ -62,11 +62,11 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)  ## Print the benchmark figures (and write them as JSON).
+bench: $(STAMP) postgres cluster  ## Print the benchmark figures (and write them as JSON).
 	$(PY) -m tests.benchmarks
 
 SOAK_MINUTES ?= 3
-soak: $(STAMP)  ## Soak: API + 2 workers on PostgreSQL, emulator faults, worker kills (SOAK_MINUTES=3).
+soak: $(STAMP) postgres cluster  ## Soak: API + 2 workers on PostgreSQL, the real cluster behind a fault proxy, worker kills.
 	$(PY) -m tests.soak --minutes $(SOAK_MINUTES)
 
 clean:  ## Remove the virtual environment and caches.
