@@ -1,5 +1,5 @@
 """Reconcile benchmarks: the Flemish fleet on GitOps, the no-op resync, and provisioning on
-the Kubernetes emulator.
+the real Kubernetes cluster (``make cluster``, or ``$CITY_TEST_KUBECONFIG``).
 
 The fleet is every municipality in controlplane/tenants/data/flemish-municipalities.csv (285,
 Source: Statbel, CC BY 4.0) x the 8 services of the shipped catalogue = 2,280 instances,
@@ -13,10 +13,15 @@ URL``: the production ``Worker`` + ``Reconciler`` until the queue is empty. The 
 start, say "ready" and are released together; the time runs from the release until the
 database shows every instance Ready at its generation. Then the no-op resync with the most
 processes. Without a reachable PostgreSQL these figures are skipped with a printed line.
+
+Cluster: up to 20 stacks (every plan of each service's newest release) of one tenant with a
+random slug, applied by the production worker through the fault proxy (which counts the
+writes), then the reconcile that finds them Ready; see ``_cluster_figures``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, func, make_url, or_, select, text, update
 from sqlalchemy.exc import OperationalError
@@ -59,6 +65,9 @@ from controlplane.tenants.models import Tenant
 from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
 from tests.benchmarks.bench_scaling import scratch_dir
+
+if TYPE_CHECKING:
+    from controlplane.kube.target import KubeTarget
 
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SECRET = b"bench-server-secret-0123456789abcdef"
@@ -461,15 +470,62 @@ def _postgres_figures() -> list[Figure]:
     return figures
 
 
-def _emulator_figures() -> list[Figure]:
+#: Stacks of the cluster figures: every plan of each service's newest release, at most this many
+#: (one worker batch, so the first apply is one ``run_once``).
+CLUSTER_STACKS = 20
+#: How long the cluster's controllers (and kwok) may take to make the stacks Ready.
+CLUSTER_SETTLE_SECONDS = 300.0
+
+
+def _cluster_kubeconfig() -> Path | None:
+    """The cluster's admin kubeconfig, or None (with a skip line) when it cannot be had."""
+    from tests.cluster.local import ClusterError
+    from tests.soak.runner import cluster_kubeconfig
+
+    try:
+        return cluster_kubeconfig()
+    except ClusterError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"reconcile: cluster figures skipped: the cluster did not start ({first})")
+        return None
+
+
+def _workloads_ready(port: KubeTarget, tenant: str) -> bool:
+    """Whether every workload the platform labelled with ``tenant`` is ready."""
+    from controlplane.kube.readiness import WORKLOAD_KINDS, evaluate
+
+    selector = f"city-platform.be/tenant={tenant}"
+    versions = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1"}
+    for kind in sorted(WORKLOAD_KINDS):
+        for obj in port.list_objects(versions[kind], kind, None, label_selector=selector):
+            if not evaluate(f"{kind}/{obj['metadata']['name']}", kind, obj).ready:
+                return False
+    return True
+
+
+def _cluster_figures() -> list[Figure]:
+    """Provisioning on the real cluster (``$CITY_TEST_KUBECONFIG`` or ``make cluster``).
+
+    One tenant with a random slug (the cluster is shared), up to ``CLUSTER_STACKS`` stacks.
+    The target talks to the apiserver through the fault proxy (no faults: it counts the
+    writes). Three figures per stack: the first apply (one worker batch: render, server-side
+    apply of every object, prune, first readiness look), the writes it took, and the
+    readiness pass (after the controllers made every workload ready, every stack is made due
+    and the worker's reconcile reads it back, finds no drift and records it Ready; it must
+    write nothing). The controllers' settling is reported apart: it is the cluster's time,
+    not the platform's. Every namespace is deleted afterwards (not awaited).
+    """
     from controlplane.kube.target import KubeTarget
     from controlplane.provisioning.targets.kubernetes import KubernetesTarget
-    from tests.kube_emulator import KubeEmulator
+    from tests.cluster.proxy import FaultProxy
 
-    with tempfile.TemporaryDirectory(dir=_bench_dir()) as tmp, KubeEmulator(seed=0) as emulator:
+    kubeconfig = _cluster_kubeconfig()
+    if kubeconfig is None:
+        return []
+    slug = f"bench-{secrets.token_hex(3)}"
+    with tempfile.TemporaryDirectory(dir=_bench_dir()) as tmp, FaultProxy(kubeconfig) as proxy:
         root = Path(tmp)
-        engine_url = f"sqlite:///{root / 'cp.db'}"
-        engine = make_engine(engine_url)
+        engine = make_engine(f"sqlite:///{root / 'cp.db'}")
         SQLModel.metadata.create_all(engine)
         catalog = load_catalog()
         with Session(engine) as session:
@@ -483,55 +539,108 @@ def _emulator_figures() -> list[Figure]:
                         digest=release.digest,
                     )
                 )
-                releases[release.name] = release
+                releases[release.name] = release  # the newest wins (sorted by version)
             session.add(Target(name="cluster", kind=TargetKind.KUBERNETES, config={}))
-            tenant = Tenant(slug="gent", name="Gent", nis_code="44021")
+            tenant = Tenant(slug=slug, name="Gent", nis_code="44021")
             session.add(tenant)
             session.flush()
-            for service, release in sorted(releases.items()):
+            stacks = [
+                (service, release, plan.name)
+                for service, release in sorted(releases.items())
+                for plan in release.plans
+            ][:CLUSTER_STACKS]
+            namespaces = []
+            for index, (service, release, plan) in enumerate(stacks):
+                name = f"{service[:12]}-{index}"
                 instance = Instance(
                     tenant_id=tenant.id,
-                    name=service[:12],
+                    name=name,
                     service=service,
                     version=release.version.version,
-                    plan=release.plans[0].name,
+                    plan=plan,
                     parameters={},
                     target="cluster",
-                    namespace=f"gent-{service[:12]}",
+                    namespace=f"{slug}-{name}",
                 )
+                namespaces.append(instance.namespace)
                 session.add(instance)
                 session.flush()
                 queueing.enqueue(session, instance.id)
             session.commit()
-        target = KubernetesTarget(KubeTarget(emulator.api_client()), name="cluster")
+        port = KubeTarget(proxy.api_client())
+        target = KubernetesTarget(port, name="cluster")
         reconciler = Reconciler(
             engine,
             server_secret=SECRET,
             targets=TargetRegistry(overrides={"cluster": target}),
             settings=ReconcileSettings(not_ready_seconds=0),
         )
-        worker = Worker(engine, reconciler)
-        start = time.perf_counter()
-        done = worker.run_once()
-        applied = time.perf_counter() - start
-        writes = emulator.writes.total
-        emulator.set_ready(True)
-        start = time.perf_counter()
-        worker.run_until_idle(timeout=120)
-        ready = time.perf_counter() - start
+        worker = Worker(engine, reconciler, batch_size=CLUSTER_STACKS)
+        admin = KubeTarget.from_kubeconfig(str(kubeconfig))
+        try:
+            start = time.perf_counter()
+            done = worker.run_once()
+            applied = time.perf_counter() - start
+            writes = proxy.writes.total
+            # The controllers' time: Deployments → ReplicaSets → Pods on the kwok nodes,
+            # StatefulSets with their claims bound. Read directly, not through the proxy.
+            start = time.perf_counter()
+            deadline = start + CLUSTER_SETTLE_SECONDS
+            while not _workloads_ready(admin, slug) and time.perf_counter() < deadline:
+                time.sleep(0.5)
+            settle = time.perf_counter() - start
+            # Stacks seen ready at their first look are not due again for the resync period:
+            # make every one due, so the pass reads each stack back and finds it Ready.
+            with Session(engine) as session:
+                session.execute(update(ReconcileRequest).values(due_at=utcnow()))
+                session.commit()
+            proxy.writes.reset()
+            start = time.perf_counter()
+            passed = worker.run_until_idle(timeout=120)
+            ready = time.perf_counter() - start
+            pass_writes = proxy.writes.total
+            with Session(engine) as session:
+                not_ready = session.execute(
+                    select(func.count())
+                    .select_from(Instance)
+                    .where(col(Instance.phase) != Phase.READY)
+                ).scalar_one()
+        finally:
+            for namespace in namespaces:
+                with contextlib.suppress(Exception):
+                    admin.delete_namespace(namespace, wait=False)
+            admin.close()
+            port.close()
+            engine.dispose()
+        count = max(done, 1)
         return [
+            Figure("reconcile", "cluster: first apply per stack", applied / count * 1000, "ms"),
+            Figure("reconcile", "cluster: writes per stack", writes / count, "requests"),
             Figure(
-                "reconcile", "emulator: first apply per stack", applied / max(done, 1) * 1000, "ms"
+                "reconcile",
+                "cluster: readiness pass per stack",
+                ready / max(passed, 1) * 1000,
+                "ms",
             ),
-            Figure("reconcile", "emulator: writes per stack", writes / max(done, 1), "requests"),
             Figure(
-                "reconcile", "emulator: readiness pass per stack", ready / max(done, 1) * 1000, "ms"
+                "reconcile",
+                "cluster: writes in the readiness pass",
+                float(pass_writes),
+                "requests",
+                "0",
             ),
+            Figure(
+                "reconcile",
+                "cluster: controllers settle the stacks to Ready (not the platform's time)",
+                settle,
+                "s",
+            ),
+            Figure("reconcile", "cluster: stacks not Ready", float(not_ready), "count", "0"),
         ]
 
 
 def run() -> list[Figure]:
-    return [*_fleet_figures(), *_postgres_figures(), *_emulator_figures()]
+    return [*_fleet_figures(), *_postgres_figures(), *_cluster_figures()]
 
 
 if __name__ == "__main__":

@@ -4,26 +4,35 @@ Bounded and loopback only. It creates a fresh PostgreSQL database ``cp_soak_<ran
 (dropped at the end), migrates it, publishes the shipped catalogue, onboards a few Flemish
 municipalities (Source: Statbel, CC BY 4.0) with one tenant-admin token each, and starts:
 
-- the Kubernetes API emulator in this process, with ≈10 % of all requests failing
-  (503, 500, 429) — the only target;
+- the fault proxy (``tests/cluster/proxy.py``) in this process, in front of the real cluster
+  (``$CITY_TEST_KUBECONFIG``, else the local one of ``make cluster``, started if needed), with
+  ≈10 % of all requests failing (503, 500, 429) — the only target;
 - the API (``controlplane serve`` = uvicorn on 127.0.0.1, embedded worker off);
 - ``workers`` reconcile worker processes (``python -m tests.soak.worker``).
 
 For ``minutes`` the tenants create, change plan, change parameters, upgrade, roll back and
 delete instances through HTTP, while a killer SIGKILLs a random worker every few seconds and
 restarts it. Then the faults stop, the runner waits (bounded) until every instance has
-converged, takes a snapshot of the database and the emulator and checks the rules of
-``tests/soak/invariants.py``. API answers 5xx, a dead API and a timeout are violations too.
+converged, waits (bounded) until the namespace controller has removed the namespaces of
+deleted instances, takes a snapshot of the database and of the cluster (read directly, not
+through the proxy) and checks the rules of ``tests/soak/invariants.py``. API answers 5xx, a
+dead API and a timeout are violations too.
+
+The cluster is shared (other test sessions use it at the same time): each run's tenant slugs
+end in a random suffix, the snapshot only looks at objects labelled with those tenants, and
+every namespace of the run is deleted at the end.
 
 ``python -m tests.soak [--minutes N] [--seed S]`` (``make soak``) exits 1 with a report on any
-violation. This module knows the API's URLs and the database tables, nothing of the
-reconciler's internals.
+violation. This module knows the API's URLs, the database tables and the platform's labels,
+nothing of the reconciler's internals.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
 import os
 import random
 import re
@@ -44,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kubernetes.client
+import kubernetes.config
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -64,7 +75,8 @@ from controlplane.provisioning.models import (
 )
 from controlplane.tenants.models import Tenant
 from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
-from tests.kube_emulator import KINDS, KubeEmulator
+from tests.cluster.local import LocalCluster
+from tests.cluster.proxy import FaultProxy
 from tests.soak.invariants import (
     ClusterObject,
     InstanceState,
@@ -81,6 +93,9 @@ POSTGRES_URL = os.environ.get(
 )
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 INSTANCE_LABEL = "city-platform.be/instance-id"
+TENANT_LABEL = "city-platform.be/tenant"
+#: The platform's field manager: objects it applied carry it in ``managedFields``.
+FIELD_MANAGER = "city-platform"
 DIGEST_ANNOTATION = "city-platform.be/object-digest"
 
 
@@ -90,7 +105,7 @@ class SoakConfig:
     seed: int = 0
     workers: int = 2
     tenants: int = 4
-    #: Share of emulator requests that fail (split 5:3:2 over 503, 500 and 429).
+    #: Share of requests through the proxy that fail (split 5:3:2 over 503, 500 and 429).
     fault_rate: float = 0.10
     services: tuple[str, ...] = ("keycloak", "matomo", "open-zaak")
     max_instances_per_tenant: int = 4
@@ -98,8 +113,12 @@ class SoakConfig:
     rate: float = 2.0
     #: Seconds between worker kills (uniform).
     kill_every: tuple[float, float] = (6.0, 15.0)
-    converge_timeout: float = 180.0
+    converge_timeout: float = 300.0
+    #: How long the namespace controller may take to remove deleted instances' namespaces.
+    namespace_timeout: float = 120.0
     postgres_url: str = POSTGRES_URL
+    #: The cluster's admin kubeconfig; ``None``: ``$CITY_TEST_KUBECONFIG`` or the local one.
+    kubeconfig: Path | None = None
 
 
 @dataclass
@@ -110,7 +129,11 @@ class SoakReport:
     kills: int = 0
     faults_fired: int = 0
     instances: int = 0
+    #: Objects the platform applied that the snapshot found in the cluster.
+    objects: int = 0
     converge_seconds: float = 0.0
+    #: Seconds waited for the namespace controller to remove deleted instances' namespaces.
+    namespace_seconds: float = 0.0
     violations: list[Violation] = field(default_factory=list)
     logs: Path | None = None
 
@@ -127,8 +150,10 @@ class SoakReport:
             + (", ".join(f"{k} {v}" for k, v in sorted(self.operations.items())) or "none"),
             "operations refused (4xx, expected): "
             + (", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"),
-            f"worker kills: {self.kills}; emulator faults fired: {self.faults_fired}",
-            f"instances: {self.instances}; converged in {self.converge_seconds:.1f} s",
+            f"worker kills: {self.kills}; injected faults fired (proxy): {self.faults_fired}",
+            f"instances: {self.instances}; cluster objects checked: {self.objects}; "
+            f"converged in {self.converge_seconds:.1f} s; "
+            f"deleted namespaces gone after {self.namespace_seconds:.1f} s more",
         ]
         if self.ok:
             lines.append("all invariants hold")
@@ -148,7 +173,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:20].strip("-")
 
 
-def _municipalities(count: int, rng: random.Random) -> list[tuple[str, str, str]]:
+def _municipalities(count: int, rng: random.Random, suffix: str) -> list[tuple[str, str, str]]:
+    """``count`` municipalities as (slug, name, NIS code); every slug ends in ``-<suffix>``.
+
+    The cluster is shared with other runs and test sessions: the suffix keeps this run's
+    namespaces (``<slug>-<instance>``) and tenant labels its own.
+    """
     if MUNICIPALITIES.is_file():
         with MUNICIPALITIES.open(encoding="utf-8") as handle:
             rows = [
@@ -156,7 +186,10 @@ def _municipalities(count: int, rng: random.Random) -> list[tuple[str, str, str]
             ]
     else:
         rows = [(f"gemeente-{i}", f"Gemeente {i}", f"{11000 + i}") for i in range(count)]
-    return rng.sample(rows, count)
+    return [
+        (f"{slug[:13].strip('-')}-{suffix}", name, nis)
+        for slug, name, nis in rng.sample(rows, count)
+    ]
 
 
 @contextmanager
@@ -175,7 +208,7 @@ def soak_database(server_url: str) -> Iterator[str]:
 
 
 def _prepare(
-    engine: Engine, kubeconfig: Path, config: SoakConfig, rng: random.Random
+    engine: Engine, kubeconfig: Path, config: SoakConfig, rng: random.Random, suffix: str
 ) -> dict[str, str]:
     """Migrate, publish, onboard; returns tenant slug → tenant-admin token."""
     migrations.upgrade(engine)
@@ -184,13 +217,13 @@ def _prepare(
         publish_from_catalog(session, load_catalog())
         session.add(
             Target(
-                name="emulator",
+                name="cluster",
                 kind=TargetKind.KUBERNETES,
                 config={"kubeconfig": str(kubeconfig)},
                 is_default=True,
             )
         )
-        for slug, name, nis in _municipalities(config.tenants, rng):
+        for slug, name, nis in _municipalities(config.tenants, rng, suffix):
             tenant = Tenant(slug=slug, name=name, nis_code=nis, max_instances=50)
             session.add(tenant)
             session.flush()
@@ -275,6 +308,132 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+# -- the cluster ---------------------------------------------------------------------------
+
+
+def cluster_kubeconfig() -> Path:
+    """The admin kubeconfig: ``$CITY_TEST_KUBECONFIG``, else the local cluster (started if
+    it does not run, as the cluster tier's fixtures do; a no-op when it runs)."""
+    external = os.environ.get("CITY_TEST_KUBECONFIG")
+    if external:
+        return Path(external)
+    local = LocalCluster()
+    local.up()  # takes the start lock itself: one process starts it, others wait
+    return local.paths.kubeconfig
+
+
+@dataclass(frozen=True)
+class _Kind:
+    group_version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def base(self) -> str:
+        return "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+
+
+class ClusterReader:
+    """The real cluster read directly (not through the proxy), as cluster-admin."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(kubeconfig)
+        )
+        self._kinds: list[_Kind] | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, method: str, path: str, **query: str) -> Any:
+        sent_method, url, headers, body, post = self.client.param_serialize(
+            method,
+            path,
+            query_params=[(k, v) for k, v in query.items() if v],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.client.call_api(
+            sent_method, url, header_params=headers, body=body, post_params=post
+        )
+        raw = response.read()
+        if response.status >= 400:
+            raise kubernetes.client.ApiException(status=response.status, reason=raw[:300])
+        return json.loads(raw or b"{}")
+
+    def kinds(self) -> list[_Kind]:
+        """Every listable kind the apiserver serves, at its group's preferred version."""
+        if self._kinds is None:
+            versions = ["v1"] + [
+                g["preferredVersion"]["groupVersion"] for g in self._call("GET", "/apis")["groups"]
+            ]
+            kinds = []
+            for gv in versions:
+                doc = self._call("GET", "/api/v1" if gv == "v1" else f"/apis/{gv}")
+                for res in doc.get("resources", []):
+                    if "/" not in res["name"] and "list" in res.get("verbs", []):
+                        kinds.append(_Kind(gv, res["name"], res["kind"], res["namespaced"]))
+            self._kinds = kinds
+        return self._kinds
+
+    def labelled(self, selector: str) -> list[tuple[_Kind, dict[str, Any]]]:
+        """Every object of every kind that matches the label selector, in all namespaces."""
+        out = []
+        for kind in self.kinds():
+            try:
+                doc = self._call("GET", f"{kind.base}/{kind.plural}", labelSelector=selector)
+            except kubernetes.client.ApiException as exc:
+                if exc.status in (403, 404, 405, 503):  # an aggregated API that is not there
+                    continue
+                raise
+            out += [(kind, item) for item in doc.get("items") or []]
+        return out
+
+    def namespaces(self, selector: str = "") -> set[str]:
+        doc = self._call("GET", "/api/v1/namespaces", labelSelector=selector)
+        return {item["metadata"]["name"] for item in doc.get("items") or []}
+
+    def delete_namespace(self, name: str) -> None:
+        with contextlib.suppress(kubernetes.client.ApiException):
+            self._call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def _applied_by_platform(obj: dict[str, Any]) -> bool:
+    """Whether the platform's field manager applied (part of) ``obj``.
+
+    Controllers copy labels onto what they make (a Deployment's ReplicaSets and Pods, a
+    StatefulSet's claims, EndpointSlices of a Service): those carry the instance label but are
+    the controllers' objects, owned and garbage-collected by them, not the platform's.
+    """
+    return any(
+        entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+        for entry in (obj.get("metadata") or {}).get("managedFields") or []
+    )
+
+
+def _gone_namespaces(engine: Engine) -> set[str]:
+    """Namespaces of deleted instances that no live instance has taken over."""
+    with Session(engine) as session:
+        rows = list(session.execute(select(Instance)).scalars())
+    live = {r.namespace for r in rows if r.deleted_at is None}
+    return {r.namespace for r in rows if r.deleted_at is not None} - live
+
+
+def _wait_for_namespaces_to_go(engine: Engine, cluster: ClusterReader, timeout: float) -> float:
+    """Wait (bounded) until no deleted instance's namespace exists; returns the seconds.
+
+    Namespace deletion is asynchronous on a real cluster (the namespace controller empties
+    the namespace, then removes it); an operator looks again a little later, so does this.
+    What is still there after ``timeout`` is reported by the ``orphan`` rule.
+    """
+    started = time.monotonic()
+    gone = _gone_namespaces(engine)
+    while gone & cluster.namespaces() and time.monotonic() - started < timeout:
+        time.sleep(1.0)
+    return time.monotonic() - started
 
 
 # -- the operations ------------------------------------------------------------------------
@@ -396,7 +555,8 @@ def _unconverged(engine: Engine) -> int:
     return pending
 
 
-def snapshot(engine: Engine, emulator: KubeEmulator) -> Snapshot:
+def snapshot(engine: Engine, cluster: ClusterReader) -> Snapshot:
+    """The database, and the cluster's objects labelled with the database's tenants."""
     snap = Snapshot()
     with Session(engine) as session:
         tenants = {t.id: t.slug for t in session.execute(select(Tenant)).scalars()}
@@ -433,23 +593,28 @@ def snapshot(engine: Engine, emulator: KubeEmulator) -> Snapshot:
             snap.usage.append(
                 UsageState(instance_id=str(e.instance_id), kind=str(e.kind), plan=e.plan, at=e.at)
             )
-    for kind in KINDS:
-        for obj in emulator.objects(kind.kind):
-            meta = obj.get("metadata", {})
-            if kind.kind == "Namespace":
-                snap.namespaces.add(meta["name"])
-            labels = meta.get("labels") or {}
-            if INSTANCE_LABEL not in labels:
-                continue
-            snap.objects.append(
-                ClusterObject(
-                    object_id=f"{obj['apiVersion']}/{obj['kind']}/{meta['name']}",
-                    namespace=meta.get("namespace"),
-                    instance_id=labels[INSTANCE_LABEL],
-                    digest=(meta.get("annotations") or {}).get(DIGEST_ANNOTATION),
-                )
-            )
+    snap.namespaces = cluster.namespaces()
+    snap.objects = cluster_objects(cluster, sorted(tenants.values()))
     return snap
+
+
+def cluster_objects(cluster: ClusterReader, tenants: list[str]) -> list[ClusterObject]:
+    """Every object the platform applied for ``tenants``, of every kind the cluster serves."""
+    selector = f"{INSTANCE_LABEL},{TENANT_LABEL} in ({','.join(tenants)})"
+    out = []
+    for kind, obj in cluster.labelled(selector):
+        if not _applied_by_platform(obj):
+            continue
+        meta = obj.get("metadata") or {}
+        out.append(
+            ClusterObject(
+                object_id=f"{kind.group_version}/{kind.kind}/{meta['name']}",
+                namespace=meta.get("namespace"),
+                instance_id=(meta.get("labels") or {})[INSTANCE_LABEL],
+                digest=(meta.get("annotations") or {}).get(DIGEST_ANNOTATION),
+            )
+        )
+    return out
 
 
 def _count(engine: Engine) -> int:
@@ -464,10 +629,17 @@ def run_soak(config: SoakConfig) -> SoakReport:
     rng = random.Random(config.seed)
     report = SoakReport(config=config)
     logs = Path(tempfile.mkdtemp(prefix="cp-soak-"))
-    with soak_database(config.postgres_url) as url, KubeEmulator(seed=config.seed) as emulator:
+    suffix = secrets.token_hex(3)
+    kubeconfig = config.kubeconfig or cluster_kubeconfig()
+    cluster = ClusterReader(kubeconfig)
+    with (
+        soak_database(config.postgres_url) as url,
+        FaultProxy(kubeconfig, seed=config.seed) as proxy,
+    ):
         engine = create_engine(url, pool_pre_ping=True)
-        kubeconfig = emulator.write_kubeconfig(logs / "kubeconfig")
-        tokens_by_tenant = _prepare(engine, kubeconfig, config, rng)
+        tokens_by_tenant = _prepare(
+            engine, proxy.write_kubeconfig(logs / "kubeconfig"), config, rng, suffix
+        )
         env = {
             **os.environ,
             "CONTROLPLANE_DATABASE_URL": url,
@@ -483,9 +655,9 @@ def run_soak(config: SoakConfig) -> SoakReport:
             processes.ensure_workers()
             share = config.fault_rate
             # Rules are tried in order; these probabilities add up to ≈ fault_rate overall.
-            emulator.faults.add(503, probability=share * 0.5, message="soak: injected 503")
-            emulator.faults.add(500, probability=share * 0.3, message="soak: injected 500")
-            emulator.faults.add(429, probability=share * 0.2, retry_after=1)
+            proxy.faults.add(503, probability=share * 0.5, message="soak: injected 503")
+            proxy.faults.add(500, probability=share * 0.3, message="soak: injected 500")
+            proxy.faults.add(429, probability=share * 0.2, retry_after=1)
             driver = Driver(processes.url, tokens_by_tenant, config, rng)
             end = time.monotonic() + config.minutes * 60
             next_kill = time.monotonic() + rng.uniform(*config.kill_every)
@@ -505,8 +677,8 @@ def run_soak(config: SoakConfig) -> SoakReport:
                 pause = 1.0 / config.rate - (time.monotonic() - started)
                 if pause > 0:
                     time.sleep(pause)
-            report.faults_fired = emulator.faults.fired
-            emulator.faults.clear()
+            report.faults_fired = proxy.faults.fired
+            proxy.faults.clear()
             processes.ensure_workers()
             waited = time.monotonic()
             deadline = waited + config.converge_timeout
@@ -522,7 +694,12 @@ def run_soak(config: SoakConfig) -> SoakReport:
                     )
                 )
             processes.stop()  # no reconcile may change anything while we look
-            report.violations += check(snapshot(engine, emulator))
+            report.namespace_seconds = _wait_for_namespaces_to_go(
+                engine, cluster, config.namespace_timeout
+            )
+            snap = snapshot(engine, cluster)
+            report.objects = len(snap.objects)
+            report.violations += check(snap)
             report.instances = _count(engine)
         finally:
             if driver is not None:
@@ -531,12 +708,28 @@ def run_soak(config: SoakConfig) -> SoakReport:
                 report.rejected = driver.rejected
                 driver.close()
             processes.stop()
+            try:
+                _delete_namespaces(engine, cluster, sorted(tokens_by_tenant))
+            except Exception as exc:  # do not hide what went wrong before (a vanished cluster)
+                print(f"soak: could not delete this run's namespaces: {exc!r}"[:500])
+            cluster.close()
             engine.dispose()
     if report.ok:
         shutil.rmtree(logs, ignore_errors=True)
     else:
         report.logs = logs
     return report
+
+
+def _delete_namespaces(engine: Engine, cluster: ClusterReader, tenants: list[str]) -> None:
+    """Delete (not awaited) every namespace this run made: its instances' and any other
+    namespace labelled with one of its tenants."""
+    with Session(engine) as session:
+        names = {r.namespace for r in session.execute(select(Instance)).scalars()}
+    selector = f"{TENANT_LABEL} in ({','.join(tenants)})"
+    names |= cluster.namespaces(selector)
+    for name in sorted(names & cluster.namespaces()):
+        cluster.delete_namespace(name)
 
 
 def main(argv: list[str] | None = None) -> int:
