@@ -43,11 +43,11 @@ from typing import Any
 
 import pytest
 import yaml
-import yaml_rs
 from kubernetes.utils import parse_quantity
 
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
+from controlplane.catalog.versions import newest
 from controlplane.kube.target import KubeTarget
 from controlplane.provisioning.targets import ApplyReport, Stack
 from controlplane.provisioning.targets.gitops import KUSTOMIZATION, GitOpsTarget, read_header
@@ -67,22 +67,20 @@ KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 
 
 def _smallest_plan(release: ServiceRelease) -> str:
-    plan = min(release.plans, key=lambda p: parse_quantity(p.memory.limit))
+    plan = min(release.plans, key=lambda p: parse_quantity(p.memory.limit))  # type: ignore[no-untyped-call]
     return str(plan.name)
 
 
-def _version_key(release: ServiceRelease) -> tuple[int, ...]:
-    return tuple(int(part) for part in str(release.version.version).split("."))
-
-
 def _cases() -> tuple[list[tuple[ServiceRelease, str]], set[str]]:
+    """Every (release, plan); and the newest version's smallest plan of each service."""
     releases = load_catalog().releases()
     every = [(release, plan.name) for release in releases for plan in release.plans]
-    newest: dict[str, ServiceRelease] = {}
-    for release in releases:
-        if release.name not in newest or _version_key(release) > _version_key(newest[release.name]):
-            newest[release.name] = release
-    compared = {_key(r, _smallest_plan(r)) for r in newest.values()}
+    compared = set()
+    for service in {r.name for r in releases}:
+        own = [r for r in releases if r.name == service]
+        latest = newest(r.version.version for r in own)
+        release = next(r for r in own if r.version.version == latest)
+        compared.add(_key(release, _smallest_plan(release)))
     return every, compared
 
 
@@ -448,7 +446,8 @@ def test_kustomize_builds_exactly_what_the_target_wrote(runs: dict[str, Run], ke
     assert sorted(run.report.written) == sorted(run.stack.digests)
     # What the target wrote: the files its kustomization lists, each intact and naming its
     # object; every YAML file of the folder is listed.
-    listed = yaml_rs.loads((run.folder / KUSTOMIZATION).read_text())["resources"]
+    kustomization: dict[str, Any] = yaml.safe_load((run.folder / KUSTOMIZATION).read_text())
+    listed = kustomization["resources"]
     on_disk = sorted(p.name for p in run.folder.glob("*.yaml") if p.name != KUSTOMIZATION)
     assert sorted(listed) == on_disk
     rendered = {object_id(o): o for o in run.stack.objects}
