@@ -5,7 +5,7 @@ platform's renderer produced for one instance: static YAML, no ``.Release.Name``
 unused. Building it at run time (into a temporary folder) keeps the two sides identical
 whenever the catalogue changes, instead of a checked-in chart that drifts.
 
-This module must not know about the database, the reconciler or the emulator.
+This module must not know about the database, the reconciler or the cluster.
 """
 
 from __future__ import annotations

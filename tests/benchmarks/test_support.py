@@ -7,6 +7,7 @@ import asyncio
 import math
 from pathlib import Path
 
+import helm_sdkpy
 import pytest
 
 from tests.benchmarks.bench_scaling import fitted_exponent
@@ -26,7 +27,6 @@ def test_helm_installs_the_objects_verbatim(
     namespace: str,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    helm_sdkpy = pytest.importorskip("helm_sdkpy")
     tricky = {**TRICKY, "metadata": {**TRICKY["metadata"], "namespace": namespace}}
     chart = write_chart(tmp_path, [tricky], name="stack")
     config = helm_sdkpy.Configuration(namespace=namespace, kubeconfig=str(cluster.kubeconfig))

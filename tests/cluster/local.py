@@ -471,6 +471,7 @@ class LocalCluster:
             "-service-lb-controller,-node-route-controller",
             # Dynamic provisioning for PVCs without a storage driver (test clusters only).
             "--enable-hostpath-provisioner=true",
+            "--pvclaimbinder-sync-period=2s",  # bind claims soon after they are provisioned
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             "--secure-port=0",

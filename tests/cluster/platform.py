@@ -1,6 +1,6 @@
 """The control plane's own reconciler and worker, driving the real cluster.
 
-A :class:`ClusterPlatform` is what ``tests/provisioning`` builds around the emulator (a
+A :class:`ClusterPlatform` is what ``tests/provisioning`` builds for its lifecycles (a
 SQLite database, the shipped catalogue published in it, one Kubernetes target named
 ``main``, a :class:`~controlplane.provisioning.worker.Worker`), but its target is a
 :class:`KubernetesTarget` over a port to the session's real apiserver (directly, or through

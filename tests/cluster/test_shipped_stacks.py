@@ -33,7 +33,7 @@ from tests.cluster.fixtures import Cluster
 RELEASES = [(release, plan.name) for release in load_catalog().releases() for plan in release.plans]
 IDS = [f"{r.name}@{r.version.version}:{plan}" for r, plan in RELEASES]
 SERVER_SECRET = b"cluster-tier-secret"
-READY_TIMEOUT = 180.0
+READY_TIMEOUT = 300.0
 
 
 @dataclass

@@ -88,6 +88,9 @@ def test_every_plan_change_and_upgrade_is_accepted(
         namespace = base[0]["metadata"]["name"]
         port.apply(list(base))
         try:
+            # A claim may only grow once it is bound (the apiserver refuses any change of a
+            # pending claim's spec), as the reconciler's volume check knows: wait for it here.
+            _wait_bound(cluster, namespace)
             # The reconciler never asks a volume to shrink: a later render keeps the floor.
             renders = {plan: _render(release, plan, tenant, instance, storage)[0] for plan in plans}
             for newer in definition.versions:
@@ -309,6 +312,8 @@ def test_the_immutable_field_table_agrees_with_the_apiserver(
         json.dumps(before), "apply", "--server-side", "--field-manager=city-platform", "-f", "-"
     )
     assert result.returncode == 0, result.stderr
+    if before["kind"] == "PersistentVolumeClaim":
+        _wait_bound(cluster, namespace)
     after = change(before)
 
     error = _dry_run(cluster, after)
@@ -316,6 +321,14 @@ def test_the_immutable_field_table_agrees_with_the_apiserver(
 
     assert bool(error) is refused, f"{what}: the apiserver answered {error or 'OK'!r}"
     assert bool(predicted) is refused, f"{what}: the table predicted {predicted}"
+
+
+def _wait_bound(cluster: Cluster, namespace: str) -> None:
+    def bound() -> bool:
+        claims = cluster.objects("PersistentVolumeClaim", namespace, api_version="v1")
+        return all(c["status"]["phase"] == "Bound" for c in claims)
+
+    cluster.wait_for(f"the claims in {namespace} to be bound", bound, timeout=180, interval=0.5)
 
 
 def _uuid() -> str:

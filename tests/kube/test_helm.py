@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import helm_sdkpy  # a dev dependency: never skipped
 import pytest
 
 from tests.cluster.fixtures import Cluster
-
-helm_sdkpy = pytest.importorskip("helm_sdkpy")
 
 CHART = {
     "Chart.yaml": "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",

@@ -1,20 +1,30 @@
 """Volumes never shrink, and never grow half-way: plan changes up and down, rollbacks, and
-the expansion preflight, through the reconciler on the Kubernetes emulator and on GitOps.
+the expansion preflight, through the reconciler on the real cluster (through the fault
+proxy, which counts writes) and on GitOps.
 
 The service here has what every shipped database has: a standalone claim sized by the plan
 (``{{ plan.storage }}``), a StatefulSet that mounts it, and a ConfigMap that names the plan.
+On the cluster its claim names a StorageClass of the test's own (host-path provisioned, so
+claims bind at once; expansion allowed or not as the test says), and the tenant's slug has a
+random suffix (the cluster is shared); the class and the instances' namespaces are deleted
+when the test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 from sqlmodel import Session, select
 
 from controlplane.catalog.loading import load_catalog
@@ -33,8 +43,8 @@ from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from controlplane.provisioning.worker import Worker
 from controlplane.rendering.storage import quantity
-from tests.kube_emulator import KubeEmulator
-from tests.kube_emulator.fixtures import kube_emulator  # noqa: F401
+from tests.cluster.fixtures import Cluster, cluster, kube  # noqa: F401
+from tests.cluster.proxy import FaultProxy
 from tests.provisioning.conftest import (
     Platform,
     greeting_schema,
@@ -44,8 +54,6 @@ from tests.provisioning.conftest import (
 )
 
 SERVICE = "vault"
-NAMESPACE = "gent-records"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 CONFIG = """\
 apiVersion: v1
@@ -125,7 +133,13 @@ def _plan(name: str, storage: str, cpu: str) -> Plan:
     )
 
 
-def vault_release() -> ServiceRelease:
+def vault_release(storage_class: str | None = None) -> ServiceRelease:
+    """The vault service; its claim names ``storage_class`` when given (else the default)."""
+    database = DATABASE
+    if storage_class is not None:
+        database = DATABASE.replace(
+            "spec:\n  accessModes", f"spec:\n  storageClassName: {storage_class}\n  accessModes", 1
+        )
     return ServiceRelease(
         name=SERVICE,
         title="Vault",
@@ -144,21 +158,23 @@ def vault_release() -> ServiceRelease:
             _plan("large", "8Gi", "1"),
         ],
         parameters=greeting_schema(),
-        bundle=TemplateBundle(files={"10-config.yaml.j2": CONFIG, "20-db.yaml.j2": DATABASE}),
+        bundle=TemplateBundle(files={"10-config.yaml.j2": CONFIG, "20-db.yaml.j2": database}),
     )
 
 
-def _platform(tmp_path: Path, kind: TargetKind, config: dict[str, Any]) -> Platform:
+def _platform(
+    tmp_path: Path, kind: TargetKind, config: dict[str, Any], storage_class: str | None = None
+) -> Platform:
     engine = make_engine(f"sqlite:///{tmp_path / 'cp.db'}")
     platform = make_platform(engine, kind=kind, config=config)
     with Session(engine) as session:
-        publish(session, vault_release())
+        publish(session, vault_release(storage_class))
         session.commit()
     return platform
 
 
-def _create(p: Platform, plan: str = "small") -> uuid.UUID:
-    return p.create(p.tenant("gent", "44021"), "records", service=SERVICE, plan=plan)
+def _create(p: Platform, plan: str = "small", *, slug: str = "gent") -> uuid.UUID:
+    return p.create(p.tenant(slug, "44021"), "records", service=SERVICE, plan=plan)
 
 
 def _revisions(p: Platform) -> list[tuple[int, str, str | None, int | None]]:
@@ -171,97 +187,147 @@ def _condition(instance: Instance, kind: str) -> dict[str, Any]:
     return {c["type"]: c for c in instance.conditions}[kind]
 
 
-# -- on the Kubernetes emulator -------------------------------------------------------------
+# -- on the real cluster -------------------------------------------------------------------
+
+
+@dataclass
+class OnCluster:
+    """A platform whose target is the cluster (through ``kube``), and its test's own names."""
+
+    platform: Platform
+    worker: Worker
+    cluster: Cluster
+    kube: FaultProxy
+    #: The StorageClass the vault's claim names (the test's own; no expansion until allowed).
+    storage_class: str
+    #: The tenant's slug, unique on the shared cluster.
+    slug: str
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.slug}-records"
+
+    def create(self, plan: str = "small") -> uuid.UUID:
+        return _create(self.platform, plan, slug=self.slug)
+
+    def settle(self, instance_id: uuid.UUID) -> Instance:
+        """Reconciles until the instance is no longer on its way (Ready, Failed, …).
+
+        ``run_until_idle`` stops when nothing is due *now*; a stack whose pods kwok has not
+        marked Ready yet is due again a moment later.
+        """
+        deadline = time.monotonic() + 120
+        while True:
+            self.worker.run_until_idle()
+            instance = self.platform.get(instance_id)
+            if instance.phase not in (Phase.PENDING, Phase.PROVISIONING):
+                return instance
+            if time.monotonic() > deadline:
+                pytest.fail(f"still {instance.phase} after 120 s: {instance.message}")
+            time.sleep(0.2)
+
+    def allow_expansion(self, allowed: bool) -> None:
+        """What a cluster operator does: set ``allowVolumeExpansion`` on the class."""
+        kubernetes.client.StorageV1Api(self.cluster.api_client).patch_storage_class(
+            self.storage_class, {"allowVolumeExpansion": allowed}
+        )
+
+    def get(self, kind: str, name: str, api_version: str) -> dict[str, Any]:
+        live = self.cluster.get(kind, name, self.namespace, api_version=api_version)
+        assert live is not None, (kind, name)
+        return live
+
+    def claim_size(self) -> str:
+        claim = self.get("PersistentVolumeClaim", "postgres-data", "v1")
+        return str(claim["spec"]["resources"]["requests"]["storage"])
+
+    def configured_plan(self) -> str:
+        return str(self.get("ConfigMap", "settings", "v1")["data"]["plan"])
+
+    def bound(self, namespace: str | None = None) -> dict[str, str]:
+        """Waits until every claim of the namespace is bound; their requested sizes by name."""
+        namespace = namespace or self.namespace
+
+        def all_bound() -> dict[str, str] | None:
+            claims = self.cluster.objects("PersistentVolumeClaim", namespace, api_version="v1")
+            if not claims or any((c.get("status") or {}).get("phase") != "Bound" for c in claims):
+                return None
+            return {
+                c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"] for c in claims
+            }
+
+        sizes: dict[str, str] = self.cluster.wait_for(f"the claims of {namespace} bound", all_bound)
+        return sizes
 
 
 @pytest.fixture
-def on_emulator(tmp_path: Path, kube_emulator: KubeEmulator) -> Iterator[tuple[Platform, Worker]]:  # noqa: F811
-    platform = _platform(tmp_path, TargetKind.KUBERNETES, {})
-    policy = RetryPolicy(base_delay=0.001, max_delay=0.005, poll_interval=0.01, seed=1)
-    port = KubeTarget(kube_emulator.api_client(), retry=policy)
+def on_cluster(
+    tmp_path: Path,
+    cluster: Cluster,  # noqa: F811
+    kube: FaultProxy,  # noqa: F811
+) -> Iterator[OnCluster]:
+    storage = kubernetes.client.StorageV1Api(cluster.api_client)
+    name = f"t-storage-floor-{secrets.token_hex(4)}"
+    storage.create_storage_class(
+        {
+            "metadata": {"name": name},
+            "provisioner": "kubernetes.io/host-path",
+            "reclaimPolicy": "Delete",
+            "allowVolumeExpansion": False,
+        }
+    )
+    platform = _platform(tmp_path, TargetKind.KUBERNETES, {}, storage_class=name)
+    policy = RetryPolicy(base_delay=0.001, max_delay=0.005, poll_interval=0.2, seed=1)
+    port = KubeTarget(kube.api_client(), retry=policy)
     registry = TargetRegistry(overrides={"main": KubernetesTarget(port, name="main")})
-    yield platform, make_worker(platform, registry=registry)
+    worker = make_worker(platform, registry=registry)
+    yield OnCluster(platform, worker, cluster, kube, name, f"gent-{secrets.token_hex(3)}")
+    with Session(platform.engine) as session:
+        namespaces = {row.namespace for row in session.exec(select(Instance)).all()}
+    core = kubernetes.client.CoreV1Api(cluster.api_client)
+    for namespace in sorted(namespaces):
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(namespace)
+    with contextlib.suppress(ApiException):
+        storage.delete_storage_class(name)
+    port.close()
     platform.engine.dispose()
 
 
-def _storage_class(emulator: KubeEmulator, *, expandable: bool) -> None:
-    emulator.seed(
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": "standard", "annotations": {DEFAULT_CLASS: "true"}},
-            "provisioner": "rancher.io/local-path",
-            "allowVolumeExpansion": expandable,
-        }
-    )
-
-
-def _bind(emulator: KubeEmulator) -> None:
-    """What the volume controller does: bind the claim at its requested size."""
-    claim = emulator.get("PersistentVolumeClaim", "postgres-data", NAMESPACE)
-    assert claim is not None
-    size = claim["spec"]["resources"]["requests"]["storage"]
-    kubernetes.client.CoreV1Api(
-        emulator.api_client()
-    ).patch_namespaced_persistent_volume_claim_status(
-        "postgres-data",
-        NAMESPACE,
-        {"status": {"phase": "Bound", "capacity": {"storage": size}}},
-    )
-
-
-def _claim_size(emulator: KubeEmulator) -> str:
-    claim = emulator.get("PersistentVolumeClaim", "postgres-data", NAMESPACE)
-    assert claim is not None
-    return str(claim["spec"]["resources"]["requests"]["storage"])
-
-
-def _configured_plan(emulator: KubeEmulator) -> str:
-    settings = emulator.get("ConfigMap", "settings", NAMESPACE)
-    assert settings is not None
-    return str(settings["data"]["plan"])
-
-
-def test_plan_up_grows_the_volume_and_plan_down_keeps_it(
-    on_emulator: tuple[Platform, Worker],
-    kube_emulator: KubeEmulator,  # noqa: F811
-) -> None:
-    p, worker = on_emulator
-    _storage_class(kube_emulator, expandable=True)
-    iid = _create(p)
-    worker.run_until_idle()
-    _bind(kube_emulator)
-    assert (p.get(iid).phase, _claim_size(kube_emulator)) == (Phase.READY, "1Gi")
+def test_plan_up_grows_the_volume_and_plan_down_keeps_it(on_cluster: OnCluster) -> None:
+    on, p, worker = on_cluster, on_cluster.platform, on_cluster.worker
+    on.allow_expansion(True)
+    iid = on.create()
+    on.settle(iid)
+    on.bound()
+    assert (p.get(iid).phase, on.claim_size()) == (Phase.READY, "1Gi")
 
     p.change(iid, plan="medium")
-    worker.run_until_idle()
-    _bind(kube_emulator)
+    on.settle(iid)
     assert p.get(iid).phase == Phase.READY, p.get(iid).message
-    assert _claim_size(kube_emulator) == "4Gi"
+    assert on.claim_size() == "4Gi"
 
-    kube_emulator.writes.reset()
     p.change(iid, plan="small")
-    worker.run_until_idle()
+    worker.run_once()
+    # The apply tells the tenant why the volume stays larger. (A later readiness check of
+    # the unchanged objects sets "Objects are as declared." in its place.)
+    applied = _condition(p.get(iid), "Applied")["message"]
+    assert "Plan small has 1Gi of storage, but this instance's volumes keep 4Gi" in applied
+    instance = on.settle(iid)
 
-    instance = p.get(iid)
     assert instance.phase == Phase.READY, instance.message
     # The claim keeps 4Gi (re-applied for its plan label, at the kept size); the rest follows
     # the plan.
-    assert _claim_size(kube_emulator) == "4Gi"
-    claim = kube_emulator.get("PersistentVolumeClaim", "postgres-data", NAMESPACE)
-    assert claim is not None
+    assert on.claim_size() == "4Gi"
+    claim = on.get("PersistentVolumeClaim", "postgres-data", "v1")
     assert claim["metadata"]["labels"]["city-platform.be/plan"] == "small"
-    assert _configured_plan(kube_emulator) == "small"
-    postgres = kube_emulator.get("StatefulSet", "postgres", NAMESPACE)
-    assert postgres is not None
+    assert on.configured_plan() == "small"
+    postgres = on.get("StatefulSet", "postgres", "apps/v1")
     assert postgres["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == (
         "250m"
     )
-    quota = kube_emulator.get("ResourceQuota", "city-platform-quota", NAMESPACE)
-    assert quota is not None
+    quota = on.get("ResourceQuota", "city-platform-quota", "v1")
     assert quota["spec"]["hard"]["requests.storage"] == "4Gi"
-    applied = _condition(instance, "Applied")["message"]
-    assert "Plan small has 1Gi of storage, but this instance's volumes keep 4Gi" in applied
     assert _revisions(p) == [
         (1, "small", "1Gi", None),
         (2, "medium", "4Gi", None),
@@ -269,51 +335,45 @@ def test_plan_up_grows_the_volume_and_plan_down_keeps_it(
     ]
 
     # A resync of the kept size finds no drift: zero writes.
-    kube_emulator.writes.reset()
+    on.kube.writes.reset()
     p.make_all_due()
     worker.run_until_idle()
-    assert kube_emulator.writes.total == 0, kube_emulator.writes
+    assert on.kube.writes.total == 0, on.kube.writes
 
     # Up again past the floor: the volume grows once more.
     p.change(iid, plan="large")
-    worker.run_until_idle()
+    on.settle(iid)
     assert p.get(iid).phase == Phase.READY, p.get(iid).message
-    assert _claim_size(kube_emulator) == "8Gi"
+    assert on.claim_size() == "8Gi"
 
 
-def test_rollback_to_a_smaller_plan_keeps_the_volume(
-    on_emulator: tuple[Platform, Worker],
-    kube_emulator: KubeEmulator,  # noqa: F811
-) -> None:
-    p, worker = on_emulator
-    _storage_class(kube_emulator, expandable=True)
-    iid = _create(p)
-    worker.run_until_idle()
-    _bind(kube_emulator)
+def test_rollback_to_a_smaller_plan_keeps_the_volume(on_cluster: OnCluster) -> None:
+    on, p = on_cluster, on_cluster.platform
+    on.allow_expansion(True)
+    iid = on.create()
+    on.settle(iid)
+    on.bound()
     p.change(iid, plan="large")
-    worker.run_until_idle()
-    _bind(kube_emulator)
+    on.settle(iid)
 
     # Roll back to revision 1 (the inputs of the small plan).
     p.change(iid, plan="small")
-    worker.run_until_idle()
+    on.settle(iid)
 
     assert p.get(iid).phase == Phase.READY, p.get(iid).message
-    assert _claim_size(kube_emulator) == "8Gi"
-    assert _configured_plan(kube_emulator) == "small"
+    assert on.claim_size() == "8Gi"
+    assert on.configured_plan() == "small"
     assert _revisions(p)[-1] == (3, "small", "8Gi", 1)
 
 
 def test_growth_the_cluster_cannot_expand_fails_the_change_with_nothing_applied(
-    on_emulator: tuple[Platform, Worker],
-    kube_emulator: KubeEmulator,  # noqa: F811
+    on_cluster: OnCluster,
 ) -> None:
-    p, worker = on_emulator
-    _storage_class(kube_emulator, expandable=False)
-    iid = _create(p)
-    worker.run_until_idle()
-    _bind(kube_emulator)
-    kube_emulator.writes.reset()
+    on, p, worker = on_cluster, on_cluster.platform, on_cluster.worker
+    iid = on.create()
+    on.settle(iid)
+    on.bound()
+    on.kube.writes.reset()
 
     p.change(iid, plan="medium")
     worker.run_once()
@@ -322,47 +382,48 @@ def test_growth_the_cluster_cannot_expand_fails_the_change_with_nothing_applied(
     assert instance.phase == Phase.FAILED
     applied = _condition(instance, "Applied")
     assert (applied["status"], applied["reason"]) == ("False", "VolumeExpansionRefused")
-    for part in ("postgres-data", "has 1Gi and the stack asks 4Gi", "'standard'", "nothing was"):
+    for part in (
+        "postgres-data",
+        "has 1Gi and the stack asks 4Gi",
+        f"{on.storage_class!r}",
+        "nothing was",
+    ):
         assert part in applied["message"], applied["message"]
     assert instance.message is not None
     assert "allowVolumeExpansion: true" in instance.message
     assert "keep the current plan" in instance.message
     # Nothing was written: the quota, the ConfigMap and the workload stay on the small plan.
-    assert kube_emulator.writes.total == 0, kube_emulator.writes
-    assert _configured_plan(kube_emulator) == "small"
-    assert _claim_size(kube_emulator) == "1Gi"
+    assert on.kube.writes.total == 0, on.kube.writes
+    assert on.configured_plan() == "small"
+    assert on.claim_size() == "1Gi"
     assert _revisions(p) == [(1, "small", "1Gi", None)]
 
     # An operator allows expansion on the class; the next retry applies the change.
-    _storage_class(kube_emulator, expandable=True)
+    on.allow_expansion(True)
     p.make_all_due()
-    worker.run_until_idle()
+    on.settle(iid)
 
     instance = p.get(iid)
     assert instance.phase == Phase.READY, instance.message
-    assert _claim_size(kube_emulator) == "4Gi"
-    assert _configured_plan(kube_emulator) == "medium"
+    assert on.claim_size() == "4Gi"
+    assert on.configured_plan() == "medium"
     assert _revisions(p)[-1] == (2, "medium", "4Gi", None)
 
 
-def test_keeping_the_current_plan_recovers_from_a_refused_growth(
-    on_emulator: tuple[Platform, Worker],
-    kube_emulator: KubeEmulator,  # noqa: F811
-) -> None:
-    p, worker = on_emulator
-    _storage_class(kube_emulator, expandable=False)
-    iid = _create(p)
-    worker.run_until_idle()
-    _bind(kube_emulator)
+def test_keeping_the_current_plan_recovers_from_a_refused_growth(on_cluster: OnCluster) -> None:
+    on, p, worker = on_cluster, on_cluster.platform, on_cluster.worker
+    iid = on.create()
+    on.settle(iid)
+    on.bound()
     p.change(iid, plan="medium")
     worker.run_once()
     assert p.get(iid).phase == Phase.FAILED
 
     p.change(iid, plan="small")
-    worker.run_until_idle()
+    on.settle(iid)
 
     assert p.get(iid).phase == Phase.READY, p.get(iid).message
-    assert _claim_size(kube_emulator) == "1Gi"
+    assert on.claim_size() == "1Gi"
 
 
 # -- every shipped service: up through its plans and down again ----------------------------
@@ -371,52 +432,35 @@ def test_keeping_the_current_plan_recovers_from_a_refused_growth(
 SHIPPED = {release.name: release for release in load_catalog().releases()}
 
 
-def _bind_all(emulator: KubeEmulator, namespace: str) -> dict[str, str]:
-    """Bind every claim of the namespace at its request; their sizes by name."""
-    core = kubernetes.client.CoreV1Api(emulator.api_client())
-    sizes = {}
-    for claim in emulator.objects("PersistentVolumeClaim", namespace):
-        name = claim["metadata"]["name"]
-        size = claim["spec"]["resources"]["requests"]["storage"]
-        sizes[name] = size
-        if (claim.get("status") or {}).get("phase") != "Bound":
-            core.patch_namespaced_persistent_volume_claim_status(
-                name, namespace, {"status": {"phase": "Bound", "capacity": {"storage": size}}}
-            )
-    return sizes
-
-
 @pytest.mark.parametrize("service", sorted(SHIPPED))
 def test_every_shipped_service_changes_plan_up_and_down(
-    service: str,
-    on_emulator: tuple[Platform, Worker],
-    kube_emulator: KubeEmulator,  # noqa: F811
+    service: str, on_cluster: OnCluster
 ) -> None:
-    p, worker = on_emulator
+    # The shipped claims name no class: the cluster's default (which allows expansion) binds
+    # them.
+    p = on_cluster.platform
     release = SHIPPED[service]
     with Session(p.engine) as session:
         publish(session, release)
         session.commit()
-    _storage_class(kube_emulator, expandable=True)
     plans = sorted(release.plans, key=lambda plan: quantity(plan.storage))
     route = [*plans, *reversed(plans[:-1])]  # small → … → largest → … → small
     largest = plans[-1].storage
     iid = p.create(
-        p.tenant("gent", "44021"),
+        p.tenant(on_cluster.slug, "44021"),
         "app",
         service=service,
         version=release.version.version,
         plan=route[0].name,
     )
-    namespace = "gent-app"
+    namespace = f"{on_cluster.slug}-app"
     seen: dict[str, str] = {}
     for step, plan in enumerate(route):
         if step:
             p.change(iid, plan=plan.name)
-        worker.run_until_idle()
-        instance = p.get(iid)
+        instance = on_cluster.settle(iid)
         assert instance.phase == Phase.READY, (plan.name, instance.message)
-        sizes = _bind_all(kube_emulator, namespace)
+        sizes = on_cluster.bound(namespace)
         for name, size in sizes.items():
             # No claim ever shrinks, and the plan's claims never fall below the plan.
             assert quantity(size) >= quantity(seen.get(name, "0")), (plan.name, name, size)

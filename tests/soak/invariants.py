@@ -1,7 +1,7 @@
 """What must hold after a soak has converged: the checks, on a plain snapshot.
 
 The soak runner collects a :class:`Snapshot` from the database (instances, revisions, usage
-events) and from the Kubernetes emulator (every object the platform labelled, every
+events) and from the real cluster (every object the platform applied and labelled, every
 namespace); :func:`check` returns every :class:`Violation`. Keeping the checks free of I/O
 lets the tests feed them synthetic histories, so each rule is known to be able to fail.
 
@@ -18,7 +18,7 @@ Rules (docs/benchmarks.md, "Soak test"):
   applied plan), one ``plan_changed`` per applied plan change (with the new plan), and
   ``stopped`` exactly when it was deleted after it had started, last.
 
-This module must not know about HTTP, PostgreSQL or the emulator's API.
+This module must not know about HTTP, PostgreSQL or the Kubernetes API.
 """
 
 from __future__ import annotations
