@@ -347,6 +347,17 @@ class LocalCluster:
         self.paths.kubeconfig.write_text(_kubeconfig(self.paths, ports["apiserver"]))
         self.paths.kubeconfig.chmod(0o600)
 
+        try:
+            self._start_all(state, ports)
+        except ClusterError:
+            self.down(quiet=True)  # nothing half-started is left running
+            raise
+        _say(
+            f"ready in {time.monotonic() - started:.1f} s; "
+            f"KUBECONFIG={self.paths.kubeconfig} {self.paths.bin}/kubectl get pods -A"
+        )
+
+    def _start_all(self, state: dict[str, Any], ports: dict[str, int]) -> None:
         self._start(state, "etcd", self._etcd_args(ports))
         self._wait("etcd", lambda: _http_ok(f"http://127.0.0.1:{ports['etcd']}/health"), 30)
         self._start(state, "kube-apiserver", self._apiserver_args(ports))
@@ -358,10 +369,6 @@ class LocalCluster:
         self._wait("kube-controller-manager", self._has_default_service_account, 60)
         self._wait("kwok", self._nodes_ready, 60)
         self._start_sealed_secrets(state)
-        _say(
-            f"ready in {time.monotonic() - started:.1f} s; "
-            f"KUBECONFIG={self.paths.kubeconfig} {self.paths.bin}/kubectl get pods -A"
-        )
 
     def _start(
         self, state: dict[str, Any], name: str, args: list[str], env: dict[str, str] | None = None
