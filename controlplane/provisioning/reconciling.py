@@ -8,9 +8,10 @@ target, pinned published release and last applied revision, then:
 - the generation was already applied (a resync) → check drift with reads only; re-apply just
   the drifted objects; nothing drifted means **zero writes** to the target and no revision;
 - otherwise → render, apply only the objects whose digest differs from the last revision's
-  inventory, prune what the stack no longer has, observe readiness and record a new revision
-  (``rollback_of`` when it re-applies an earlier revision's inputs), with ``started`` and
-  ``plan_changed`` usage events.
+  inventory or from what is live (an interrupted attempt may have left objects of a
+  generation never recorded), prune what the stack no longer has, observe readiness and
+  record a new revision (``rollback_of`` when it re-applies an earlier revision's inputs),
+  with ``started`` and ``plan_changed`` usage events.
 
 A worker hands the reconciler a whole claimed batch: it loads the batch with one query per
 table, works on the targets (GitOps folders concurrently in a thread pool), then writes
@@ -410,6 +411,12 @@ class Reconciler:
         stack, storage = self._render(loaded)
         previous = dict(last.inventory) if last is not None else {}
         changed = {oid for oid, digest in stack.digests.items() if previous.get(oid) != digest}
+        if last is not None:
+            # An attempt cut off mid-apply (a killed worker, a lost lease) may have left
+            # objects of a generation that was never recorded; a change back to the last
+            # revision's inputs would then skip them. So what differs live is applied too
+            # (reads only; found by the soak on the real cluster).
+            changed |= target.drifted(stack)
         report = target.apply(stack, only=changed)
         pruned = target.prune(stack, previous=list(previous))
         readiness = target.readiness(stack)

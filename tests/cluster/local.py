@@ -46,9 +46,11 @@ COMPONENTS = (
     "sealed-secrets-controller",
 )
 SERVICE_CIDR = "10.96.0.0/16"
-#: Fake nodes kwok keeps Ready; sized so quotas, not nodes, limit what a test can run.
+#: Fake nodes kwok keeps Ready; sized so quotas, not nodes, limit what tests can run: the
+#: tier runs every shipped stack at once, twice over when two test files overlap (a few
+#: hundred CPUs of requests on the largest plans).
 NODES = ("kwok-node-0", "kwok-node-1")
-NODE_CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "500", "ephemeral-storage": "1Ti"}
+NODE_CAPACITY = {"cpu": "1000", "memory": "4Ti", "pods": "5000", "ephemeral-storage": "100Ti"}
 STORAGE_CLASS = "standard"
 SEALED_SECRETS_NAMESPACE = "kube-system"
 

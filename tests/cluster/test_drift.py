@@ -26,8 +26,10 @@ from typing import Any
 
 import pytest
 
+from controlplane.catalog.loading import load_catalog
 from controlplane.provisioning.models import Phase
 from controlplane.provisioning.reconciling import Outcome
+from controlplane.provisioning.targets.kubernetes import DIGEST_ANNOTATION
 from tests.cluster.fixtures import Cluster
 from tests.cluster.platform import ClusterPlatform, describe, pod_spec
 from tests.cluster.proxy import FaultProxy
@@ -177,3 +179,38 @@ def test_kubectl_delete_of_an_object_is_repaired(
             assert have == want
         else:
             assert after.get(field) == before.get(field)
+
+
+def test_what_an_interrupted_attempt_left_live_is_repaired_by_the_next_change(
+    instance: Instance,
+) -> None:
+    """A worker cut off mid-apply (killed, or its lease lost) leaves objects of a generation
+    that was never recorded. A change back to the last revision's inputs must not trust the
+    recorded digests: it finds what differs live and applies it (found by the soak)."""
+    p = instance.cp.platform
+    plan = p.get(instance.id).plan
+    other = next(x.name for x in load_catalog().release(SERVICE, VERSION).plans if x.name != plan)
+    (last,) = instance.cp.revisions(instance.id)[-1:]
+    quota = "v1/ResourceQuota/city-platform-quota"
+
+    # The attempt for the other plan writes the namespace baseline (quota included), then
+    # every workload write fails until the attempt gives up: nothing is recorded.
+    instance.proxy.faults.add(503, method="PATCH", path="/(deployments|statefulsets)/")
+    p.change(instance.id, plan=other)
+    instance.cp.worker.run_once()
+    instance.proxy.faults.clear()
+    assert instance.cp.revisions(instance.id)[-1].number == last.number
+    left = instance.live("ResourceQuota", "city-platform-quota", "v1")
+    assert left["metadata"]["annotations"][DIGEST_ANNOTATION] != last.inventory[quota]
+
+    p.change(instance.id, plan=plan)
+    ready = instance.cp.converge(instance.id, "the change back to the recorded plan")
+
+    assert ready.phase == Phase.READY, describe(ready)
+    live = instance.live("ResourceQuota", "city-platform-quota", "v1")
+    newest = instance.cp.revisions(instance.id)[-1]
+    assert live["metadata"]["annotations"][DIGEST_ANNOTATION] == newest.inventory[quota]
+    assert newest.inventory[quota] == last.inventory[quota]
+    instance.proxy.writes.reset()
+    assert instance.cp.resync().outcome == Outcome.UNCHANGED
+    assert instance.proxy.writes.total == 0, instance.proxy.writes.log
