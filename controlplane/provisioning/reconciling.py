@@ -420,12 +420,17 @@ class Reconciler:
         report = target.apply(stack, only=changed)
         pruned = target.prune(stack, previous=list(previous))
         readiness = target.readiness(stack)
-        assert loaded.published is not None  # it rendered
-        plan = self._release(loaded.published).plan(instance.plan)
-        note = kept_storage_warning(plan, floor_of(loaded.history)) if plan else None
+        note = self._kept_storage_note(loaded)
         return self._finish_applied(
             held, loaded, stack, storage, readiness, len(report.written), pruned, note=note
         )
+
+    def _kept_storage_note(self, loaded: _Loaded) -> str | None:
+        """Why the volumes are larger than the plan's, when they are (volumes never shrink)."""
+        if loaded.published is None:
+            return None
+        plan = self._release(loaded.published).plan(loaded.instance.plan)
+        return kept_storage_warning(plan, floor_of(loaded.history)) if plan else None
 
     def _resync(
         self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision
@@ -451,7 +456,10 @@ class Reconciler:
             written = len(target.apply(stack, only=drift).written)
             target.prune(stack, previous=list(last.inventory))
         readiness = target.readiness(stack)
-        phase, conditions_in = _phase_for(readiness, applied_message="Objects are as declared.")
+        # The kept-storage note of a plan change down stays as long as the volumes are kept.
+        note = self._kept_storage_note(loaded)
+        applied = "Objects are as declared." + (f" {note}" if note else "")
+        phase, conditions_in = _phase_for(readiness, applied_message=applied)
         if drift:
             conditions_in["Applied"] = (
                 True,
