@@ -53,9 +53,10 @@ from controlplane.provisioning.targets import ApplyReport, Stack
 from controlplane.provisioning.targets.gitops import KUSTOMIZATION, GitOpsTarget, read_header
 from controlplane.provisioning.targets.kubernetes import DIGEST_ANNOTATION, KubernetesTarget
 from controlplane.provisioning.targets.sealing import Sealer, ensure_keypair
-from controlplane.rendering import InstanceRef, Renderer, TenantRef
+from controlplane.rendering import Renderer, TenantRef
 from controlplane.rendering.naming import object_id
 from tests.cluster.fixtures import Cluster
+from tests.cluster.stacks import render_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_SECRET = b"gitops-equivalence-secret"
@@ -287,21 +288,6 @@ def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
 # -- the run ---------------
 
 
-def _stack(renderer: Renderer, release: ServiceRelease, plan: str, tenant: TenantRef) -> Stack:
-    name = f"{release.name}-{release.version.version}-{plan}".replace(".", "-")[:40].strip("-")
-    instance = InstanceRef(name=name, id=f"00000000-0000-4000-8000-{secrets.token_hex(6)}")
-    rendered = renderer.render(release, plan=plan, tenant=tenant, instance=instance, parameters={})
-    return Stack(
-        tenant=tenant.slug,
-        instance=instance.name,
-        instance_id=instance.id,
-        namespace=rendered.namespace,
-        objects=rendered.objects,
-        digests=rendered.object_digests(),
-        digest=rendered.digest,
-    )
-
-
 def _secret_names(stack: Stack) -> set[str]:
     return {o["metadata"]["name"] for o in stack.objects if o["kind"] == "Secret"}
 
@@ -349,7 +335,7 @@ def runs(
     # A tenant of its own per run: a rerun against a reused cluster meets no leftovers.
     tenant = TenantRef(slug=f"g{secrets.token_hex(2)}", name="GitOps", nis_code="44021")
     runs = {
-        key: Run(_stack(renderer, release, plan, tenant))
+        key: Run(render_stack(renderer, release, plan, tenant))
         for key, (release, plan) in zip(KEYS, RELEASES, strict=True)
     }
     gitops = GitOpsTarget(

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import pytest
 
 from controlplane.catalog.loading import load_catalog
-from controlplane.catalog.models import ServiceRelease
 from controlplane.kube.target import KubeTarget
 from controlplane.provisioning.targets import Readiness, Stack
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
-from controlplane.rendering import InstanceRef, Renderer, TenantRef
+from controlplane.rendering import Renderer, TenantRef
 from tests.cluster.fixtures import Cluster
+from tests.cluster.stacks import render_stack
 
 RELEASES = [(release, plan.name) for release in load_catalog().releases() for plan in release.plans]
 IDS = [f"{r.name}@{r.version.version}:{plan}" for r, plan in RELEASES]
@@ -41,21 +41,6 @@ class Applied:
     stack: Stack
     error: BaseException | None = None
     readiness: Readiness | None = None
-
-
-def _stack(renderer: Renderer, release: ServiceRelease, plan: str, tenant: TenantRef) -> Stack:
-    name = f"{release.name}-{release.version.version}-{plan}".replace(".", "-")[:40].strip("-")
-    instance = InstanceRef(name=name, id=f"00000000-0000-4000-8000-{secrets.token_hex(6)}")
-    rendered = renderer.render(release, plan=plan, tenant=tenant, instance=instance, parameters={})
-    return Stack(
-        tenant=tenant.slug,
-        instance=instance.name,
-        instance_id=instance.id,
-        namespace=rendered.namespace,
-        objects=rendered.objects,
-        digests=rendered.object_digests(),
-        digest=rendered.digest,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +56,7 @@ def applied(target: KubernetesTarget) -> Iterator[dict[str, Applied]]:
     # A tenant slug of its own per run, so a rerun against a reused cluster meets no leftovers.
     tenant = TenantRef(slug=f"s{secrets.token_hex(2)}", name="Shipped", nis_code="44021")
     stacks = {
-        key: Applied(_stack(renderer, release, plan, tenant))
+        key: Applied(render_stack(renderer, release, plan, tenant))
         for key, (release, plan) in zip(IDS, RELEASES, strict=True)
     }
 
