@@ -6,8 +6,10 @@ points at another file. The file holds tokens, so it is written with mode 0600.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from platformdirs import user_config_dir
@@ -48,14 +50,29 @@ def load_config() -> Config:
 
 
 def save_config(config: Config) -> Path:
+    """Write the config atomically; the file is 0600 whatever was there before.
+
+    The temporary file gets a fresh unique name (``mkstemp``: ``O_CREAT|O_EXCL``, mode
+    0600) in the same directory, so a stale or planted ``.tmp`` file, or one with a wider
+    mode, is never reused; ``os.replace`` then swaps it in, so an existing 0644 config is
+    replaced by a 0600 file rather than rewritten in place.
+    """
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    # Created 0600 from the start: the file holds bearer tokens.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(config.model_dump(), indent=2))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600 already; say it, in case the platform's default differs.
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(config.model_dump(), indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return path
 
 

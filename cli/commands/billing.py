@@ -59,7 +59,7 @@ def _period(text: str | None) -> str:
     if text is None:
         # Billing months are Brussels calendar months (docs/billing.md).
         return datetime.now(ZoneInfo("Europe/Brussels")).strftime("%Y-%m")
-    if not _PERIOD.match(text):
+    if not _PERIOD.fullmatch(text):
         raise CliError(
             f"{text!r} is not a billing month.",
             exit_code=ExitCode.USAGE,

@@ -48,7 +48,7 @@ def hash_token(token: str) -> str:
 
 def token_prefix(token: str) -> str | None:
     """The public prefix of a well-formed token, else None."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return match.group(1) if match else None
 
 
@@ -97,7 +97,7 @@ def create_token(
 
 def check_token_form(token: str) -> str:
     """The prefix of a well-formed token; :class:`InvalidToken` (no database needed) else."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     if match is None:
         raise InvalidToken(
             "The bearer token is malformed.", hint="Tokens look like cp_<prefix>_<secret>."

@@ -8,6 +8,13 @@
   sheet per tenant; amounts are numbers with a euro number format, never text;
 - ``json``: the statement set document, amounts as strings (``"123.45"``) so no float creeps in.
 
+Names come from tenants and operators, so a text cell may start with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return, which a spreadsheet reads as a formula (CSV injection,
+OWASP). Text cells are neutralised: in CSV such a value gets a leading ``'`` (and
+:func:`read_csv` removes it again, so the round trip is exact); in XLSX every text cell is
+stored as a string cell (``data_type`` ``s``, quote prefix), never a formula. Numbers stay
+numbers: a credit of -12.50 is a numeric cell, and numeric CSV columns are not prefixed.
+
 Every export is bytes, ready for ``--out FILE`` or an HTTP response (see :data:`MEDIA_TYPES`).
 This module must not know about the database, FastAPI or Typer.
 """
@@ -154,7 +161,7 @@ def read_csv(data: bytes, *, belgian: bool = False) -> list[dict[str, str | Deci
             elif column in DECIMAL_COLUMNS:
                 row[column] = _parse_decimal(cell, belgian=belgian, where=f"row {number}, {column}")
             else:
-                row[column] = cell
+                row[column] = _restore(cell)
         rows.append(row)
     return rows
 
@@ -205,6 +212,8 @@ class _Row:
         )
 
     def _cell(self, value: Any, *, bold: bool = False, number_format: str | None = None) -> Any:
+        if isinstance(value, str):
+            return text_cell(self.sheet, value, bold=bold)
         if not bold and number_format is None:
             return value
         cell = WriteOnlyCell(self.sheet, value=value)
@@ -213,6 +222,18 @@ class _Row:
         if number_format is not None:
             cell.number_format = number_format
         return cell
+
+
+def text_cell(sheet: Any, value: str, *, bold: bool = False) -> Any:
+    """A string cell, never a formula: openpyxl reads any text starting with ``=`` as one."""
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    if value.startswith(FORMULA_TRIGGERS):
+        # Excel keeps the cell text even when someone edits it and presses Enter.
+        cell.quotePrefix = True
+    if bold:
+        cell.font = _BOLD
+    return cell
 
 
 _BOLD = Font(bold=True)
@@ -269,7 +290,7 @@ def _summary_sheet(sheet: Any, statements: StatementSet) -> None:
         ("Amounts", "exclusive of VAT"),
         ("Note", ATTRIBUTION),
     ):
-        sheet.append([label, value])
+        sheet.append([text_cell(sheet, label), text_cell(sheet, value)])
 
 
 def _lines_sheet(sheet: Any, statements: StatementSet, selected: tuple[Statement, ...]) -> None:
@@ -345,9 +366,28 @@ def _line_row(
 def _cell_text(value: object, column: str, *, belgian: bool) -> str:
     if value is None:
         return ""
-    if column in DECIMAL_COLUMNS and belgian:
-        return f"{value}".replace(".", ",")
-    return str(value)
+    if column in DECIMAL_COLUMNS:
+        return f"{value}".replace(".", ",") if belgian else str(value)
+    return neutralise(str(value))
+
+
+#: What makes a spreadsheet read a text cell as a formula (OWASP "CSV injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula.
+
+    Values that already start with ``'`` before a trigger get one more, so that
+    :func:`_restore` can undo exactly one and ``'=x`` survives the round trip.
+    """
+    return "'" + text if text.lstrip("'").startswith(FORMULA_TRIGGERS) else text
+
+
+def _restore(cell: str) -> str:
+    return (
+        cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS) else cell
+    )
 
 
 def _parse_decimal(cell: str, *, belgian: bool, where: str) -> Decimal:

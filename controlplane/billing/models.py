@@ -431,7 +431,7 @@ _FACTORS = {
 
 
 def _quantity(text: str) -> Decimal:
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise UsageInvalid(detail=f"resource quantity {text!r} is not a Kubernetes quantity")
     return Decimal(match[1]) * _FACTORS[match[2]]

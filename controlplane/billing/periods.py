@@ -64,7 +64,7 @@ class Period:
     @classmethod
     def parse(cls, text: str, *, now: datetime | None = None) -> Period:
         """Parse ``YYYY-MM``; with ``now``, refuse a month that has not started yet."""
-        match = _PERIOD.match(text.strip())
+        match = _PERIOD.fullmatch(text.strip(" "))  # spaces only: "2024-03\n" is no period
         if match is None:
             raise PeriodInvalid(
                 detail=f"billing period {text!r} is not written as YYYY-MM",

@@ -347,7 +347,7 @@ def check_plans(definition: ServiceDefinition) -> Iterator[Problem]:
 
 def quantity(text: str) -> Decimal:
     """A Kubernetes quantity (as allowed by the catalogue) as a number."""
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a quantity")
     return Decimal(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
@@ -403,7 +403,7 @@ def _subschemas(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Map
 def _check_names(schema: Mapping[str, Any], path: str) -> Iterator[Problem]:
     for sub_path, _sub in _subschemas(schema, path):
         name = sub_path.rsplit(".", 1)[1]
-        if not PARAMETER_NAME.match(name):
+        if not PARAMETER_NAME.fullmatch(name):
             yield (
                 sub_path,
                 f"parameter name {name!r} must be letters, digits and '_' and not start with a "

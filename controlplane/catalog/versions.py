@@ -7,7 +7,9 @@ admission of upgrades and fleet upgrades all read ranges through this module, so
 
 Comparison follows SemVer 2.0 precedence (the ``semver`` package): pre-releases sort
 before their release (``3.0.0-rc.1 < 3.0.0``). A comparator's version may leave out minor
-and patch (``<25`` means ``<25.0.0``); a version being tested must be complete.
+and patch (``<25`` means ``<25.0.0``, ``<25.1`` means ``<25.1.0``); a version being tested
+must be complete. An empty range declares no upgrade path: nothing matches it (the oldest
+version of a service has none). :func:`upgrade_refusal` is the whole upgrade rule.
 
 This module must not know about files, templates or the database.
 """
@@ -32,8 +34,9 @@ _OPERATORS: dict[str, Callable[[Version, Version], bool]] = {
     "!=": operator.ne,
     "=": operator.eq,
 }
-# Longest operators first, so that ">=" is not read as ">" followed by "=1.0.0".
-_COMPARATOR = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)?\s*(\S+)\s*$")
+# Longest operators first, so that ">=" is not read as ">" followed by "=1.0.0". Only
+# spaces around the parts: a tab, newline or other control character is not a range.
+_COMPARATOR = re.compile(r" *(>=|<=|==|!=|>|<|=)? *([0-9A-Za-z.+-]+) *")
 _EXAMPLE = ">=24.0.0,<25.0.0"
 
 
@@ -91,7 +94,16 @@ def parse_range(spec: str) -> VersionRange:
         )
     comparators: list[Comparator] = []
     for part in spec.split(","):
-        match = _COMPARATOR.match(part)
+        match = _COMPARATOR.fullmatch(part)
+        if match is None and part.strip():
+            # e.g. two comparators without a comma between them: ">=24.0.0 <25.0.0".
+            raise VersionRangeInvalid(
+                f"{part.strip(' ')!r} in the version range {spec!r} is not a comparator.",
+                hint=(
+                    "A comparator is one of >=, >, <=, <, ==, != followed by a semantic "
+                    f"version; separate comparators with commas, e.g. {_EXAMPLE!r}."
+                ),
+            )
         if match is None:
             raise VersionRangeInvalid(
                 f"The version range {spec!r} has an empty comparator.",
@@ -123,6 +135,28 @@ def matches(version: str, spec: str) -> bool:
         parse_version(version)
         return False
     return parse_version(version) in parse_range(spec)
+
+
+def upgrade_refusal(current: str, target: str, upgrade_from: str) -> str | None:
+    """Why an instance on ``current`` cannot be updated to ``target``; ``None`` if it can.
+
+    ``upgrade_from`` is the target version's declared range. The one rule that admission
+    (PATCH), fleet plans and the lifecycle ("upgrade available") all apply: the target must
+    be newer, and its range must accept ``current``. An empty range declares no upgrade
+    path, so nothing can be updated to that version. Raises :class:`VersionInvalid` or
+    :class:`VersionRangeInvalid` on malformed input, never answers it with a guess.
+    """
+    old, new = parse_version(current), parse_version(target)
+    spec = parse_range(upgrade_from) if upgrade_from.strip() else None
+    if old == new:
+        return f"already on {current}"
+    if old > new:
+        return f"already newer ({current})"
+    if spec is None:
+        return f"{target} declares no upgrade path (its upgrade_from is empty)"
+    if old not in spec:
+        return f"{target} upgrades only from {upgrade_from}"
+    return None
 
 
 def newest(versions: Iterable[str]) -> str | None:

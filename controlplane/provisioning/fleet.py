@@ -53,7 +53,7 @@ from controlplane.catalog.errors import VersionInvalid, VersionRangeInvalid
 from controlplane.catalog.models import VersionStatus
 from controlplane.catalog.publishing import find_version, versions_of
 from controlplane.catalog.records import PublishedVersion
-from controlplane.catalog.versions import matches, parse_range, parse_version
+from controlplane.catalog.versions import matches, parse_range, upgrade_refusal
 from controlplane.db.engine import is_postgres
 from controlplane.db.paging import DEFAULT_LIMIT, Page, datetime_key, paginate, uuid_key
 from controlplane.db.types import utcnow
@@ -267,7 +267,12 @@ def preview_instance(
                 record.to_release(),
                 plan=instance.plan,
                 tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
-                instance=InstanceRef(name=instance.name, id=str(instance.id)),
+                instance=InstanceRef(
+                    name=instance.name,
+                    id=str(instance.id),
+                    namespace=instance.namespace,
+                    hostname=instance.hostname,
+                ),
                 parameters=instance.parameters,
                 storage_floor=floor,
             )
@@ -323,6 +328,18 @@ def _selected_tenants(session: Session, slugs: Sequence[str]) -> dict[uuid.UUID,
     return {t.id: t for t in rows.values()}
 
 
+def upgrade_exclusion(from_version: str, to_version: str, upgrade_from: str) -> str | None:
+    """Why a fleet plan leaves an instance on ``from_version`` out; ``None`` to include it.
+
+    The same rule as admission and the lifecycle (:func:`catalog.versions.upgrade_refusal`);
+    a stored range that cannot be read excludes the instance rather than failing the plan.
+    """
+    try:
+        return upgrade_refusal(from_version, to_version, upgrade_from)
+    except (VersionInvalid, VersionRangeInvalid) as exc:
+        return f"{to_version} has an unreadable upgrade path: {exc.detail}"
+
+
 def create_plan(
     session: Session,
     *,
@@ -359,13 +376,9 @@ def create_plan(
         if tenant.status != TenantStatus.ACTIVE:
             exclude(tenant, instance, f"tenant is {tenant.status}")
             continue
-        if parse_version(instance.version) > parse_version(request.to_version):
-            exclude(tenant, instance, f"already newer ({instance.version})")
-            continue
-        if not matches(instance.version, reach):
-            exclude(
-                tenant, instance, f"{request.to_version} upgrades only from {reach or '(none)'}"
-            )
+        refusal = upgrade_exclusion(instance.version, request.to_version, reach)
+        if refusal is not None:
+            exclude(tenant, instance, refusal)
             continue
         try:
             changes = preview_instance(

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from controlplane.catalog.errors import VersionInvalid, VersionRangeInvalid
 from controlplane.catalog.models import VersionStatus
 from controlplane.catalog.records import PublishedVersion
-from controlplane.catalog.versions import matches, parse_version
+from controlplane.catalog.versions import parse_version, upgrade_refusal
 from controlplane.provisioning.models import Instance
 
 
@@ -70,13 +70,6 @@ def _upgrade_from_of(release: Mapping[str, Any]) -> str:
     return str(version.get("upgrade_from", "") if isinstance(version, dict) else "")
 
 
-def _newer(version: str, than: str) -> bool:
-    try:
-        return parse_version(version) > parse_version(than)
-    except VersionInvalid:
-        return False
-
-
 def _reachable(current: str, candidate: PublishedVersion | VersionFacts) -> bool:
     spec = (
         candidate.upgrade_from
@@ -84,7 +77,8 @@ def _reachable(current: str, candidate: PublishedVersion | VersionFacts) -> bool
         else _upgrade_from_of(candidate.release)
     )
     try:
-        return matches(current, spec)
+        # The one upgrade rule, shared with admission and fleet plans (catalog.versions).
+        return upgrade_refusal(current, candidate.version, spec) is None
     except (VersionInvalid, VersionRangeInvalid):
         # A malformed stored range offers no upgrade rather than breaking every list.
         return False
@@ -93,11 +87,7 @@ def _reachable(current: str, candidate: PublishedVersion | VersionFacts) -> bool
 def upgrade_target(current: str, versions: Sequence[PublishedVersion | VersionFacts]) -> str | None:
     """The newest active version reachable from ``current`` by one update."""
     candidates = [
-        v
-        for v in versions
-        if v.status == VersionStatus.ACTIVE
-        and _newer(v.version, current)
-        and _reachable(current, v)
+        v for v in versions if v.status == VersionStatus.ACTIVE and _reachable(current, v)
     ]
     if not candidates:
         return None

@@ -20,10 +20,12 @@ from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem
 from controlplane.tenants.errors import MunicipalityCsvInvalid
 from controlplane.tenants.models import Tenant
-from controlplane.tenants.services import SLUG_MAX, is_slug, slug_from_name
+from controlplane.tenants.services import slug_from_name, slug_problem
 
 COLUMNS = ("nis_code", "name_nl", "province", "population", "population_year")
 ATTRIBUTION = "Source: Statbel, CC BY 4.0"
+#: NIS codes per lookup query (inserts are batched by SQLAlchemy's insertmanyvalues).
+LOOKUP_BATCH = 5_000
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ def _parse_row(line: int, row: list[str]) -> Municipality | ErrorItem:
     if not name or "\x00" in name or len(name) > 200:
         return ErrorItem(where, "name_nl is empty or not a name")
     slug = slug_from_name(name)
-    if not is_slug(slug):
-        return ErrorItem(where, f"cannot derive a slug (at most {SLUG_MAX} chars) from {name!r}")
+    problem = slug_problem(slug)
+    if problem is not None:
+        return ErrorItem(where, f"cannot derive a usable slug from {name!r} ({slug!r}: {problem})")
     if not (population.isascii() and population.isdigit()) or len(population) > 9:
         return ErrorItem(where, f"population {population!r} is not a whole number")
     if not (year.isascii() and year.isdigit()) or not 1800 <= int(year) <= 2200:
@@ -124,12 +127,15 @@ def _parse_row(line: int, row: list[str]) -> Municipality | ErrorItem:
 def import_municipalities(session: Session, text: str) -> ImportSummary:
     """Create missing tenants, update inhabitants of existing ones (by NIS code)."""
     rows = parse_csv(text)
-    existing = {
-        t.nis_code: t
-        for t in session.exec(
-            select(Tenant).where(col(Tenant.nis_code).in_([r.nis_code for r in rows]))
-        ).all()
-    }
+    existing: dict[str, Tenant] = {}
+    # One bind parameter per NIS code: PostgreSQL refuses a statement with more than
+    # 65,535 of them (and SQLite 32,766), so a whole-country file is looked up in batches.
+    for start in range(0, len(rows), LOOKUP_BATCH):
+        codes = [r.nis_code for r in rows[start : start + LOOKUP_BATCH]]
+        existing.update(
+            (t.nis_code, t)
+            for t in session.exec(select(Tenant).where(col(Tenant.nis_code).in_(codes))).all()
+        )
     taken_slugs = set(session.exec(select(Tenant.slug)).all())
     summary = ImportSummary()
     errors: list[ErrorItem] = []
