@@ -1,4 +1,4 @@
-"""`cityctl tenant list | show | create | update | import FILE`.
+"""`cityctl tenant list | show | create | update | import FILE | domain add|remove|list`.
 
 Operators onboard and manage municipalities; a tenant token sees only its own.
 """
@@ -47,12 +47,15 @@ def list_(
 
 @app.command()
 def show(slug: Slug, output: OutputOpt = Format.YAML) -> None:
-    """Show one tenant's master data, limits and contacts.
+    """Show one tenant's master data, limits, contacts and granted domains.
 
     Example: cityctl tenant show gent -o json
     """
     with state.client() as client:
-        emit(client.get_json(f"{API}/tenants/{seg(slug)}"), output, COLUMNS)
+        tenant = client.get_json(f"{API}/tenants/{seg(slug)}")
+        granted = client.get_json(f"{API}/tenants/{seg(slug)}/domains")
+    tenant["domains"] = [d["domain"] for d in granted]
+    emit(tenant, output, [*COLUMNS, ("domains", "DOMAINS")])
 
 
 @app.command()
@@ -208,3 +211,48 @@ def import_(
     ]
     if rows:
         emit(rows, output, [("slug", "SLUG"), ("outcome", "OUTCOME")])
+
+
+domain_app = typer.Typer(
+    help="DNS domains granted to a tenant: its instances may use them (and subdomains) "
+    "as host names.",
+    no_args_is_help=True,
+)
+app.add_typer(domain_app, name="domain")
+Domain = Annotated[str, typer.Argument(help="DNS domain, e.g. gent.be (covers its subdomains).")]
+DOMAIN_COLUMNS = [("domain", "DOMAIN"), ("granted_by", "GRANTED BY"), ("created_at", "GRANTED")]
+
+
+@domain_app.command("list")
+def domain_list(slug: Slug, output: OutputOpt = Format.TABLE) -> None:
+    """List the domains granted to a tenant.
+
+    Example: cityctl tenant domain list gent
+    """
+    with state.client() as client:
+        emit(client.get_json(f"{API}/tenants/{seg(slug)}/domains"), output, DOMAIN_COLUMNS)
+
+
+@domain_app.command("add")
+def domain_add(slug: Slug, domain: Domain, output: OutputOpt = Format.TABLE) -> None:
+    """Grant a domain to a tenant (operators; a domain belongs to one tenant only).
+
+    Example: cityctl tenant domain add gent gent.be
+    """
+    with state.client() as client:
+        granted = client.call(
+            "POST", f"{API}/tenants/{seg(slug)}/domains", json={"domain": domain}
+        ).json()
+    stderr.print(f"Domain {granted['domain']} granted to {slug}.")
+    emit(granted, output, DOMAIN_COLUMNS)
+
+
+@domain_app.command("remove")
+def domain_remove(slug: Slug, domain: Domain) -> None:
+    """Take a domain back (refused while the tenant's instances still use it).
+
+    Example: cityctl tenant domain remove gent gent.be
+    """
+    with state.client() as client:
+        client.call("DELETE", f"{API}/tenants/{seg(slug)}/domains/{seg(domain)}")
+    stderr.print(f"Domain {domain} removed from {slug}.")

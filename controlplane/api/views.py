@@ -82,6 +82,7 @@ def instance(
         parameters=row.parameters,
         target=row.target,
         namespace=row.namespace,
+        hostname=row.hostname,
         generation=row.generation,
         deletion_requested=row.deletion_requested,
         status=schemas.InstanceStatus(

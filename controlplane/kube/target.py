@@ -91,6 +91,34 @@ class ApplyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceDeletion:
+    """What one look at a namespace being deleted showed."""
+
+    gone: bool
+    #: ``status.phase`` (``Terminating`` once the deletion started).
+    phase: str = ""
+    #: The namespace controller's messages on what is left (objects, finalizers).
+    remaining: tuple[str, ...] = ()
+    #: ``metadata.deletionTimestamp``: when the deletion started.
+    since: str | None = None
+
+    @classmethod
+    def seen(cls, live: Mapping[str, Any]) -> NamespaceDeletion:
+        status = live.get("status") or {}
+        remaining = tuple(
+            str(c.get("message"))
+            for c in status.get("conditions") or []
+            if c.get("status") == "True" and c.get("message")
+        )
+        return cls(
+            gone=False,
+            phase=str(status.get("phase") or "unknown"),
+            remaining=remaining,
+            since=(live.get("metadata") or {}).get("deletionTimestamp"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Response:
     status: int
     data: Any
@@ -476,6 +504,32 @@ class KubeTarget:
             entry.get("manager") == self.field_manager and entry.get("operation") == "Apply"
             for entry in (item.get("metadata") or {}).get("managedFields") or []
         )
+
+    def request_namespace_deletion(self, namespace: str) -> NamespaceDeletion:
+        """Delete a namespace unless its deletion already started; say what is left. No waiting.
+
+        Level-based: call it again to see whether the namespace is gone. A namespace already
+        terminating is only read (no second DELETE, so a check writes nothing).
+        """
+        resource = self.resource("v1", "Namespace")
+        oid = f"v1/Namespace/{namespace}"
+        answer = self._request("GET", resource.path(None, namespace), subject=oid)
+        if answer.status == 404:
+            return NamespaceDeletion(gone=True)
+        live: Mapping[str, Any] = answer.data or {}
+        if not (live.get("metadata") or {}).get("deletionTimestamp"):
+            deleted = self._request(
+                "DELETE",
+                resource.path(None, namespace),
+                body={"propagationPolicy": "Background"},
+                content_type="application/json",
+                subject=oid,
+                kind=resource.kind,
+            )
+            if deleted.status == 404:
+                return NamespaceDeletion(gone=True)
+            live = deleted.data or live
+        return NamespaceDeletion.seen(live)
 
     def delete_namespace(self, namespace: str, *, wait: bool = True, timeout: float = 120) -> None:
         """Delete a namespace (and so everything in it); with ``wait``, until it is gone."""

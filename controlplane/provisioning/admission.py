@@ -4,33 +4,33 @@ Checked before anything is written, so that a refused request changes nothing: t
 tenant is active, the version is published and usable (deprecated warns, retired
 refuses), upgrades follow the declared upgrade-from range, the plan exists, the
 parameters match the release's schema (errors point at ``parameters.<path>``), the tenant's
-limits hold and the name is a DNS label that fits the namespace ``<tenant>-<name>``.
+limits hold and the name is a DNS label that fits the namespace ``<tenant>--<name>``
+(``controlplane.tenants.names`` has the rules; ``hostnames`` decides the host name).
 
 This module must not know about HTTP or roles.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from semver import Version
 from sqlmodel import Session, col, func, select
 
-from controlplane.catalog.errors import ServiceNotInCatalog
+from controlplane.catalog.errors import ServiceNotInCatalog, VersionInvalid, VersionRangeInvalid
 from controlplane.catalog.models import Plan, ServiceRelease, VersionStatus
 from controlplane.catalog.publishing import VersionNotPublished, find_version, newest_active
 from controlplane.catalog.records import PublishedVersion
+from controlplane.catalog.versions import parse_version, upgrade_refusal
 from controlplane.errors import Conflict, ErrorItem, InvalidInput
 from controlplane.provisioning.models import Instance
 from controlplane.rendering import Renderer
 from controlplane.tenants.models import Tenant, TenantStatus
+from controlplane.tenants.names import NAMESPACE_SEPARATOR, name_problem, reserved_slug
 
 NAME_MAX = 40
 NAMESPACE_MAX = 63
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 #: Validates parameters against a release and answers them with defaults applied.
 ParameterCheck = Callable[[ServiceRelease, Mapping[str, Any]], dict[str, Any]]
@@ -83,17 +83,29 @@ class Admitted:
 
 
 def check_name(tenant: Tenant, name: str) -> None:
-    problems: list[str] = []
-    if not _DNS_LABEL.match(name) or len(name) > NAME_MAX:
-        problems.append(
-            f"lowercase letters, digits and '-', at most {NAME_MAX} characters, "
-            "starting and ending with a letter or digit"
+    """The name is a DNS label without ``--`` and ``<tenant>--<name>`` fits a namespace.
+
+    A tenant whose slug predates the naming rules (``--`` in it, or reserved) keeps its
+    existing instances but gets no new ones: their namespaces could be another's.
+    """
+    slug_problem = name_problem(tenant.slug, max_length=NAMESPACE_MAX)
+    if slug_problem is not None or reserved_slug(tenant.slug):
+        raise AdmissionRefused(
+            f"Tenant {tenant.slug!r} cannot get new instances: its slug predates the naming "
+            "rules, and its namespaces could collide with others'.",
+            errors=[ErrorItem("tenant", slug_problem or "the slug is reserved")],
+            hint="An operator can onboard the municipality again under a valid slug "
+            "(`cityctl tenant create --slug`).",
         )
-    elif len(tenant.slug) + 1 + len(name) > NAMESPACE_MAX:
-        room = NAMESPACE_MAX - len(tenant.slug) - 1
+    problems: list[str] = []
+    problem = name_problem(name, max_length=NAME_MAX)
+    if problem is not None:
+        problems.append(problem)
+    elif len(tenant.slug) + len(NAMESPACE_SEPARATOR) + len(name) > NAMESPACE_MAX:
+        room = NAMESPACE_MAX - len(tenant.slug) - len(NAMESPACE_SEPARATOR)
         problems.append(
-            f"the namespace '{tenant.slug}-{name}' would exceed {NAMESPACE_MAX} characters; "
-            f"use at most {room} characters"
+            f"the namespace '{tenant.slug}{NAMESPACE_SEPARATOR}{name}' would exceed "
+            f"{NAMESPACE_MAX} characters; use at most {room} characters"
         )
     if problems:
         raise AdmissionRefused(
@@ -191,22 +203,31 @@ def _resolve_version(session: Session, service: str, version: str | None) -> Pub
 
 
 def _check_upgrade(current: str, release: ServiceRelease) -> None:
+    # The one upgrade rule (catalog.versions), shared with fleet plans and the lifecycle.
     target = release.version
     try:
-        old, new = Version.parse(current), Version.parse(target.version)
-    except ValueError:
+        refusal = upgrade_refusal(current, target.version, target.upgrade_from)
+    except (VersionInvalid, VersionRangeInvalid) as exc:
+        # Validation refuses such a range before publishing; a release published before
+        # that rule still must not turn an update into a server error.
+        raise AdmissionRefused(
+            f"{release.name} {target.version} cannot be reached from {current}: {exc.detail}",
+            errors=[ErrorItem("version", "the upgrade path cannot be read")],
+            hint="Ask an operator to publish a version with a valid upgrade_from range.",
+        ) from exc
+    if refusal is None:
         return
-    if new < old:
+    if parse_version(target.version) < parse_version(current):
         raise AdmissionRefused(
             f"{release.name} cannot go down from {current} to {target.version} by an update.",
             errors=[ErrorItem("version", "older than the current version")],
             hint="Use rollback to return to an earlier revision.",
         )
-    ranges = [r.strip() for r in target.upgrade_from.split(",") if r.strip()]
-    if ranges and not all(old.match(r) for r in ranges):
-        raise AdmissionRefused(
-            f"{release.name} {target.version} cannot be reached from {current}: it upgrades "
-            f"only from {target.upgrade_from}.",
-            errors=[ErrorItem("version", f"upgrade path requires {target.upgrade_from}")],
-            hint="Upgrade through an intermediate version first.",
-        )
+    declared = target.upgrade_from.strip() or "(none: no upgrade path declared)"
+    raise AdmissionRefused(
+        f"{release.name} {target.version} cannot be reached from {current}: it upgrades "
+        f"only from {declared}.",
+        errors=[ErrorItem("version", f"upgrade path requires {declared}")],
+        hint="Upgrade through an intermediate version first "
+        f"(`cityctl catalog show {release.name}` lists its versions and upgrade paths).",
+    )

@@ -15,27 +15,61 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.errors import ErrorItem, InvalidInput
+from controlplane.tenants.names import (
+    NAMESPACE_MAX,
+    NAMESPACE_SEPARATOR,
+    PLATFORM_DOMAIN,
+    RESERVED_PREFIXES,
+    RESERVED_SLUGS,
+    default_hostname,
+    hostname_problem,
+    is_dns_label,
+    name_problem,
+    reserved_slug,
+    within,
+)
 
 MANAGED_BY = "city-platform"
 LABEL_PREFIX = "city-platform.be"
 #: Pod template annotation with which a stack declares that a pod needs its token.
 NEEDS_TOKEN_ANNOTATION = f"{LABEL_PREFIX}/needs-service-account-token"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: A DNS label (RFC 1123), full-matched: lowercase letters, digits and '-', alnum ends.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+__all__ = [
+    "NAMESPACE_MAX",
+    "NAMESPACE_SEPARATOR",
+    "PLATFORM_DOMAIN",
+    "RESERVED_PREFIXES",
+    "RESERVED_SLUGS",
+    "default_hostname",
+    "hostname_problem",
+    "is_dns_label",
+    "name_problem",
+    "namespace_for",
+    "reserved_slug",
+    "within",
+]
 
 
 def namespace_for(tenant_slug: str, instance_name: str) -> str:
-    """The namespace of one instance: ``<tenant>-<instance>``, a DNS label of at most 63."""
-    namespace = f"{tenant_slug}-{instance_name}"
-    if not _DNS_LABEL.match(namespace):
+    """The namespace of a new instance: ``<tenant>--<instance>``, a DNS label of at most 63.
+
+    Injective for valid slugs and names (neither contains ``--``). Existing instances keep
+    the namespace stored in their row (the older ``<tenant>-<instance>``): this is only
+    the name given at creation and for offline renders.
+    """
+    namespace = f"{tenant_slug}{NAMESPACE_SEPARATOR}{instance_name}"
+    if not _DNS_LABEL.fullmatch(namespace):
         raise InvalidInput(
             f"The namespace {namespace!r} of this instance is not a valid DNS label.",
             errors=[
                 ErrorItem(
                     "instance.name",
-                    f"'<tenant>-<instance>' must be lowercase letters, digits and '-' and at most "
-                    f"63 characters (it is {len(namespace)})",
+                    f"'<tenant>--<instance>' must be lowercase letters, digits and '-' and at "
+                    f"most {NAMESPACE_MAX} characters (it is {len(namespace)})",
                 )
             ],
             hint="Choose a shorter instance name of lowercase letters, digits and '-'.",

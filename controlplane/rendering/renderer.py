@@ -49,10 +49,16 @@ class TenantRef:
 
 @dataclass(frozen=True)
 class InstanceRef:
-    """The instance as templates see it (``id`` is its UUID as a string)."""
+    """The instance as templates see it (``id`` is its UUID as a string).
+
+    ``namespace`` and ``hostname`` are what the instance row stores (decided at admission);
+    left out (offline renders) they are derived from the tenant and instance names.
+    """
 
     name: str
     id: str
+    namespace: str | None = None
+    hostname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,8 @@ class Renderer:
         ``plan.storage`` in the template context is the plan's storage raised to the floor,
         so a plan change down never asks a volume to shrink.
         """
-        namespace = namespace_for(tenant.slug, instance.name)
+        # The stored namespace: existing instances keep the one they were created with.
+        namespace = instance.namespace or namespace_for(tenant.slug, instance.name)
         chosen = release.plan(plan)
         if chosen is None:
             known = ", ".join(p.name for p in release.plans)
@@ -151,6 +158,10 @@ class Renderer:
                 hint=f"Plans: {known}.",
             )
         params = self.resolve_parameters(release, parameters)
+        if instance.hostname and "hostname" in params and not params["hostname"]:
+            # The host decided at admission: templates frozen with an older default render
+            # it too (``params.hostname or …`` takes it).
+            params["hostname"] = instance.hostname
         bundle = self.compiled(release)
         secrets = SecretValues(self._server_secret, instance.id)
         storage = with_floor(chosen.storage, storage_floor)

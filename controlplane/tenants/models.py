@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, String
+from sqlalchemy import Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
 from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
@@ -23,7 +23,7 @@ class Tenant(SQLModel, table=True):
     __tablename__ = "tenants"
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    #: DNS label used in namespaces (``<slug>-<instance>``) and URLs.
+    #: DNS label used in namespaces (``<slug>--<instance>``), host names and URLs.
     slug: str = Field(sa_column=Column(String(40), unique=True, nullable=False))
     name: str = Field(max_length=200)
     #: Statbel NIS code: the municipality's identity (unique).
@@ -54,5 +54,22 @@ class Tenant(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class TenantDomain(SQLModel, table=True):
+    """A DNS domain an operator granted to one tenant: its instances may use the domain
+    and any subdomain of it as host names. A domain belongs to at most one tenant."""
+
+    __tablename__ = "tenant_domains"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    tenant_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    domain: str = Field(sa_column=Column(String(253), unique=True, nullable=False))
+    granted_by: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from controlplane.api.app import create_app
 from controlplane.auth.models import Role
 from controlplane.settings import Settings
+from controlplane.tenants.models import TenantDomain
 from tests.factories import (  # noqa: F401 (fixtures)
     database_url,
     engine,
@@ -56,6 +57,7 @@ def world(engine: Engine, client: TestClient) -> World:  # noqa: F811
     with Session(engine) as session:
         gent = make_tenant(session, "gent", name="Gent", nis_code="44021")
         brugge = make_tenant(session, "brugge", name="Brugge", nis_code="31005")
+        session.add(TenantDomain(tenant_id=gent.id, domain="gent.be", granted_by="tests"))
         w.tokens["operator"] = make_token(session, Role.OPERATOR)
         w.tokens["finance"] = make_token(session, Role.FINANCE)
         w.tokens["tenant-admin"] = make_token(session, Role.TENANT_ADMIN, gent)

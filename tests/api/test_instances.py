@@ -41,7 +41,7 @@ def test_create_records_desired_state_and_queues_a_reconcile(
     body = r.json()
     assert r.headers["etag"] == '"1"'
     assert body["version"] == "1.1.0"  # newest active by default
-    assert body["namespace"] == "gent-web"
+    assert body["namespace"] == "gent--web"
     assert body["target"] == "local"
     assert body["status"] == {
         "phase": "Pending",

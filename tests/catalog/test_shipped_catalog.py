@@ -73,7 +73,7 @@ def test_renders_and_passes_schema_and_policy(
         instance=InstanceRef(name="main", id="0d6f3c1e-4f7a-4b0e-9a51-6a3c5b1e2f10"),
         parameters=example_parameters(rel.parameters),
     )
-    assert stack.namespace == "gent-main"
+    assert stack.namespace == "gent--main"
     kinds = {obj["kind"] for obj in stack.objects}
     assert {"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy"} <= kinds
     assert kinds & {"Deployment", "StatefulSet"}, "a stack runs at least one workload"

@@ -19,7 +19,7 @@ STANDARD_LABELS = {
     "app.kubernetes.io/instance": "web1",
     "app.kubernetes.io/version": "1.1",
     "app.kubernetes.io/managed-by": "city-platform",
-    "app.kubernetes.io/part-of": "gent-web1",
+    "app.kubernetes.io/part-of": "gent--web1",
     "city-platform.be/tenant": "gent",
     "city-platform.be/service": "demo",
     "city-platform.be/plan": "large",
@@ -60,9 +60,9 @@ def test_json_is_one_list_of_objects_with_namespace_and_labels(
     for obj in objects:
         metadata = obj["metadata"]
         if obj["kind"] in CLUSTER_SCOPED:
-            assert metadata["name"] == "gent-web1"
+            assert metadata["name"] == "gent--web1"
         else:
-            assert metadata["namespace"] == "gent-web1", obj["kind"]
+            assert metadata["namespace"] == "gent--web1", obj["kind"]
         assert STANDARD_LABELS.items() <= metadata["labels"].items(), obj["kind"]
         assert metadata["labels"]["city-platform.be/instance-id"] == offline_instance_id(
             "gent", "web1"
@@ -90,7 +90,7 @@ def test_defaults_are_the_newest_active_version_and_the_first_plan(
     labels = objects[0]["metadata"]["labels"]
     assert labels["app.kubernetes.io/version"] == "1.1"
     assert labels["city-platform.be/plan"] == "small"
-    assert objects[0]["metadata"]["name"] == "demo-demo"
+    assert objects[0]["metadata"]["name"] == "demo--demo"
 
 
 def test_an_older_version_renders_with_a_warning_when_deprecated(

@@ -91,7 +91,12 @@ def test_preview_lists_exactly_the_objects_that_change(engine: Engine) -> None:
         refs = {
             "plan": "small",
             "tenant": TenantRef(slug="gent", name="Gent", nis_code="44021"),
-            "instance": InstanceRef(name="login", id=str(sample.id)),
+            "instance": InstanceRef(
+                name="login",
+                id=str(sample.id),
+                namespace=sample.namespace,
+                hostname=sample.hostname,
+            ),
             "parameters": {},
         }
         old = RENDERER.render(catalog.release("keycloak", "25.0.6"), **refs)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ EXPECTED_LABELS = {
     "app.kubernetes.io/instance": "portal",
     "app.kubernetes.io/version": "1.0",
     "app.kubernetes.io/managed-by": "city-platform",
-    "app.kubernetes.io/part-of": "gent-portal",
+    "app.kubernetes.io/part-of": "gent--portal",
     "city-platform.be/tenant": "gent",
     "city-platform.be/instance-id": INSTANCE.id,
     "city-platform.be/service": "webapp",
@@ -38,14 +38,14 @@ def by_id(objects: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
 
 def test_every_object_is_labelled_and_namespaced(render: RenderFn):
     stack = render()
-    assert stack.namespace == "gent-portal"
+    assert stack.namespace == "gent--portal"
     for obj in stack.objects:
         labels = obj["metadata"]["labels"]
         assert labels.items() >= EXPECTED_LABELS.items(), object_id(obj)
         if obj["kind"] == "Namespace":
             assert "namespace" not in obj["metadata"]
         else:
-            assert obj["metadata"]["namespace"] == "gent-portal", object_id(obj)
+            assert obj["metadata"]["namespace"] == "gent--portal", object_id(obj)
 
 
 def test_pod_templates_carry_the_labels_and_keep_their_own(render: RenderFn):
@@ -121,7 +121,7 @@ def test_baseline_comes_first_in_apply_order(render: RenderFn):
 
 
 def test_namespace_enforces_restricted_pod_security(render: RenderFn):
-    namespace = by_id(render().objects)["Namespace/gent-portal"]
+    namespace = by_id(render().objects)["Namespace/gent--portal"]
     for mode in ("enforce", "audit", "warn"):
         assert namespace["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
@@ -252,7 +252,7 @@ def test_another_instance_gets_other_credentials(render: RenderFn):
 
 
 def test_namespace_for():
-    assert namespace_for("gent", "portal") == "gent-portal"
+    assert namespace_for("gent", "portal") == "gent--portal"
     with pytest.raises(InvalidInput) as caught:
         namespace_for("gent", "x" * 60)
     assert caught.value.errors[0].location == "instance.name"

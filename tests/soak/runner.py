@@ -525,7 +525,7 @@ class Driver:
             if others:
                 self._call(op, client, "PATCH", path, json={"plan": self.rng.choice(others)})
         elif op == "parameters":
-            host = f"{name}-{self.rng.randrange(10_000)}.{slug}.example.be"
+            host = f"{name}-{self.rng.randrange(10_000)}.{slug}.apps.city-platform.local"
             self._call(op, client, "PATCH", path, json={"parameters": {"hostname": host}})
         elif op == "upgrade":
             newest = self.versions.get(service, [instance["version"]])[-1]
