@@ -1,4 +1,5 @@
-"""`cityctl target list | show | create`: where instances go (clusters or GitOps directories)."""
+"""`cityctl target list | show | create | grant | revoke`: where instances go (clusters or
+GitOps directories), and which tenants may place instances there."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.commands._shared import API, seg
+from cli.commands._shared import API, YesOpt, confirm, seg
 from cli.errors import CliError, ExitCode
 from cli.output import Format, OutputOpt, emit, stderr
 from cli.state import state
@@ -37,12 +38,64 @@ def list_(output: OutputOpt = Format.TABLE) -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Target name.")], output: OutputOpt = Format.YAML
 ) -> None:
-    """Show one target.
+    """Show one target and the tenants it is granted to.
 
-    Example: cityctl target show embedded -o json
+    Example: cityctl target show local -o json
     """
     with state.client() as client:
-        emit(client.get_json(f"{API}/targets/{seg(name)}"), output, COLUMNS)
+        target = client.get_json(f"{API}/targets/{seg(name)}")
+        grants = client.list_all(f"{API}/targets/{seg(name)}/tenants")
+    target["granted_to"] = [g["tenant"] for g in grants]
+    if target.get("is_default"):
+        stderr.print("The default target: every tenant may use it, granted or not.")
+    emit(target, output, [*COLUMNS, ("granted_to", "GRANTED TO")])
+
+
+GRANT_COLUMNS = [
+    ("target", "TARGET"),
+    ("tenant", "TENANT"),
+    ("granted_by", "GRANTED BY"),
+    ("granted_at", "GRANTED AT"),
+]
+
+
+@app.command()
+def grant(
+    name: Annotated[str, typer.Argument(help="Target name.")],
+    tenant: Annotated[str, typer.Argument(help="Tenant slug.")],
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Allow a tenant to place instances on a target (operators; idempotent).
+
+    Example: cityctl target grant prod-gent gent
+    """
+    with state.client() as client:
+        answer = client.call("POST", f"{API}/targets/{seg(name)}/tenants/{seg(tenant)}")
+    granted = answer.json()
+    already = answer.status_code == 200
+    stderr.print(
+        f"Tenant {granted['tenant']} {'already had' if already else 'now has'} "
+        f"target {granted['target']}."
+    )
+    emit(granted, output, GRANT_COLUMNS)
+
+
+@app.command()
+def revoke(
+    name: Annotated[str, typer.Argument(help="Target name.")],
+    tenant: Annotated[str, typer.Argument(help="Tenant slug.")],
+    yes: YesOpt = False,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Take a target away from a tenant (refused while its instances use the target).
+
+    Example: cityctl target revoke prod-gent gent --yes
+    """
+    confirm(f"revoke target {name} from tenant {tenant}", yes=yes)
+    with state.client() as client:
+        client.call("DELETE", f"{API}/targets/{seg(name)}/tenants/{seg(tenant)}")
+    stderr.print(f"Tenant {tenant} can no longer place instances on target {name}.")
+    emit({"target": name, "tenant": tenant, "granted": False}, output)
 
 
 @app.command()
@@ -59,7 +112,11 @@ def create(
         bool, typer.Option("--in-cluster", help="kubernetes: use the server's service account.")
     ] = False,
     path: Annotated[
-        str | None, typer.Option(help="gitops: directory on the server to write stacks into.")
+        str | None,
+        typer.Option(
+            help="gitops: directory on the server to write stacks into; it must lie under the "
+            "server's GitOps root (a relative path is taken under it)."
+        ),
     ] = None,
     git_commit: Annotated[
         bool, typer.Option("--git-commit", help="gitops: commit each reconcile batch.")

@@ -92,6 +92,14 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/tenants/import", operator_only(), csv=True),
     Endpoint("GET", "/api/v1/tenants/gent", OWN_READ),
     Endpoint("PATCH", "/api/v1/tenants/gent", OWN_TENANT_WRITE, body=lambda r: {"group": "x"}),
+    Endpoint("GET", "/api/v1/tenants/gent/domains", OWN_READ),
+    Endpoint(
+        "POST",
+        "/api/v1/tenants/gent/domains",
+        OWN_TENANT_WRITE,
+        body=lambda r: {"domain": "matrix.example"},
+    ),
+    Endpoint("DELETE", "/api/v1/tenants/gent/domains/matrix.example", OWN_TENANT_WRITE),
     Endpoint("GET", "/api/v1/catalog", everyone()),
     Endpoint("GET", "/api/v1/catalog/demo", everyone()),
     Endpoint("GET", "/api/v1/catalog/demo/versions/1.0.0", everyone()),
@@ -120,8 +128,12 @@ ENDPOINTS = [
         "POST",
         "/api/v1/targets",
         operator_only(),
-        body=lambda r: {"name": "git2", "config": {"kind": "gitops", "path": "/srv/git2"}},
+        # A relative GitOps path lies under the GitOps root (<data_dir>/gitops here).
+        body=lambda r: {"name": "git2", "config": {"kind": "gitops", "path": "git2"}},
     ),
+    Endpoint("POST", "/api/v1/targets/git2/tenants/gent", operator_only()),
+    Endpoint("GET", "/api/v1/targets/git2/tenants", READ_ALL_ROLES),
+    Endpoint("DELETE", "/api/v1/targets/git2/tenants/gent", operator_only()),
     Endpoint("GET", "/api/v1/tokens", operator_only()),
     Endpoint(
         "POST",

@@ -15,28 +15,17 @@ from sqlmodel import Session
 
 from controlplane import migrations
 from controlplane.catalog.records import PublishedVersion
-from controlplane.db.engine import make_engine
 from controlplane.db.types import JSONDoc, UTCDateTime
-from controlplane.provisioning.models import Instance
 from controlplane.provisioning.volumes import storage_floor
 from controlplane.tenants.models import Tenant
-from tests.factories import PostgresTemplate, demo_release
+from tests.db.conftest import engine_at
+from tests.factories import demo_release
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        migrations.upgrade(engine, "0004_fleet")
+    with engine_at(request, tmp_path, "0004_fleet") as engine:
         yield engine
-        engine.dispose()
-        return
-    pg: PostgresTemplate = request.getfixturevalue("postgres_template")
-    with pg.empty() as url:
-        engine = make_engine(url)
-        migrations.upgrade(engine, "0004_fleet")
-        yield engine
-        engine.dispose()
 
 
 def test_existing_revisions_get_their_plans_storage(engine_at_0004: Engine) -> None:
@@ -58,19 +47,46 @@ def test_existing_revisions_get_their_plans_storage(engine_at_0004: Engine) -> N
                 digest=release.digest,
             )
         )
-        session.flush()
-        instance = Instance(
-            tenant_id=tenant.id,
-            name="web",
-            service=release.name,
-            version="1.0.0",
-            plan="small",
-            target="local",
-            namespace="gent-web",
-        )
-        session.add(instance)
         session.commit()
-        instance_id = instance.id
+        tenant_id = tenant.id
+    # The instances table as it was at 0004 (the model has columns added since).
+    instances = sa.table(
+        "instances",
+        *(sa.column(name, sa.String()) for name in ("name", "service", "version", "plan")),
+        *(sa.column(name, sa.String()) for name in ("target", "namespace", "phase")),
+        sa.column("id", sa.Uuid()),
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("parameters", JSONDoc),
+        sa.column("conditions", JSONDoc),
+        *(sa.column(name, sa.Integer()) for name in ("generation", "observed_generation")),
+        sa.column("current_revision", sa.Integer()),
+        sa.column("deletion_requested", sa.Boolean()),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    instance_id = uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(instances).values(
+                id=instance_id,
+                tenant_id=tenant_id,
+                name="web",
+                service=release.name,
+                version="1.0.0",
+                plan="small",
+                target="local",
+                namespace="gent-web",
+                phase="Pending",
+                parameters={},
+                conditions=[],
+                generation=1,
+                observed_generation=0,
+                current_revision=0,
+                deletion_requested=False,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
     revisions = sa.table(
         "revisions",
         sa.column("id", sa.Uuid()),

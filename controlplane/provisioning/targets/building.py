@@ -51,6 +51,84 @@ def build_target(row: Target) -> StackTarget:
     )
 
 
+def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
+    """Refuse, before it is stored, a target config that could never be built.
+
+    Kubernetes: the kubeconfig must exist on the server, parse as a kubeconfig (the
+    official client's loader) and have the named context (or a current context) with a
+    cluster that has a server. Nothing of the file is echoed: it may hold credentials, or
+    not be a kubeconfig at all (``/etc/shadow``). Credentials are not loaded here, so no
+    ``exec`` plugin runs. GitOps paths are checked by ``placement.create_target``.
+    """
+    if kind != TargetKind.KUBERNETES or config.get("in_cluster"):
+        return
+    from kubernetes.config.kube_config import (
+        KUBE_CONFIG_DEFAULT_LOCATION,
+        KubeConfigLoader,
+        KubeConfigMerger,
+    )
+
+    given = config.get("kubeconfig")
+    context = config.get("context")
+    where = f"file {given!r}" if given else "the server's default kubeconfig file"
+    hint = (
+        "Give --kubeconfig a kubeconfig file readable by the control plane's server and "
+        "--kube-context one of its contexts (`kubectl config get-contexts --kubeconfig FILE`), "
+        "or use --in-cluster."
+    )
+    if given and not _is_file(given):
+        raise InvalidInput(
+            f"There is no kubeconfig file {given!r} on the server.",
+            errors=[ErrorItem("config.kubeconfig", "no such file on the server")],
+            hint=hint,
+        )
+    try:
+        location = str(Path(given).expanduser()) if given else KUBE_CONFIG_DEFAULT_LOCATION
+        merged = KubeConfigMerger(location).config  # type: ignore[no-untyped-call]
+        raw = merged.value if merged is not None else None
+        if not isinstance(raw, dict) or not raw.get("contexts"):
+            raise ValueError("not a kubeconfig: no contexts")
+    except Exception:  # the loader raises whatever the file's content provokes
+        # Not chained: a YAML error quotes the file, and the cause would reach the logs.
+        raise InvalidInput(
+            f"The {where} cannot be read as a kubeconfig.",
+            errors=[ErrorItem("config.kubeconfig", "not a readable kubeconfig")],
+            hint=hint,
+        ) from None
+    # The merger wraps each list item in a ConfigNode (its ``value`` is the plain dict).
+    entries = [getattr(c, "value", c) for c in raw["contexts"]]
+    names = {e.get("name") for e in entries if isinstance(e, dict)}
+    if context is not None and context not in names:
+        raise InvalidInput(
+            f"The kubeconfig {where} has no context {context!r}.",
+            errors=[ErrorItem("config.context", "no such context in the kubeconfig")],
+            hint=hint,
+        )
+    try:
+        loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
+            config_dict=merged, active_context=context
+        )
+        cluster = loader._cluster  # set by the constructor; the client has no public accessor
+        if not cluster or not cluster["server"]:
+            raise ValueError("no server")
+    except Exception:
+        field = "config.context" if context is None else "config.kubeconfig"
+        raise InvalidInput(
+            f"The kubeconfig {where} has no usable "
+            + ("current context" if context is None else f"cluster for context {context!r}")
+            + ".",
+            errors=[ErrorItem(field, "needs a context whose cluster has a server")],
+            hint=hint,
+        ) from None
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, RuntimeError):  # a name too long, ~nobody
+        return False
+
+
 class TargetRegistry:
     """One live target per (name, config); ``overrides`` pin objects by name (tests, embedding)."""
 
