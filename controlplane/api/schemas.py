@@ -214,6 +214,17 @@ class TenantPublic(Response):
     updated_at: datetime
 
 
+class DomainGrant(RequestBody):
+    #: A DNS domain the municipality controls; it and its subdomains become usable hosts.
+    domain: Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class DomainPublic(Response):
+    domain: str
+    granted_by: str
+    created_at: datetime
+
+
 class ImportSummary(BaseModel):
     created: list[str]
     updated: list[str]
@@ -225,7 +236,10 @@ class ImportSummary(BaseModel):
 
 
 class TokenCreate(RequestBody):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    #: A label for people: any text but control characters (it shows in lists and audit).
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")
+    ]
     role: RoleName
     tenant: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)] | None = None
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = 90
@@ -362,6 +376,15 @@ class TargetPublic(Response):
     created_at: datetime
 
 
+class TargetGrantPublic(Response):
+    """A tenant may place instances on a target (the platform default needs no grant)."""
+
+    target: str
+    tenant: str
+    granted_by: str
+    granted_at: datetime
+
+
 # -- instances ----------------------------------------------------------------------------
 
 
@@ -428,6 +451,8 @@ class InstancePublic(BaseModel):
     parameters: Parameters
     target: str
     namespace: str
+    #: The host name it answers on (null: the service has no host name).
+    hostname: str | None = None
     generation: int
     deletion_requested: bool
     status: InstanceStatus

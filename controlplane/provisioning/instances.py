@@ -18,15 +18,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from controlplane.catalog.models import Plan
+from controlplane.catalog.models import Plan, ServiceRelease
+from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, NotFound, PreconditionFailed
-from controlplane.provisioning import admission
+from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
 from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision
 from controlplane.provisioning.placement import place
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
+from controlplane.rendering.naming import namespace_for
 from controlplane.tenants.models import Tenant
 
 
@@ -42,6 +44,13 @@ class InstanceExists(Conflict):
 
     title = "Instance exists"
     code = "instance_exists"
+
+
+class NamespaceTaken(Conflict):
+    """Another live instance already has this namespace on this target."""
+
+    title = "Namespace taken"
+    code = "namespace_taken"
 
 
 class InstanceBeingDeleted(Conflict):
@@ -122,6 +131,7 @@ def create_instance(
     parameters: Mapping[str, Any],
     target: str | None,
     check_parameters: ParameterCheck,
+    explain_placement: bool = False,
 ) -> Change:
     admission.check_tenant_active(tenant)
     admission.check_name(tenant, name)
@@ -138,7 +148,14 @@ def create_instance(
         parameters=parameters,
         check_parameters=check_parameters,
     )
-    placed = place(session, tenant=tenant, service=service, explicit=target)
+    placed = place(
+        session, tenant=tenant, service=service, explicit=target, explain=explain_placement
+    )
+    namespace = namespace_for(tenant.slug, name)
+    _check_namespace_free(session, placed.name, namespace)
+    hostname = hostnames.decide(
+        session, tenant=tenant, instance_name=name, release=admitted.release, parameters=parameters
+    )
     instance = Instance(
         tenant_id=tenant.id,
         name=name,
@@ -147,7 +164,8 @@ def create_instance(
         plan=admitted.plan.name,
         parameters=dict(parameters),
         target=placed.name,
-        namespace=f"{tenant.slug}-{name}",
+        namespace=namespace,
+        hostname=hostname,
         generation=1,
     )
     session.add(instance)
@@ -155,9 +173,64 @@ def create_instance(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
+        # A concurrent create won the race; the index says which name it took.
+        text = str(exc.orig)
+        if "uq_instances_live_hostname" in text or (hostname and "hostname" in text):
+            raise hostnames.taken(hostname or "", tenant) from exc
+        if "uq_instances_live_namespace" in text or "namespace" in text:
+            raise _namespace_taken(placed.name, namespace) from exc
         raise _name_taken(tenant, name) from exc
     _enqueue(session, instance, "created")
     return Change(instance=instance, warnings=admitted.warnings)
+
+
+def _check_namespace_free(session: Session, target: str, namespace: str) -> None:
+    # New namespaces cannot collide with each other (``namespace_for`` is injective), but
+    # they can with an older ``<tenant>-<instance>`` one kept by a live instance.
+    taken = session.exec(
+        select(Instance.id).where(
+            Instance.target == target,
+            Instance.namespace == namespace,
+            col(Instance.deleted_at).is_(None),
+        )
+    ).first()
+    if taken is not None:
+        raise _namespace_taken(target, namespace)
+
+
+def _admit_hostname(
+    session: Session,
+    tenant: Tenant,
+    instance: Instance,
+    release: ServiceRelease,
+    parameters: Mapping[str, Any],
+) -> None:
+    """Check the host name a change leads to (like at create) and record it."""
+    hostname = hostnames.decide(
+        session,
+        tenant=tenant,
+        instance_name=instance.name,
+        release=release,
+        parameters=parameters,
+        current=instance,
+    )
+    if hostname == instance.hostname:
+        return
+    instance.hostname = hostname
+    session.add(instance)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # taken by a concurrent change since the check
+        raise hostnames.taken(hostname or "", tenant) from exc
+
+
+def _namespace_taken(target: str, namespace: str) -> NamespaceTaken:
+    return NamespaceTaken(
+        f"The namespace {namespace!r} on target {target!r} belongs to another instance.",
+        errors=[ErrorItem("name", f"its namespace {namespace} is taken on target {target}")],
+        hint="Choose another instance name.",
+    )
 
 
 def _check_name_free(session: Session, tenant: Tenant, name: str) -> None:
@@ -180,12 +253,34 @@ def _name_taken(tenant: Tenant, name: str) -> InstanceExists:
     )
 
 
+def _lock(session: Session, instance: Instance, expected: int | None) -> None:
+    """Lock the instance row and re-read it before a change is checked and written.
+
+    The If-Match check and the next generation are computed from the locked row, so
+    concurrent writers are serialised: one ETag admits one change, and every accepted
+    change gets its own generation. A writer whose ETag is already stale gets no lock.
+    """
+    only_if = None if expected is None else col(Instance.generation) == expected
+    if lock_row(session, Instance, instance.id, only_if=only_if) is None:
+        fresh = reread(session, Instance, instance.id)
+        if fresh is None or fresh.deleted_at is not None:
+            raise InstanceNotFound(f"Instance {instance.name!r} no longer exists.")
+        # Generations only go up: a row that failed ``generation == expected`` moved on.
+        raise _moved_on(fresh, expected)
+    if instance.deleted_at is not None:
+        raise InstanceNotFound(f"Instance {instance.name!r} no longer exists.")
+
+
+def _moved_on(instance: Instance, expected: int | None) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"Instance {instance.name!r} is at generation {instance.generation}, not {expected}.",
+        hint="Read the instance again and re-apply your change.",
+    )
+
+
 def _check_generation(instance: Instance, expected: int | None) -> None:
     if expected is not None and expected != instance.generation:
-        raise PreconditionFailed(
-            f"Instance {instance.name!r} is at generation {instance.generation}, not {expected}.",
-            hint="Read the instance again and re-apply your change.",
-        )
+        raise _moved_on(instance, expected)
 
 
 def _check_alive(instance: Instance) -> None:
@@ -204,6 +299,7 @@ def update_instance(
     expected_generation: int | None = None,
     check_parameters: ParameterCheck,
 ) -> Change:
+    _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     _check_alive(instance)
     admission.check_tenant_active(tenant)
@@ -221,6 +317,7 @@ def update_instance(
         check_parameters=check_parameters,
         current=instance,
     )
+    _admit_hostname(session, tenant, instance, admitted.release, desired["parameters"])
     warnings = list(admitted.warnings)
     if (desired["plan"], desired["version"]) != (instance.plan, instance.version):
         warnings.extend(_storage_warnings(session, instance, admitted.plan))
@@ -237,6 +334,7 @@ def rollback_instance(
     check_parameters: ParameterCheck,
 ) -> Change:
     """A new desired state with the inputs of an earlier revision."""
+    _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     _check_alive(instance)
     admission.check_tenant_active(tenant)
@@ -263,6 +361,7 @@ def rollback_instance(
         current=instance,
         rollback=True,
     )
+    _admit_hostname(session, tenant, instance, admitted.release, earlier.parameters)
     warnings = [*admitted.warnings, *_storage_warnings(session, instance, admitted.plan)]
     return _apply(session, instance, desired, warnings, reason=f"rollback:{revision}")
 
@@ -277,6 +376,7 @@ def delete_instance(
     session: Session, *, instance: Instance, expected_generation: int | None = None
 ) -> Change:
     """Request deletion (idempotent); the reconciler removes the stack and frees the name."""
+    _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     if instance.deletion_requested:
         return Change(instance=instance)
@@ -329,6 +429,7 @@ def _enqueue(session: Session, instance: Instance, reason: str) -> None:
     request.reason = reason
     session.add(request)
     session.flush()
+    queueing.announce(session)  # wakes the workers of every process on commit (PostgreSQL)
 
 
 def instance_by_id(session: Session, instance_id: uuid.UUID) -> Instance | None:

@@ -53,6 +53,24 @@ class Target(SQLModel, table=True):
     )
 
 
+class TargetGrant(SQLModel, table=True):
+    """An operator allowed a tenant to place instances on a target (the platform default
+    target needs no grant: it is where every tenant's instances go when nothing is asked)."""
+
+    __tablename__ = "target_grants"
+
+    target_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True)
+    )
+    tenant_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    granted_by: str = Field(sa_column=Column(String(200), nullable=False))
+    granted_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
 class Instance(SQLModel, table=True):
     """One service stack of one tenant."""
 
@@ -63,6 +81,23 @@ class Instance(SQLModel, table=True):
             "uq_instances_live_name",
             "tenant_id",
             "name",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        # A namespace belongs to one live instance per target (tenants never share one).
+        Index(
+            "uq_instances_live_namespace",
+            "target",
+            "namespace",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+        # A host name routes to one live instance, across all tenants and targets.
+        Index(
+            "uq_instances_live_hostname",
+            "hostname",
             unique=True,
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
@@ -83,6 +118,10 @@ class Instance(SQLModel, table=True):
     )
     target: str = Field(sa_column=Column(String(63), nullable=False))
     namespace: str = Field(sa_column=Column(String(63), nullable=False))
+    #: The host name the instance answers on (decided at admission: its ``hostname``
+    #: parameter, else ``<instance>.<tenant>.<platform domain>``); None for a service
+    #: without a ``hostname`` parameter. Unique among live instances.
+    hostname: str | None = Field(default=None, sa_column=Column(String(253), nullable=True))
     #: Bumped on every change of desired state (create, update, rollback, delete).
     generation: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     #: True once deletion was requested.

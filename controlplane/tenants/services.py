@@ -17,15 +17,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem, PreconditionFailed
 from controlplane.tenants.errors import TenantExists, TenantInvalid, TenantNotFound
 from controlplane.tenants.models import Tenant, TenantStatus
+from controlplane.tenants.names import RESERVED_PREFIXES, name_problem, reserved_slug
 
 SLUG_MAX = 40
-_SLUG = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
-_NIS = re.compile(r"^[0-9]{5}$")
+_SLUG = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
+_NIS = re.compile(r"[0-9]{5}")
 #: Fields an update may change (identity — id, NIS code — never changes).
 UPDATABLE = frozenset(
     {
@@ -56,26 +58,35 @@ def slug_from_name(name: str) -> str:
 
 
 def is_slug(value: str) -> bool:
-    return bool(_SLUG.match(value))
+    """Whether ``value`` can name an existing tenant (lookups; older slugs included)."""
+    return bool(_SLUG.fullmatch(value))
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why ``slug`` cannot be the slug of a new tenant (None: it can)."""
+    problem = name_problem(slug, max_length=SLUG_MAX)
+    if problem is None and reserved_slug(slug):
+        problem = (
+            "is reserved: its namespaces would look like the cluster's own "
+            f"(reserved: default, kube, openshift, {', '.join(p + '…' for p in RESERVED_PREFIXES)}"
+            ", ingress-nginx, cert-manager, …)"
+        )
+    return problem
 
 
 def check_slug(slug: str, location: str = "slug") -> None:
-    if not is_slug(slug):
+    problem = slug_problem(slug)
+    if problem is not None:
         raise TenantInvalid(
-            f"{slug!r} is not a valid tenant slug.",
-            errors=[
-                ErrorItem(
-                    location,
-                    f"lowercase letters, digits and '-', at most {SLUG_MAX} characters, "
-                    "starting and ending with a letter or digit",
-                )
-            ],
-            hint="Leave the slug out to derive it from the name.",
+            f"{slug!r} cannot be a tenant slug.",
+            errors=[ErrorItem(location, problem)],
+            hint="Choose another slug with `cityctl tenant create --slug`, or leave it out "
+            "to derive it from the name.",
         )
 
 
 def check_nis_code(nis_code: str, location: str = "nis_code") -> None:
-    if not _NIS.match(nis_code):
+    if not _NIS.fullmatch(nis_code):
         raise TenantInvalid(
             f"{nis_code!r} is not a NIS code.",
             errors=[ErrorItem(location, "a NIS code is five digits, e.g. 44021 for Gent")],
@@ -176,8 +187,16 @@ def update_tenant(
     """Apply ``changes``; answer what changed as ``{field: [old, new]}``.
 
     ``expected_version`` is the client's ``If-Match``: a tenant changed by someone else
-    in the meantime is refused rather than silently overwritten.
+    in the meantime is refused rather than silently overwritten. The row is locked and
+    re-read first, so concurrent updates are serialised: one version admits one change,
+    and each change gets its own version.
     """
+    only_if = None if expected_version is None else col(Tenant.version) == expected_version
+    # No row means no lock taken: the tenant is gone, or (versions only go up) it moved past
+    # the ETag, which the re-read puts on ``tenant`` for the 412 below.
+    locked = lock_row(session, Tenant, tenant.id, only_if=only_if)
+    if locked is None and reread(session, Tenant, tenant.id) is None:
+        raise TenantNotFound(f"There is no tenant {tenant.slug!r}.")
     if expected_version is not None and expected_version != tenant.version:
         raise PreconditionFailed(
             f"Tenant {tenant.slug!r} is at version {tenant.version}, not {expected_version}.",

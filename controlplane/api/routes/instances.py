@@ -109,6 +109,8 @@ def create_instance(
         parameters=body.parameters,
         target=body.target,
         check_parameters=check,
+        # Tenant roles must not learn which targets exist beyond their grants.
+        explain_placement=not principal.is_tenant_bound,
     )
     i = change.instance
     return _answer(

@@ -20,9 +20,10 @@ from controlplane.api.deps import (
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.auth import audit
 from controlplane.auth.policy import Action
-from controlplane.tenants import importing, services
+from controlplane.provisioning import hostnames
+from controlplane.tenants import domains, importing, services
 from controlplane.tenants.errors import MunicipalityCsvInvalid
-from controlplane.tenants.models import TenantStatus
+from controlplane.tenants.models import TenantDomain, TenantStatus
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], responses=PROBLEMS)
 
@@ -135,8 +136,79 @@ def update_tenant(
             action="tenant.update",
             resource=f"tenant:{row.slug}",
             tenant_id=row.id,
-            details={"changed": diff},
+            details={"version": row.version, "changed": diff},
         )
     session.commit()
     response.headers["ETag"] = etag(row.version)
     return views.tenant(row)
+
+
+# -- granted domains ----------------------------------------------------------------------
+
+
+def _domain(row: TenantDomain) -> schemas.DomainPublic:
+    return schemas.DomainPublic.model_validate(row)
+
+
+@router.get("/{tenant}/domains", response_model=list[schemas.DomainPublic])
+def list_domains(
+    tenant: str, session: SessionDep, principal: PrincipalDep
+) -> list[schemas.DomainPublic]:
+    """The domains granted to the tenant (its instances may use them and their subdomains)."""
+    row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
+    return [_domain(d) for d in domains.list_domains(session, row)]
+
+
+@router.post("/{tenant}/domains", status_code=201, response_model=schemas.DomainPublic)
+def grant_domain(
+    tenant: str,
+    body: schemas.DomainGrant,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+) -> schemas.DomainPublic:
+    """Grant a domain to the tenant (operators only; a domain belongs to one tenant)."""
+    row = visible_tenant(session, principal, tenant, Action.TENANT_WRITE)
+    grant, created = domains.grant_domain(
+        session, tenant=row, domain=body.domain, granted_by=principal.actor
+    )
+    if created:
+        audit.record(
+            session,
+            context,
+            action="tenant.domain.grant",
+            resource=f"tenant:{row.slug}",
+            tenant_id=row.id,
+            details={"domain": grant.domain},
+        )
+    else:
+        response.status_code = 200
+    session.commit()
+    response.headers["Location"] = f"/api/v1/tenants/{row.slug}/domains/{grant.domain}"
+    return _domain(grant)
+
+
+@router.delete("/{tenant}/domains/{domain}", status_code=204)
+def revoke_domain(
+    tenant: str,
+    domain: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+) -> Response:
+    """Take a granted domain back; refused while the tenant's instances still use it."""
+    row = visible_tenant(session, principal, tenant, Action.TENANT_WRITE)
+    grant = domains.find_grant(session, tenant=row, domain=domain)
+    hostnames.check_domain_unused(session, row, grant.domain)
+    domains.revoke_domain(session, grant=grant)
+    audit.record(
+        session,
+        context,
+        action="tenant.domain.revoke",
+        resource=f"tenant:{row.slug}",
+        tenant_id=row.id,
+        details={"domain": grant.domain},
+    )
+    session.commit()
+    return Response(status_code=204)
