@@ -3,8 +3,10 @@
 Level-based and idempotent. For one claimed request it loads the instance, its tenant,
 target, pinned published release and last applied revision, then:
 
-- deletion requested → remove the namespace / instance folder, phase ``Deleted``, usage
-  event ``stopped``;
+- deletion requested → ask the target to remove the namespace / instance folder; while the
+  target still removes it (a namespace terminating), phase ``Deleting`` with what was seen,
+  checked again after a short backoff; once it is gone, phase ``Deleted``, ``deleted_at``
+  (the name is free again), usage event ``stopped``;
 - the generation was already applied (a resync) → check drift with reads only; re-apply just
   the drifted objects; nothing drifted means **zero writes** to the target and no revision;
 - otherwise → render, apply only the objects whose digest differs from the last revision's
@@ -16,7 +18,8 @@ target, pinned published release and last applied revision, then:
 A worker hands the reconciler a whole claimed batch: it loads the batch with one query per
 table, works on the targets (GitOps folders concurrently in a thread pool), then writes
 status, revisions, usage events and the queue's next due times of the whole batch in one
-transaction — each instance's part only while this worker still holds its lease. Render
+transaction — each instance's part only while this worker still holds its lease (the
+worker's heartbeat renews it; an instance whose lease was taken over gets no further step). Render
 and admission errors fail the instance with the message and back off long (no retry
 storm); target errors keep the phase and retry with backoff.
 
@@ -55,7 +58,13 @@ from controlplane.provisioning.models import (
     UsageKind,
 )
 from controlplane.provisioning.queueing import Backoff, Claim
-from controlplane.provisioning.targets import Readiness, Stack, StackTarget, TargetRejected
+from controlplane.provisioning.targets import (
+    Deletion,
+    Readiness,
+    Stack,
+    StackTarget,
+    TargetRejected,
+)
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.volumes import floor_of, kept_storage_warning
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
@@ -71,6 +80,7 @@ class Outcome(StrEnum):
     DELETED = "deleted"
     FAILED = "failed"  # render/admission error: needs a change of input
     RETRY = "retry"  # target error: retried with backoff
+    DELETING = "deleting"  # deletion requested, the target still removes it: checked later
     LOST = "lost"  # the lease was taken over: nothing recorded
     GONE = "gone"  # the instance no longer exists
 
@@ -95,6 +105,11 @@ class ReconcileSettings:
     retry: Backoff = field(default_factory=lambda: Backoff(base=2.0, cap=300.0))
     #: Render or admission errors: waiting rarely helps, so back off long.
     failed: Backoff = field(default_factory=lambda: Backoff(base=60.0, cap=3600.0))
+    #: Checks of a deletion under way (a namespace terminating): soon, then less often.
+    #: Checks of a deletion under way: one GET each, and a user waits on them, so they stay
+    #: frequent (a namespace usually goes in seconds; one stuck on finalizers costs a GET
+    #: every 10 s at most).
+    deleting: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=10.0))
 
 
 @dataclass
@@ -110,6 +125,10 @@ class _Loaded:
 
 #: Records one reconcile's outcome inside the batch's transaction (the lease is checked there).
 Finisher = Callable[[Session], Result]
+
+
+class _LeaseLost(Exception):
+    """Another worker holds this instance's lease now: stop working on it."""
 
 
 class Reconciler:
@@ -132,6 +151,8 @@ class Reconciler:
         self._releases: dict[tuple[str, str, str], ServiceRelease] = {}
         self._lock = threading.Lock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        # The lease check of the claim the current thread works on (between target steps).
+        self._fence = threading.local()
 
     # -- caches (published releases are immutable; renderers hold compiled templates)
     def renderer(self, kubernetes_version: str) -> Renderer:
@@ -167,6 +188,7 @@ class Reconciler:
         *,
         pool: Executor | None = None,
         should_stop: Callable[[], bool] | None = None,
+        lost: Callable[[Claim], bool] | None = None,
     ) -> list[Result | None]:
         """Reconcile a batch of claims; results in the order of ``claims``.
 
@@ -175,15 +197,21 @@ class Reconciler:
         in one query each; work on the targets (in ``pool`` when the target allows it, which
         overlaps file I/O); then record every outcome in **one** transaction, each still
         guarded by its own lease check. A claim not started because ``should_stop`` said so
-        is released untouched and its result is None.
+        is released untouched and its result is None. ``lost`` (the worker's heartbeat)
+        says whether another worker took a lease over: such a claim gets no further step
+        and records nothing.
         """
         loaded = self._load_batch([held.instance_id for held in claims])
 
         def work(held: Claim) -> Finisher | None:
             if should_stop is not None and should_stop():
                 return None
+            self._fence.lost = (lambda: lost(held)) if lost is not None else None
             try:
+                self._check_lease(held)
                 return self._work(held, loaded.get(held.instance_id))
+            except _LeaseLost:
+                return _lease_lost(held)
             except Exception as exc:
                 if len(claims) == 1:
                     raise
@@ -192,6 +220,8 @@ class Reconciler:
                 # expires (not at once, which would spin on a deterministic bug).
                 log.exception("reconcile crashed", extra={"instance_id": str(held.instance_id)})
                 return _nothing_recorded(held, f"Unexpected error, retried later: {exc}")
+            finally:
+                self._fence.lost = None
 
         finishers: list[Finisher | None]
         if pool is not None and len(claims) > 1:
@@ -206,6 +236,16 @@ class Reconciler:
             if finisher is None:
                 queueing.release(self.engine, held)
         return self._finish_all(claims, finishers)
+
+    def _check_lease(self, held: Claim) -> None:
+        """Raise ``_LeaseLost`` when the heartbeat found this claim's lease taken over."""
+        lost: Callable[[], bool] | None = getattr(self._fence, "lost", None)
+        if lost is not None and lost():
+            log.warning(
+                "lease lost: stopping work on this instance",
+                extra={"instance_id": str(held.instance_id), "worker": held.owner},
+            )
+            raise _LeaseLost
 
     def _concurrent(self, loaded: _Loaded | None) -> bool:
         """Whether this instance's target work may run beside others' (GitOps: own folder).
@@ -389,7 +429,12 @@ class Reconciler:
             release,
             plan=instance.plan,
             tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
-            instance=InstanceRef(name=instance.name, id=str(instance.id)),
+            instance=InstanceRef(
+                name=instance.name,
+                id=str(instance.id),
+                namespace=instance.namespace,
+                hostname=instance.hostname,
+            ),
             parameters=instance.parameters,
             storage_floor=floor_of(loaded.history),
         )
@@ -418,6 +463,9 @@ class Reconciler:
             # (reads only; found by the soak on the real cluster).
             changed |= target.drifted(stack)
         report = target.apply(stack, only=changed)
+        # A worker that took the lease over may be applying a newer generation: never prune
+        # (delete) what it may have just written.
+        self._check_lease(held)
         pruned = target.prune(stack, previous=list(previous))
         readiness = target.readiness(stack)
         note = self._kept_storage_note(loaded)
@@ -575,10 +623,18 @@ class Reconciler:
         return finish
 
     def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
+        """Level-based: ask the target to remove the instance; ``Deleted`` once it is gone.
+
+        The target never waits (a namespace may take minutes to terminate): while it still
+        removes the instance, the phase stays ``Deleting`` with what the target saw, and the
+        request comes back after the ``deleting`` backoff to look again.
+        """
         instance = loaded.instance
-        target.delete(
+        deletion = target.delete(
             tenant=loaded.tenant.slug, instance=instance.name, namespace=instance.namespace
         )
+        if deletion is not None and not deletion.gone:
+            return self._finish_deleting(held, loaded, deletion)
         now = utcnow()
 
         def finish(session: Session) -> Result:
@@ -612,6 +668,37 @@ class Reconciler:
                 session, request, reconciled_generation=instance.generation, next_due_in=None
             )
             return Result(Outcome.DELETED, instance.id, instance.generation)
+
+        return finish
+
+    def _finish_deleting(self, held: Claim, loaded: _Loaded, deletion: Deletion) -> Finisher:
+        instance = loaded.instance
+        message = deletion.message or "Deletion requested; the target is still removing it."
+        conditions = {
+            "Applied": (False, "Deleting", message),
+            "Ready": (False, "Deleting", "The instance is being deleted."),
+        }
+
+        def finish(session: Session) -> Result:
+            _lock_instance(session, held.instance_id)
+            request = queueing.lock_for_finish(session, held)
+            if request is None:
+                return Result(Outcome.LOST, instance.id, instance.generation)
+            row = session.get(Instance, instance.id)
+            if row is None:
+                return Result(Outcome.GONE, instance.id)
+            _set_status(row, Phase.DELETING, conditions, instance.generation, message=message)
+            session.add(row)
+            queueing.finish(
+                session,
+                request,
+                reconciled_generation=instance.generation,
+                next_due_in=self.settings.deleting.delay(request.attempts + 1, self._rng),
+                failed=True,  # attempts grow: the checks back off
+                current_generation=row.generation,
+                reason=queueing.DELETING,
+            )
+            return Result(Outcome.DELETING, instance.id, instance.generation, message=message)
 
         return finish
 
@@ -687,6 +774,12 @@ class Reconciler:
 
 
 # -- status helpers
+
+
+def _lease_lost(held: Claim) -> Finisher:
+    return _nothing_recorded(
+        held, "Another worker took this instance's lease over; this worker recorded nothing."
+    )
 
 
 def _nothing_recorded(held: Claim, message: str) -> Finisher:

@@ -2,10 +2,12 @@
 
 Each thread loops: claim a batch → reconcile the batch (``Reconciler.reconcile_batch``: one
 load, target work overlapped in a small I/O thread pool shared by the worker's threads, one
-recording transaction) → end the batch on every target (GitOps commits) → when nothing is
-due, wait for "new work" (``notify()``), the poll tick or "stop". ``stop()`` is idempotent
-and lets the started reconciles finish; claims that were not started yet are released for
-others.
+recording transaction) while a heartbeat renews the batch's leases → end the batch on every
+target (GitOps commits) → when nothing is due, wait for "new work", the poll tick or "stop".
+New work is ``notify()`` in this process, or on PostgreSQL a ``NOTIFY`` from any process
+(one listening connection per worker; ``wakes`` counts why the threads woke). ``stop()`` is
+idempotent and lets the started reconciles finish; claims that were not started yet are
+released for others.
 
 On SQLite a process runs one worker thread: SQLite is the embedded single-machine mode, and
 a second writer only waits on the first. Run more workers on PostgreSQL.
@@ -24,10 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Engine
 
 from controlplane.db.engine import is_postgres
+from controlplane.db.types import utcnow
 from controlplane.errors import Conflict
 from controlplane.provisioning import queueing
 from controlplane.provisioning.fleet import FleetExecutor
@@ -55,6 +60,15 @@ def check_concurrency(engine: Engine, concurrency: int) -> None:
         )
 
 
+class WakeReason(StrEnum):
+    """Why an idle worker thread looked at the queue again."""
+
+    NOTIFIED = "notified"  # a NOTIFY from some process's enqueue (PostgreSQL)
+    LOCAL = "local"  # ``notify()`` in this process (the API that embeds the worker)
+    TICK = "tick"  # the poll interval ran out
+    STOP = "stop"
+
+
 class Worker:
     """N threads reconciling from the queue until ``stop()``."""
 
@@ -71,6 +85,8 @@ class Worker:
         on_result: Callable[[Result], None] | None = None,
         fleet: bool = True,
         io_threads: int = 4,
+        heartbeat_seconds: float | None = None,
+        listen: bool = True,
     ) -> None:
         check_concurrency(engine, concurrency)
         self.engine = engine
@@ -78,12 +94,20 @@ class Worker:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
+        #: How often a batch's leases are renewed (default: a third of the lease).
+        self.heartbeat_seconds = heartbeat_seconds
         self.batch_size = batch_size
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.on_result = on_result
         self.counts: Counter[str] = Counter()
+        #: Why idle threads woke up (``WakeReason`` → count).
+        self.wakes: Counter[str] = Counter()
+        #: Set once the process listens for NOTIFY (PostgreSQL with ``listen``).
+        self.listening = threading.Event()
+        self._listen = listen and is_postgres(engine)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._wake_reason = WakeReason.TICK
         self._threads: list[threading.Thread] = []
         self._counts_lock = threading.Lock()
         self._busy = 0
@@ -112,6 +136,11 @@ class Worker:
             )
             self._threads.append(thread)
             thread.start()
+        if self._listen:
+            listener = threading.Thread(target=self._listen_loop, name="reconcile-listener")
+            listener.daemon = True
+            self._threads.append(listener)
+            listener.start()
         log.info(
             "reconcile workers started", extra={"worker": self.name, "threads": self.concurrency}
         )
@@ -119,16 +148,53 @@ class Worker:
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop after the current reconciles; safe to call any number of times."""
         self._stop.set()
-        self._wake.set()
+        self._signal(WakeReason.STOP)
         for thread in self._threads:
             thread.join(timeout)
         if self._threads:
             log.info("reconcile workers stopped", extra={"worker": self.name})
         self._threads = []
+        self.listening.clear()
 
     def notify(self) -> None:
         """New work was recorded: wake the idle threads now instead of at the next tick."""
-        self._wake.set()
+        self._signal(WakeReason.LOCAL)
+
+    def _signal(self, reason: WakeReason) -> None:
+        with self._counts_lock:
+            self._wake_reason = reason
+            self._wake.set()
+
+    def _idle(self) -> None:
+        """Wait for new work, the poll tick or stop; count why the wait ended."""
+        woke = self._wake.wait(self.poll_seconds)
+        with self._counts_lock:
+            reason = self._wake_reason if woke else WakeReason.TICK
+            self._wake.clear()
+            self.wakes[reason] += 1
+
+    def _listen_loop(self) -> None:
+        """Turn NOTIFYs of any process into wake-ups (PostgreSQL); reconnects after errors."""
+        listener = queueing.Listener(self.engine)
+        try:
+            while not self._stop.is_set():
+                try:
+                    listener.connect()
+                    self.listening.set()
+                    # Short waits, so that ``stop()`` is not held up by an idle listener.
+                    if listener.wait(min(self.poll_seconds, 0.25)):
+                        self._signal(WakeReason.NOTIFIED)
+                except Exception:
+                    self.listening.clear()
+                    listener.close()
+                    log.warning(
+                        "listening for new work failed; polling until it reconnects",
+                        extra={"worker": self.name},
+                        exc_info=True,
+                    )
+                    self._stop.wait(self.poll_seconds)
+        finally:
+            listener.close()
 
     @property
     def running(self) -> bool:
@@ -146,8 +212,7 @@ class Worker:
                 log.exception("reconcile loop error", extra={"worker": owner})
                 done = 0
             if done == 0:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
+                self._idle()
 
     def run_once(self, owner: str | None = None) -> int:
         """Claim one batch and reconcile it; returns how many claims were processed."""
@@ -157,9 +222,16 @@ class Worker:
         )
         if not claims:
             return 0
-        results = self.reconciler.reconcile_batch(
-            claims, pool=self._pool, should_stop=self._stop.is_set
+        heartbeat = queueing.Heartbeat(
+            self.engine,
+            claims,
+            lease_seconds=self.lease_seconds,
+            interval=self.heartbeat_seconds,
         )
+        with heartbeat:
+            results = self.reconciler.reconcile_batch(
+                claims, pool=self._pool, should_stop=self._stop.is_set, lost=heartbeat.lost
+            )
         processed = 0
         for result in results:
             if result is not None:
@@ -174,16 +246,25 @@ class Worker:
         return processed
 
     def run_until_idle(self, *, timeout: float = 60.0) -> int:
-        """Reconcile in this thread until nothing is due (tests, one-shot runs)."""
+        """Reconcile in this thread until nothing is due and no deletion is under way.
+
+        A deletion is level-based (requested, then checked again later until the target
+        says it is gone), so "idle" waits for those checks too (tests, one-shot runs).
+        """
         deadline = time.monotonic() + timeout
         total = 0
         while time.monotonic() < deadline:
             done = self.run_once()
             total += done
-            if done == 0 and queueing.pending(self.engine) == 0:
-                return total
-            if done == 0:
-                time.sleep(0.01)  # due requests leased by someone else: let them finish
+            if done:
+                continue
+            if queueing.pending(self.engine) == 0:
+                check = queueing.next_deletion_check(self.engine)
+                if check is None:
+                    return total
+                time.sleep(min(0.2, max(0.01, _seconds_until(check))))
+                continue
+            time.sleep(0.01)  # due requests leased by someone else: let them finish
         return total
 
     def _record(self, result: Result, owner: str) -> None:
@@ -204,3 +285,7 @@ class Worker:
         )
         if self.on_result is not None:
             self.on_result(result)
+
+
+def _seconds_until(when: datetime) -> float:
+    return (when - utcnow()).total_seconds()

@@ -382,8 +382,9 @@ def runs(
             target.port.delete_namespace(runs[key].stack.namespace, wait=False)
 
         def delete(run: Run) -> None:
-            s = run.stack
-            target.delete(tenant=s.tenant, instance=s.instance, namespace=s.namespace)
+            # The target only requests the deletion (the reconciler checks again later);
+            # the Kubernetes target below must find the namespace gone, so wait here.
+            target.port.delete_namespace(run.stack.namespace, wait=True, timeout=240)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(delete, [runs[key] for key in compared]))

@@ -90,8 +90,8 @@ class Api:
             return body
         return None
 
-    def wait(self, probe: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + TIMEOUT
+    def wait(self, probe: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = probe()
             if found:
@@ -210,6 +210,9 @@ def _walk(
     api.wait(
         lambda: api.client.get(f"{BASE}/forms", headers=api.headers).status_code == 404,
         "the instance to be deleted",
+        # The namespace controller removes a namespace's objects first: that takes longer
+        # than a reconcile, and the reconciler checks back on it.
+        timeout=120,
     )
     assert gone()
 
@@ -279,7 +282,8 @@ def test_lifecycle_on_the_cluster(
             "config": {"kind": "kubernetes", "kubeconfig": str(kubeconfig), "context": "proxy"},
         },
     )
-    namespace = f"{TENANT}-forms"
+    api.call("POST", f"/api/v1/targets/cluster/tenants/{TENANT}", 201)  # targets are granted
+    namespace = f"{TENANT}--forms"
 
     def names() -> set[str]:
         found = cluster.objects("ConfigMap", namespace, api_version="v1")

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from controlplane.provisioning import queueing
-from controlplane.provisioning.models import Phase, Revision, TargetKind
+from controlplane.provisioning.models import Phase, ReconcileRequest, Revision, TargetKind
 from controlplane.provisioning.targets import ApplyReport, Stack
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.gitops import GitOpsTarget
@@ -111,3 +111,30 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path: Path) -> None:
     with pytest.raises(TooManyWorkersForSQLite, match="SQLite"):
         check_concurrency(engine, 2)
     check_concurrency(engine, 1)
+
+
+def test_a_renewal_skips_a_row_locked_right_now_and_reports_a_taken_lease(
+    pg_platform: tuple[Platform, CountingTarget],
+) -> None:
+    p, _target = pg_platform
+    tenant = p.tenant("lier", "12021")
+    first, second = (p.create(tenant, name) for name in ("one", "two"))
+    claims = {c.instance_id: c for c in queueing.claim(p.engine, "w/0", limit=2)}
+    with Session(p.engine) as locker:  # a finish (or an enqueue) holds one row's lock
+        locker.execute(
+            select(ReconcileRequest)
+            .where(ReconcileRequest.instance_id == first)  # type: ignore[arg-type]
+            .with_for_update()
+        ).one()
+        # Neither waits for that lock nor calls the lease lost.
+        assert queueing.renew_all(p.engine, list(claims.values()), lease_seconds=60) == {}
+        locker.rollback()
+    with Session(p.engine) as session:
+        session.execute(
+            update(ReconcileRequest)
+            .where(ReconcileRequest.instance_id == second)  # type: ignore[arg-type]
+            .values(lease_owner="w/0#someone-else")
+        )
+        session.commit()
+    lost = queueing.renew_all(p.engine, list(claims.values()), lease_seconds=60)
+    assert lost == {claims[second].request_id: "w/0#someone-else"}

@@ -127,4 +127,5 @@ def test_a_crash_in_one_reconcile_keeps_its_lease_and_records_the_others(
         request = session.exec(
             select(ReconcileRequest).where(ReconcileRequest.instance_id == ids[0])
         ).one()
-    assert request.lease_owner == "w/0"  # retried when the lease expires, not at once
+    # Still held by w/0 (its per-claim lease holder): retried when the lease expires, not at once.
+    assert (request.lease_owner or "").startswith("w/0#")

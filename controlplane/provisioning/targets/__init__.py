@@ -57,6 +57,16 @@ class ApplyReport:
     written: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """Where the removal of an instance stands after one ``delete`` call."""
+
+    #: True when nothing of the instance is left; False while the target still removes it.
+    gone: bool
+    #: What the target saw (for the instance's status), e.g. the objects still left.
+    message: str = ""
+
+
 class TargetError(Unavailable):
     """The target could not be written or read right now; the reconcile is retried."""
 
@@ -107,8 +117,13 @@ class StackTarget(Protocol):
         """Whether the workloads of the stack are up."""
         ...
 
-    def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
-        """Remove everything of the instance and return when it is gone."""
+    def delete(self, *, tenant: str, instance: str, namespace: str) -> Deletion | None:
+        """Start removing everything of the instance, without waiting, and say where it stands.
+
+        None (or ``gone``) when nothing is left, as when the removal is synchronous (GitOps
+        folders); ``gone`` False while the target still removes it (a namespace that is
+        terminating): the reconciler calls ``delete`` again later to look.
+        """
         ...
 
     def flush(self, message: str) -> None:

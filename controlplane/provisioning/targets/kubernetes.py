@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from controlplane.errors import ControlPlaneError, ErrorItem, InvalidInput
 from controlplane.provisioning.targets import (
     ApplyReport,
+    Deletion,
     KubeObject,
     Readiness,
     Stack,
@@ -45,6 +47,32 @@ _NOT_COMPARED = frozenset({"apiVersion", "kind", "metadata", "status"})
 _SECRET_NOT_COMPARED = frozenset({"data", "stringData"})
 
 
+#: The label on a Namespace (and everything in it) naming the instance that owns it.
+OWNER_LABEL = "city-platform.be/instance-id"
+
+
+class NamespaceOwned(TargetRejected):
+    """The namespace belongs to another instance; nothing was written into it."""
+
+    status = 409
+    title = "Namespace owned by another instance"
+    code = "namespace_owned"
+    reason = "NamespaceOwnedByAnotherInstance"
+
+
+def _owned_by_other(namespace: Mapping[str, Any], *, tenant: str, instance: str) -> bool:
+    """Whether the namespace's platform labels name another tenant or instance.
+
+    Slugs and instance names are valid label values as they are (DNS labels).
+    """
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    owner_tenant = labels.get("city-platform.be/tenant")
+    owner_instance = labels.get("app.kubernetes.io/instance")
+    return (owner_tenant is not None and owner_tenant != tenant) or (
+        owner_instance is not None and owner_instance != instance
+    )
+
+
 class KubernetesTarget:
     """A cluster, reached through the Kubernetes port."""
 
@@ -53,6 +81,7 @@ class KubernetesTarget:
     def __init__(self, port: KubeTarget, *, name: str = "kubernetes", delete_timeout: float = 300):
         self.name = name
         self.port = port
+        #: Seconds a namespace may terminate before the Deleting message says where to look.
         self.delete_timeout = delete_timeout
 
     @classmethod
@@ -86,6 +115,7 @@ class KubernetesTarget:
         if only is not None and not only:
             return ApplyReport()
         with _Translated(self.name):
+            self._check_owner(stack)
             objects = [
                 self._quota_for_rollout(obj)
                 if obj.get("kind") == "ResourceQuota" and (only is None or _id(obj) in only)
@@ -133,12 +163,53 @@ class KubernetesTarget:
             ready=bool(result.ready), messages=tuple(result.messages), failed=bool(result.failed)
         )
 
-    def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
+    def delete(self, *, tenant: str, instance: str, namespace: str) -> Deletion:
+        """Request the namespace's deletion (once) and report what is left; never waits.
+
+        The namespace controller removes the objects (pods get their grace period, finalizers
+        run); the reconciler calls again later. Past ``delete_timeout`` seconds of
+        terminating, the message says where to look.
+        """
         with _Translated(self.name):
-            self.port.delete_namespace(namespace, wait=True, timeout=self.delete_timeout)
+            live = self.port.get(None, f"v1/Namespace/{namespace}")
+            if live is not None and _owned_by_other(live, tenant=tenant, instance=instance):
+                # Never this instance's: deleting it would delete another's stack and data.
+                return Deletion(
+                    gone=True,
+                    message=f"Namespace {namespace} belongs to another instance; left alone.",
+                )
+            seen = self.port.request_namespace_deletion(namespace)
+        if seen.gone:
+            return Deletion(gone=True, message=f"Namespace {namespace} is gone.")
+        message = f"Namespace {namespace} deletion requested; it is {seen.phase}."
+        if seen.remaining:
+            message += " " + " ".join(_sentence(m) for m in seen.remaining[:3])
+        waited = _seconds_since(seen.since)
+        if waited is not None and waited >= self.delete_timeout:
+            message += (
+                f" It has been terminating for {waited:.0f} s: look for finalizers or stuck "
+                f"objects with `kubectl get namespace {namespace} -o yaml`."
+            )
+        return Deletion(gone=False, message=message)
 
     def flush(self, message: str) -> None:
         return None
+
+    # -- who owns the namespace
+    def _check_owner(self, stack: Stack) -> None:
+        """Refuse to write into a namespace another instance owns (its owner label)."""
+        live = self.port.get(None, f"v1/Namespace/{stack.namespace}")
+        labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+        owner = labels.get(OWNER_LABEL)
+        if owner is not None and owner != stack.instance_id:
+            raise NamespaceOwned(
+                f"Kubernetes target {self.name!r}: the namespace {stack.namespace} belongs to "
+                f"another instance ({OWNER_LABEL} is not this instance's id); nothing was "
+                "written.",
+                errors=[ErrorItem("namespace", f"{stack.namespace} is owned by another instance")],
+                hint="Delete this instance and create it under another name; an operator "
+                f"can inspect `kubectl get namespace {stack.namespace} --show-labels`.",
+            )
 
     # -- quotas across a rollout
     def _quota_for_rollout(self, quota: KubeObject) -> KubeObject:
@@ -308,3 +379,19 @@ class _Translated:
                 hint=exc.hint,
             ) from exc
         return False
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith(".") else f"{text}."
+
+
+def _seconds_since(timestamp: str | None) -> float | None:
+    """Seconds since an API server timestamp (for messages only: clocks may differ a bit)."""
+    if not timestamp:
+        return None
+    try:
+        started = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    return (datetime.now(UTC) - started).total_seconds()
