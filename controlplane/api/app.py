@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, select
 
 import controlplane
 from controlplane.api import problems
+from controlplane.api.gate import RequestGate
 from controlplane.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
 from controlplane.api.routes import audit, catalog, instances, system, targets, tenants, tokens
 from controlplane.api.routes import billing as billing_routes
@@ -124,6 +126,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(module.router)
     app.include_router(billing_routes.router)
     app.include_router(fleet_routes.router)
-    app.add_middleware(IdempotencyMiddleware, engine=engine)
+    # Outermost last: request id and headers → gate (size, token, role) → idempotency.
+    app.add_middleware(
+        IdempotencyMiddleware,
+        engine=engine,
+        claim_timeout=timedelta(seconds=settings.idempotency_claim_seconds),
+        retention=timedelta(hours=settings.idempotency_retention_hours),
+    )
+    app.add_middleware(
+        RequestGate,
+        engine=engine,
+        openapi=app.openapi,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        metrics_on_api_port=settings.metrics_port is None,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -19,11 +19,13 @@ from typing import Annotated
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from controlplane.api.gate import cached_principal, missing_token
 from controlplane.auth.audit import AuditContext
 from controlplane.auth.errors import InvalidToken
 from controlplane.auth.policy import Principal
@@ -40,6 +42,24 @@ _ETAG = re.compile(r'^(?:W/)?"([0-9]{1,10})"$')
 def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+_CLEANUP: RunVar[anyio.CapacityLimiter] = RunVar("city-platform.session-cleanup")
+
+
+def _cleanup_limiter() -> anyio.CapacityLimiter:
+    """Threads of their own (per event loop) for rolling back what a route left open.
+
+    A route that failed while holding a row lock (a 412 after ``SELECT … FOR UPDATE``)
+    releases it here. If this waited for the shared thread pool, whose threads may all be
+    routes waiting for that very lock, nothing would ever move again.
+    """
+    try:
+        return _CLEANUP.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(16)
+        _CLEANUP.set(limiter)
+        return limiter
 
 
 def _discard(session: Session) -> None:
@@ -59,7 +79,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             # Rolling back talks to the database: off the event loop, and shielded so that
             # a client hanging up cannot leave the connection checked out.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_discard, session)
+                await anyio.to_thread.run_sync(_discard, session, limiter=_cleanup_limiter())
         else:
             session.close()
 
@@ -76,19 +96,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _missing_token() -> InvalidToken:
-    return InvalidToken(
-        "This endpoint needs a bearer token.",
-        hint="Send `Authorization: Bearer cp_…`; `controlplane bootstrap` prints the first.",
-    )
+    return missing_token()
 
 
 def get_principal(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise _missing_token()
-    return verify_token(session, credentials.credentials)
+    # Writes were verified by the RequestGate before their body was read: not twice.
+    cached = cached_principal(request.scope, credentials.credentials)
+    return cached or verify_token(session, credentials.credentials)
 
 
 async def get_bearer(
@@ -161,7 +181,7 @@ def parse_if_match(value: str | None) -> int | None:
     """The generation/version an ``If-Match`` header asks for; None = no precondition."""
     if value is None or value.strip() == "*":
         return None
-    match = _ETAG.match(value.strip())
+    match = _ETAG.fullmatch(value.strip())
     if match is None:
         raise PreconditionFailed(
             f"If-Match {value!r} is not an ETag of this API.",

@@ -12,22 +12,26 @@ import logging
 import re
 import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy import Engine, delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, delete, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from controlplane.api.gate import answer_error, authenticate
 from controlplane.api.problems import PROBLEM_JSON
 from controlplane.auth.models import IdempotencyRecord
-from controlplane.auth.tokens import token_prefix
+from controlplane.db.types import utcnow
+from controlplane.errors import ControlPlaneError
 
 log = logging.getLogger("controlplane.api")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+_PURGE_EVERY_SECONDS = 60.0
 #: Response headers kept with a stored idempotent answer.
 _REPLAYED_HEADERS = {b"content-type", b"etag", b"location", b"x-warnings"}
 
@@ -74,7 +78,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        # fullmatch: with match and ``$`` a trailing newline would pass into the audit log.
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        authenticated = _header(scope, b"authorization") is not None
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -85,6 +91,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if authenticated and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    # An answer to a token is that token's view: no shared cache keeps it.
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 
@@ -131,12 +141,25 @@ class IdempotencyMiddleware:
     canonical body: same key + same request → the first answer again (with
     ``Idempotent-Replayed: true``); same key + another request → 422; a request still
     running under the key → 409. Only successful answers are kept, so a failed attempt
-    can be retried with the same key.
+    can be retried with the same key. The token is verified before anything is looked
+    up; a claim older than ``claim_timeout`` (its server died) is taken over, and keys
+    are forgotten after ``retention`` (purged by the next keyed request, at most once a
+    minute).
     """
 
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        engine: Engine,
+        *,
+        claim_timeout: timedelta = timedelta(minutes=5),
+        retention: timedelta = timedelta(hours=24),
+    ) -> None:
         self.app = app
         self.engine = engine
+        self.claim_timeout = claim_timeout
+        self.retention = retention
+        self._last_purge = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -144,7 +167,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
-        if not _IDEMPOTENCY_KEY.match(key):
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
             await self._send(
                 send,
                 422,
@@ -157,12 +180,15 @@ class IdempotencyMiddleware:
                 ),
             )
             return
-        authorization = _header(scope, b"authorization") or ""
-        prefix = token_prefix(authorization.removeprefix("Bearer ").strip())
-        if prefix is None:
-            # Not authenticated: the app answers 401 and nothing is stored.
-            await self.app(scope, receive, send)
+        # The token is verified in full (hash, expiry, revocation) before any lookup, so a
+        # forged or revoked token with a known prefix never sees a stored answer. The
+        # RequestGate has usually done it already (the principal is cached in the scope).
+        try:
+            principal, _ = await authenticate(scope, self.engine)
+        except (ControlPlaneError, OperationalError) as exc:
+            await answer_error(scope, receive, send, exc)
             return
+        prefix = principal.token_prefix or principal.token_name
         chunks: list[bytes] = []
         while True:
             message = await receive()
@@ -174,7 +200,11 @@ class IdempotencyMiddleware:
         body = b"".join(chunks)
         endpoint = f"POST {scope.get('path', '')}"[:300]
         digest = hashlib.sha256(endpoint.encode() + b"\n" + _canonical(body)).hexdigest()
-        claim = await anyio.to_thread.run_sync(self._claim, prefix, key, endpoint, digest)
+        try:
+            claim = await anyio.to_thread.run_sync(self._claim, prefix, key, endpoint, digest)
+        except OperationalError as exc:
+            await answer_error(scope, receive, send, exc)
+            return
         if isinstance(claim, IdempotencyRecord) and claim.response_body is None:
             # The first answer was marked no-store (it showed a secret once, e.g. a new
             # API token): it was not kept, so it cannot be replayed, and doing the request
@@ -227,13 +257,31 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capture_send)
         finally:
-            await anyio.to_thread.run_sync(self._finish, prefix, key, captured)
+            try:
+                await anyio.to_thread.run_sync(self._finish, prefix, key, captured)
+            except OperationalError:
+                # The answer went out; the claim expires after claim_timeout.
+                log.warning("could not record the idempotent answer (database unavailable)")
+
+    def _purge(self, session: Session, now: datetime) -> None:
+        """Forget keys older than the retention (at most once a minute per process)."""
+        if time.monotonic() - self._last_purge < _PURGE_EVERY_SECONDS:
+            return
+        self._last_purge = time.monotonic()
+        session.execute(
+            delete(IdempotencyRecord).where(
+                col(IdempotencyRecord.created_at) < now - self.retention
+            )
+        )
+        session.commit()
 
     def _claim(
         self, scope: str, key: str, endpoint: str, digest: str
     ) -> IdempotencyRecord | tuple[int, str, str] | None:
         """The stored answer, a refusal (status, detail, code), or None: we own the key now."""
         with Session(self.engine, expire_on_commit=False) as session:
+            now = utcnow()
+            self._purge(session, now)
             row = session.exec(
                 select(IdempotencyRecord).where(
                     IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
@@ -260,12 +308,32 @@ class IdempotencyMiddleware:
                     "idempotency_key_reused",
                 )
             if row.status_code is None:
+                if row.created_at <= now - self.claim_timeout and self._take_over(
+                    session, row, now
+                ):
+                    # The claim of a request that never finished (a killed server).
+                    return None
                 return (
                     409,
                     "A request with this Idempotency-Key is still running.",
                     "idempotency_in_progress",
                 )
             return row
+
+    @staticmethod
+    def _take_over(session: Session, row: IdempotencyRecord, now: datetime) -> bool:
+        """Claim a stale row again; only one of several racing requests wins."""
+        result = session.execute(
+            update(IdempotencyRecord)
+            .where(
+                col(IdempotencyRecord.id) == row.id,
+                col(IdempotencyRecord.status_code).is_(None),
+                col(IdempotencyRecord.created_at) == row.created_at,
+            )
+            .values(created_at=now)
+        )
+        session.commit()
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def _finish(self, scope: str, key: str, captured: dict[str, Any]) -> None:
         with Session(self.engine) as session:

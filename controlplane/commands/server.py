@@ -6,7 +6,7 @@ printed as the API prints problems (title, detail, items, hint) and exit with 1.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ from controlplane.auth.models import Role
 from controlplane.db.engine import make_engine
 from controlplane.db.sessions import open_session
 from controlplane.errors import ControlPlaneError
-from controlplane.settings import get_settings
+from controlplane.settings import Settings, get_settings
 
 console = Console(stderr=True)
 
@@ -60,11 +60,34 @@ def serve(
     # With settings.embedded_worker (the default) the app's lifespan runs the reconcile
     # worker after start-up created the default target, and stops it on shutdown.
     app = create_app(settings, engine=engine)
-    uvicorn.run(
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            settings.metrics_port, addr=host or settings.host, registry=app.state.metrics.registry
+        )
+    uvicorn.Server(
+        uvicorn_config(app, settings, host=host or settings.host, port=port or settings.port)
+    ).run()
+
+
+def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> Any:
+    """The server options: forwarded headers only from the configured proxies.
+
+    uvicorn's default believes ``X-Forwarded-For`` from 127.0.0.1, so anything on the
+    pod's loopback (or a sidecar) could forge the source IP of the audit log; here no peer
+    is trusted unless ``forwarded_allow_ips`` names it.
+    """
+    import uvicorn
+
+    trusted = settings.forwarded_allow_ips.strip()
+    return uvicorn.Config(
         app,
-        host=host or settings.host,
-        port=port or settings.port,
-        proxy_headers=True,
+        host=host,
+        port=port,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or "",
+        server_header=False,
         log_level="info",
     )
 

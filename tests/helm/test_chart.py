@@ -134,7 +134,7 @@ def test_existing_secret_is_used_and_no_secret_is_created() -> None:
     assert api["automountServiceAccountToken"] is True
     monitor = got.one("ServiceMonitor", f"{RELEASE}-api")
     assert monitor["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
 
 

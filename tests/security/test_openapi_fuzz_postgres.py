@@ -95,7 +95,7 @@ def on_postgres(pg_app: FastAPI) -> None:
 @pytest.mark.postgres
 @schema.parametrize()
 @settings(
-    max_examples=12,
+    max_examples=50,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
