@@ -1,7 +1,8 @@
-"""`cityctl catalog list | show | publish | deprecate | retire`.
+"""`cityctl catalog list | show | publish | deprecate | retire | reactivate`.
 
 Everyone reads the catalogue (services, versions, plans with their monthly price,
-parameters); operators publish and retire versions.
+parameters); operators publish, retire and reactivate versions. Deprecating and retiring
+first show who runs the version (the API's impact endpoint) and ask.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.client import ApiClient
-from cli.commands._shared import API, read_values, seg
+from cli.commands._shared import API, YesOpt, confirm, read_values, seg
 from cli.errors import CliError, ExitCode
 from cli.output import Format, OutputOpt, emit, stderr, stdout
 from cli.state import state
@@ -139,7 +140,14 @@ def show(
     stdout.print(str(head.get("description", "")).strip(), highlight=False)
     if summary is not None:
         stdout.print("\n[bold]Versions[/bold]")
-        emit(summary["versions"], output, VERSION_COLUMNS)
+        versions = [
+            {**v, "support": support_note(v.get("support_ends"))} for v in summary["versions"]
+        ]
+        columns = [
+            ("support", "SUPPORT") if key == "support_ends" else (key, header)
+            for key, header in VERSION_COLUMNS
+        ]
+        emit(versions, output, columns)
     if details is not None:
         number = details["version"]["version"]
         stdout.print(f"\n[bold]Plans of {number}[/bold] ({details['status']})")
@@ -153,6 +161,7 @@ def show(
                         "name": name,
                         "type": spec.get("type"),
                         "default": spec.get("default"),
+                        "allowed": allowed_values(spec),
                         "description": spec.get("description"),
                     }
                     for name, spec in properties.items()
@@ -162,9 +171,27 @@ def show(
                     ("name", "NAME"),
                     ("type", "TYPE"),
                     ("default", "DEFAULT"),
+                    ("allowed", "ALLOWED"),
                     ("description", "DESCRIPTION"),
                 ],
             )
+
+
+def allowed_values(spec: dict[str, Any]) -> str | None:
+    """The values an enum parameter (or the items of an enum list) accepts, for the table."""
+    choices = spec.get("enum") or (spec.get("items") or {}).get("enum")
+    return ", ".join(str(choice) for choice in choices) if choices else None
+
+
+def support_note(support_ends: str | None, today: date | None = None) -> str | None:
+    """A support end as people read it: ``until 2027-01-31`` or, once it is in the past,
+    ``unsupported since 2025-06-30``."""
+    if not support_ends:
+        return None
+    ends = date.fromisoformat(support_ends)
+    if ends < (today or date.today()):
+        return f"unsupported since {support_ends}"
+    return f"until {support_ends}"
 
 
 @app.command()
@@ -243,11 +270,14 @@ def deprecate(
     message: Annotated[
         str | None, typer.Option(help="What tenants should do, e.g. 'Upgrade to 26.0.7'.")
     ] = None,
+    yes: YesOpt = False,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Deprecate a version: existing instances keep running, new ones get a warning.
 
-    Example: cityctl catalog deprecate keycloak 25.0.6 --support-ends 2025-06-30
+    Shows how many live instances (of which tenants) run the version and asks first.
+
+    Example: cityctl catalog deprecate keycloak 25.0.6 --support-ends 2025-06-30 --yes
     """
     if support_ends is not None:
         try:
@@ -261,6 +291,8 @@ def deprecate(
     body = {"support_ends": support_ends, "message": message}
     path = f"{API}/catalog/{seg(service)}/versions/{seg(version)}/deprecate"
     with state.client() as client:
+        impact = _show_impact(client, service, version)
+        confirm(f"deprecate {service} {version} ({_usage(impact)})", yes=yes)
         result = client.call("POST", path, json=body).json()
     stderr.print(f"{service} {version} is {result['status']}.")
     _emit_version(result, output)
@@ -271,17 +303,79 @@ def retire(
     service: Service,
     version: Version,
     message: Annotated[str | None, typer.Option(help="Why, and what to use instead.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Retire even the last version new instances can use while instances of "
+            "the service run.",
+        ),
+    ] = False,
+    yes: YesOpt = False,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Retire a version: no new instances; existing ones must upgrade.
 
-    Example: cityctl catalog retire keycloak 25.0.6 --message 'Upgrade to 26.0.7'
+    Shows how many live instances (of which tenants) run the version and asks first. The
+    last version new instances can use is only retired with --force while the service has
+    live instances. `cityctl catalog reactivate` undoes a retirement.
+
+    Example: cityctl catalog retire keycloak 25.0.6 --message 'Upgrade to 26.0.7' --yes
     """
     path = f"{API}/catalog/{seg(service)}/versions/{seg(version)}/retire"
+    with state.client() as client:
+        impact = _show_impact(client, service, version)
+        # Refused anyway without --force: let the API say so (with its hint) without asking.
+        if force or not impact["retire_needs_force"]:
+            confirm(f"retire {service} {version} ({_usage(impact)})", yes=yes)
+        result = client.call(
+            "POST", path, json={"message": message}, params={"force": force or None}
+        ).json()
+    stderr.print(f"{service} {version} is {result['status']}.")
+    _emit_version(result, output)
+
+
+@app.command()
+def reactivate(
+    service: Service,
+    version: Version,
+    message: Annotated[
+        str | None, typer.Option(help="Replaces the retirement message (default: none).")
+    ] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Undo a retirement: the version accepts new instances again.
+
+    It becomes deprecated if it has a support end date, else active.
+
+    Example: cityctl catalog reactivate keycloak 26.0.7
+    """
+    path = f"{API}/catalog/{seg(service)}/versions/{seg(version)}/reactivate"
     with state.client() as client:
         result = client.call("POST", path, json={"message": message}).json()
     stderr.print(f"{service} {version} is {result['status']}.")
     _emit_version(result, output)
+
+
+def _show_impact(client: ApiClient, service: str, version: str) -> dict[str, Any]:
+    """Print who runs the version (to stderr) and return the API's impact record."""
+    impact: dict[str, Any] = client.get_json(
+        f"{API}/catalog/{seg(service)}/versions/{seg(version)}/impact"
+    )
+    stderr.print(f"{service} {version} ({impact['status']}): {_usage(impact)}.", highlight=False)
+    for usage in impact["tenants"]:
+        stderr.print(f"  {usage['tenant']}: {usage['instances']} instance(s)", highlight=False)
+    if impact["last_usable"]:
+        stderr.print(
+            f"It is the last version of {service} that new instances can use "
+            f"({impact['service_live_instances']} live instance(s) of {service} in all).",
+            highlight=False,
+        )
+    return impact
+
+
+def _usage(impact: dict[str, Any]) -> str:
+    return f"{impact['live_instances']} live instance(s) in {len(impact['tenants'])} tenant(s)"
 
 
 def _emit_version(details: dict[str, Any], output: Format) -> None:

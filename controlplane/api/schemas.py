@@ -300,6 +300,33 @@ class Retirement(RequestBody):
     message: Annotated[str, Field(max_length=2000)] | None = None
 
 
+class Reactivation(RequestBody):
+    #: Replaces the retirement's message (none: cleared).
+    message: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class TenantUsage(BaseModel):
+    tenant: str
+    instances: int
+
+
+class VersionImpact(BaseModel):
+    """Who runs a version: what deprecating or retiring it touches (operators only)."""
+
+    service: str
+    version: str
+    status: VersionStatus
+    #: Live (not deleted) instances pinned to this version, and their tenants.
+    live_instances: int
+    tenants: list[TenantUsage]
+    #: Live instances of the service on any version.
+    service_live_instances: int
+    #: This is the only version new instances can use (active or deprecated).
+    last_usable: bool
+    #: Retiring it is refused without ``force=true``.
+    retire_needs_force: bool
+
+
 class VersionSummary(BaseModel):
     version: str
     app_version: str

@@ -52,6 +52,14 @@ class LifecycleInvalid(Conflict):
     code = "lifecycle_invalid"
 
 
+class LastUsableVersion(Conflict):
+    """Retiring this version would leave the service's live instances without any version
+    that new instances (or their upgrades) can use."""
+
+    title = "Last usable version"
+    code = "last_usable_version"
+
+
 class PublishOutcome(StrEnum):
     CREATED = "created"
     UNCHANGED = "unchanged"
@@ -199,7 +207,9 @@ def deprecate(
 ) -> PublishedVersion:
     if record.status == VersionStatus.RETIRED:
         raise LifecycleInvalid(
-            f"{record.service} {record.version} is retired; it cannot be deprecated again."
+            f"{record.service} {record.version} is retired; it cannot be deprecated again.",
+            hint=f"Undo the retirement with `cityctl catalog reactivate {record.service} "
+            f"{record.version}` first.",
         )
     record.status = VersionStatus.DEPRECATED
     record.support_ends = support_ends
@@ -209,11 +219,69 @@ def deprecate(
     return record
 
 
-def retire(session: Session, record: PublishedVersion, *, message: str | None) -> PublishedVersion:
-    """Retire a version: new instances refuse it; existing ones keep running it."""
+#: Statuses a new instance may use (deprecated ones with a warning).
+USABLE = frozenset({VersionStatus.ACTIVE, VersionStatus.DEPRECATED})
+
+
+def is_last_usable(session: Session, record: PublishedVersion) -> bool:
+    """Whether ``record`` is the only version of its service that new instances can use."""
+    if record.status not in USABLE:
+        return False
+    others = [
+        r
+        for r in versions_of(session, record.service)
+        if r.version != record.version and r.status in USABLE
+    ]
+    return not others
+
+
+def retire(
+    session: Session,
+    record: PublishedVersion,
+    *,
+    message: str | None,
+    live_instances: int = 0,
+    force: bool = False,
+) -> PublishedVersion:
+    """Retire a version: new instances refuse it; existing ones keep running it.
+
+    ``live_instances`` is the number of live instances of the service (any version; the
+    caller counts them, this module does not know instances). Retiring the last usable
+    version of a service that has some is refused unless ``force``: its tenants could
+    then neither create instances nor upgrade to anything.
+    """
+    if not force and live_instances > 0 and is_last_usable(session, record):
+        raise LastUsableVersion(
+            f"{record.service} {record.version} is the last version new instances can use, "
+            f"and {live_instances} live instance(s) of {record.service} exist.",
+            hint="Publish a newer version first (`cityctl catalog publish`), or retire it "
+            f"anyway with `cityctl catalog retire {record.service} {record.version} --force`.",
+            extra={"live_instances": live_instances},
+        )
     record.status = VersionStatus.RETIRED
     if message is not None:
         record.status_message = message
+    session.add(record)
+    session.flush()
+    return record
+
+
+def reactivate(
+    session: Session, record: PublishedVersion, *, message: str | None
+) -> PublishedVersion:
+    """Undo a retirement: back to deprecated if the version has a support end, else active.
+
+    The message replaces the retirement's (which usually says "upgrade to ...").
+    """
+    if record.status != VersionStatus.RETIRED:
+        raise LifecycleInvalid(
+            f"{record.service} {record.version} is {record.status}; only a retired "
+            "version can be reactivated."
+        )
+    record.status = (
+        VersionStatus.DEPRECATED if record.support_ends is not None else VersionStatus.ACTIVE
+    )
+    record.status_message = message
     session.add(record)
     session.flush()
     return record

@@ -202,6 +202,8 @@ ENDPOINTS = [
     # After the cancel: one run per service at a time.
     Endpoint("POST", f"{FLEET}/runs", operator_only(), body=lambda r: {"plan_id": "{plan_id}"}),
     Endpoint("POST", "/api/v1/catalog/demo/versions/1.1.0/retire", operator_only()),
+    Endpoint("GET", "/api/v1/catalog/demo/versions/1.1.0/impact", operator_only()),
+    Endpoint("POST", "/api/v1/catalog/demo/versions/1.1.0/reactivate", operator_only()),
 ]
 
 #: Billing periods closed by each role (see the close row).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
-from sqlmodel import col, select
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlmodel import Session, col, func, select
 
 from controlplane.api import schemas, views
 from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
@@ -16,7 +16,9 @@ from controlplane.catalog import publishing
 from controlplane.catalog.errors import ServiceNotInCatalog
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.records import PublishedVersion
+from controlplane.provisioning.models import Instance
 from controlplane.rendering.catalog_checks import stack_check, update_check
+from controlplane.tenants.models import Tenant
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], responses=PROBLEMS)
 
@@ -158,17 +160,94 @@ def retire(
     principal: PrincipalDep,
     context: AuditDep,
     body: schemas.Retirement | None = None,
+    force: Annotated[
+        bool, Query(description="Retire even the last usable version of a service in use.")
+    ] = False,
 ) -> schemas.CatalogVersion:
+    """409 ``last_usable_version`` when this is the last version new instances can use
+    and the service has live instances, unless ``force=true``."""
     principal.check(Action.CATALOG_WRITE)
     row = publishing.get_version(session, service, version)
     message = body.message if body else None
-    publishing.retire(session, row, message=message)
+    publishing.retire(
+        session,
+        row,
+        message=message,
+        live_instances=_service_live_instances(session, service),
+        force=force,
+    )
     audit.record(
         session,
         context,
         action="catalog.retire",
         resource=f"service:{service}/{version}",
-        details={"message": message},
+        details={"message": message, "force": force},
     )
     session.commit()
     return views.catalog_version(row, with_bundle=True)
+
+
+@router.post("/{service}/versions/{version}/reactivate", response_model=schemas.CatalogVersion)
+def reactivate(
+    service: ServicePath,
+    version: VersionPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    body: schemas.Reactivation | None = None,
+) -> schemas.CatalogVersion:
+    """Undo a retirement: deprecated again if the version has a support end, else active."""
+    principal.check(Action.CATALOG_WRITE)
+    row = publishing.get_version(session, service, version)
+    message = body.message if body else None
+    publishing.reactivate(session, row, message=message)
+    audit.record(
+        session,
+        context,
+        action="catalog.reactivate",
+        resource=f"service:{service}/{version}",
+        details={"message": message, "status": str(row.status)},
+    )
+    session.commit()
+    return views.catalog_version(row, with_bundle=True)
+
+
+@router.get("/{service}/versions/{version}/impact", response_model=schemas.VersionImpact)
+def impact(
+    service: ServicePath, version: VersionPath, session: SessionDep, principal: PrincipalDep
+) -> schemas.VersionImpact:
+    """Live instances on this version and their tenants, before deprecating or retiring it."""
+    principal.check(Action.FLEET_READ)
+    row = publishing.get_version(session, service, version)
+    per_tenant = session.exec(
+        select(Tenant.slug, func.count(col(Instance.id)))
+        .join(Tenant, col(Tenant.id) == col(Instance.tenant_id))
+        .where(
+            Instance.service == service,
+            Instance.version == version,
+            col(Instance.deleted_at).is_(None),
+        )
+        .group_by(col(Tenant.slug))
+        .order_by(col(Tenant.slug))
+    ).all()
+    tenants = [schemas.TenantUsage(tenant=slug, instances=count) for slug, count in per_tenant]
+    on_service = _service_live_instances(session, service)
+    last_usable = publishing.is_last_usable(session, row)
+    return schemas.VersionImpact(
+        service=service,
+        version=version,
+        status=row.status,
+        live_instances=sum(t.instances for t in tenants),
+        tenants=tenants,
+        service_live_instances=on_service,
+        last_usable=last_usable,
+        retire_needs_force=last_usable and on_service > 0,
+    )
+
+
+def _service_live_instances(session: Session, service: str) -> int:
+    return session.exec(
+        select(func.count(col(Instance.id))).where(
+            Instance.service == service, col(Instance.deleted_at).is_(None)
+        )
+    ).one()
