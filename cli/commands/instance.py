@@ -8,6 +8,8 @@ changing one instance at the same time get a conflict (exit 5) instead of a lost
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -37,6 +39,16 @@ app = typer.Typer(
 )
 
 Name = Annotated[str, typer.Argument(help="Instance name (unique within the tenant), e.g. login.")]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Check everything on the server and show the objects and the price; change nothing.",
+    ),
+]
+#: The query of a server-side dry run (the Kubernetes spelling).
+DRY_RUN = {"dryRun": "All"}
+OBJECT_COLUMNS = [("kind", "KIND"), ("namespace", "NAMESPACE"), ("name", "NAME")]
 
 COLUMNS = [
     ("tenant", "TENANT"),
@@ -75,7 +87,9 @@ def lifecycle_notes(instance: dict[str, Any]) -> str:
         notes.append("retired")
     elif lifecycle.get("deprecated"):
         ends = lifecycle.get("support_ends")
-        notes.append(f"deprecated, unsupported after {ends}" if ends else "deprecated")
+        past = isinstance(ends, str) and date.fromisoformat(ends) < date.today()
+        when = f", unsupported {'since' if past else 'after'} {ends}" if ends else ""
+        notes.append(f"deprecated{when}")
     if lifecycle.get("upgrade_available"):
         notes.append(f"upgrade available: {lifecycle['upgrade_available']}")
     return "; ".join(notes)
@@ -93,6 +107,60 @@ def _emit_instances(data: dict[str, Any] | list[dict[str, Any]], output: Format)
 def _warn(instance: dict[str, Any]) -> None:
     for warning in instance.get("warnings") or []:
         stderr.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def _quote(client: ApiClient, slug: str, instance: dict[str, Any], plan: dict[str, Any]) -> None:
+    """The plan's monthly price and the tenant's estimated share of the shared costs.
+
+    Shown only after the server's dry run admitted the request, so a refused request never
+    shows a price. The share is the billing estimate of one more instance of the plan; when
+    it cannot be had (no prices yet) the line says that a share comes on top.
+    """
+    line = (
+        f"{instance['service']} {instance['version']}, plan {plan['name']} ({plan['title']}): "
+        f"€ {plan['monthly_price']} per month, plus the tenant's share of the service's and "
+        "the platform's shared costs"
+    )
+    try:
+        estimate = client.get_json(
+            f"{API}/billing/estimate", service=instance["service"], plan=plan["name"], tenant=slug
+        )
+    except CliError:
+        estimate = None
+    if estimate:
+        share = Decimal(estimate["service_share"]) + Decimal(estimate["platform_share"])
+        line += (
+            f": estimated € {share} per month on the figures of {estimate['reference_period']}, "
+            f"€ {estimate['monthly_total']} per month in all."
+        )
+    else:
+        line += "."
+    stderr.print(line, highlight=False)
+
+
+def _show_dry_run(answer: dict[str, Any], output: Format) -> None:
+    """What a dry run would apply: the objects (YAML/JSON) or their kinds and names (table)."""
+    _warn(answer)
+    objects: list[dict[str, Any]] = answer.get("objects") or []
+    if output is Format.TABLE:
+        emit(
+            [
+                {
+                    "kind": o.get("kind"),
+                    "namespace": (o.get("metadata") or {}).get("namespace"),
+                    "name": (o.get("metadata") or {}).get("name"),
+                }
+                for o in objects
+            ],
+            output,
+            OBJECT_COLUMNS,
+        )
+    else:
+        emit(objects, output)
+    stderr.print(
+        f"Dry run: {len(objects)} objects would be applied to {answer['target']} "
+        f"(namespace {answer['namespace']}); nothing was changed."
+    )
 
 
 def _finish(
@@ -173,9 +241,10 @@ def create(
     tenant: TenantOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = Format.TABLE,
 ) -> None:
-    """Provision a service for your municipality; shows the plan's monthly price first.
+    """Provision a service for your municipality; checks it and shows the monthly price first.
 
     Example: cityctl instance create login --service keycloak --plan small --wait
     """
@@ -192,12 +261,6 @@ def create(
                 hint=f"Choose one of: {known} (prices: `cityctl catalog show {service}`).",
             )
         number = details["version"]["version"]
-        stderr.print(
-            f"{service} {number}, plan {plan} ({chosen['title']}): "
-            f"€ {chosen['monthly_price']} per month, plus the tenant's share of the "
-            "service's and the platform's shared costs.",
-            highlight=False,
-        )
         body: dict[str, Any] = {
             "name": name,
             "service": service,
@@ -208,6 +271,12 @@ def create(
         }
         if target is not None:
             body["target"] = target
+        # Admission first: a request the server refuses shows its error, never a price.
+        checked = client.call("POST", instances_path(slug), json=body, params=DRY_RUN).json()
+        _quote(client, slug, checked, chosen)
+        if dry_run:
+            _show_dry_run(checked, output)
+            return
         instance = client.call("POST", instances_path(slug), json=body, create=True).json()
         _finish(
             client,
@@ -261,6 +330,7 @@ def update(
     tenant: TenantOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Change the plan or parameters of an instance (parameters merge into the current ones).
@@ -275,7 +345,8 @@ def update(
             hint="Give --plan, --set key=value, --values FILE or --unset key.",
         )
     with state.client() as client:
-        path = instances_path(resolve_tenant(client, tenant), name)
+        slug = resolve_tenant(client, tenant)
+        path = instances_path(slug, name)
         current, precondition = _read(client, path)
         body: dict[str, Any] = {}
         if plan is not None:
@@ -285,6 +356,14 @@ def update(
             for key in unset or []:
                 parameters.pop(key, None)
             body["parameters"] = parameters
+        checked = client.call("PATCH", path, json=body, headers=precondition, params=DRY_RUN).json()
+        if checked["plan"] != current["plan"] or checked["version"] != current["version"]:
+            details = version_details(client, checked["service"], checked["version"])
+            chosen = next(p for p in details["plans"] if p["name"] == checked["plan"])
+            _quote(client, slug, checked, chosen)
+        if dry_run:
+            _show_dry_run(checked, output)
+            return
         _change(
             client,
             path,

@@ -14,6 +14,8 @@ does talk to the database. The hottest reads (instance list and show) go further
 from __future__ import annotations
 
 import re
+import secrets
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -33,6 +35,8 @@ from controlplane.auth.tokens import check_token_form, verify_token
 from controlplane.db.paging import DEFAULT_LIMIT, MAX_LIMIT
 from controlplane.errors import ErrorItem, PreconditionFailed
 from controlplane.provisioning.admission import ParameterCheck
+from controlplane.provisioning.fleet import RendererFor
+from controlplane.rendering import Renderer
 from controlplane.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `cp_<prefix>_<secret>`.")
@@ -203,3 +207,35 @@ IfMatchHeader = Annotated[
 
 def etag(number: int) -> str:
     return f'"{number}"'
+
+
+_renderers_lock = threading.Lock()
+
+
+def preview_renderers(request: Request) -> RendererFor:
+    """Renderers for previews and dry runs, cached on the app.
+
+    A preview compares object digests of two renders of the same instance; generated
+    credentials are equal on both sides for any server secret, so previews (and dry runs,
+    whose Secret values are redacted anyway) use a random one of this process and never
+    touch the real secret.
+    """
+    state = request.app.state
+    with _renderers_lock:
+        if not hasattr(state, "fleet_renderers"):
+            state.fleet_renderers = {}
+            state.fleet_preview_secret = secrets.token_bytes(32)
+    cache: dict[str, Renderer] = state.fleet_renderers
+
+    def renderer_for(kubernetes_version: str) -> Renderer:
+        with _renderers_lock:
+            renderer = cache.get(kubernetes_version)
+            if renderer is None:
+                renderer = Renderer(
+                    server_secret=state.fleet_preview_secret,
+                    kubernetes_version=kubernetes_version,
+                )
+                cache[kubernetes_version] = renderer
+            return renderer
+
+    return renderer_for

@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -44,6 +45,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
             except UnicodeDecodeError:
                 return None
     return None
+
+
+def _dry_run(scope: Scope) -> bool:
+    """A ``?dryRun=`` request keeps nothing, so its answer must not become the key's answer."""
+    query = scope.get("query_string", b"")
+    return any(k == "dryRun" for k, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
 
 
 class Metrics:
@@ -163,7 +170,7 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
-        if key is None or scope.get("method") != "POST":
+        if key is None or scope.get("method") != "POST" or _dry_run(scope):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")

@@ -11,7 +11,7 @@ This module must not know about HTTP or roles.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.catalog.models import Plan, ServiceRelease
+from controlplane.catalog.publishing import find_version
 from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
-from controlplane.errors import Conflict, ErrorItem, NotFound, PreconditionFailed
+from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, PreconditionFailed
 from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
-from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision
+from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision, Target
 from controlplane.provisioning.placement import place
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.rendering.naming import namespace_for
+from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.tenants.models import Tenant
 
 
@@ -434,3 +436,49 @@ def _enqueue(session: Session, instance: Instance, reason: str) -> None:
 
 def instance_by_id(session: Session, instance_id: uuid.UUID) -> Instance | None:
     return session.get(Instance, instance_id)
+
+
+#: What replaces every value of a Secret's ``data`` and ``stringData`` in a dry run.
+REDACTED = "<redacted>"
+
+
+def dry_run_objects(
+    session: Session,
+    tenant: Tenant,
+    instance: Instance,
+    *,
+    renderer_for: Callable[[str], Renderer],
+) -> list[dict[str, Any]]:
+    """The objects the reconciler would apply for ``instance`` as it stands in this session.
+
+    For a dry run, before its transaction is rolled back. Rendered like the reconciler does
+    (the target's Kubernetes version, the storage floor), but Secret values are redacted:
+    a dry run shows what would be applied, never a credential.
+    """
+    record = find_version(session, instance.service, instance.version)
+    if record is None:  # admission just accepted it: only a concurrent unpublish gets here
+        raise InvalidInput(f"{instance.service} {instance.version} is not published.")
+    target = session.exec(select(Target).where(Target.name == instance.target)).first()
+    rendered = renderer_for(target.kubernetes_version if target else "1.33").render(
+        record.to_release(),
+        plan=instance.plan,
+        tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
+        instance=InstanceRef(
+            name=instance.name,
+            id=str(instance.id),
+            namespace=instance.namespace,
+            hostname=instance.hostname,
+        ),
+        parameters=instance.parameters,
+        storage_floor=storage_floor(session, instance.id),
+    )
+    return [_redacted(obj) for obj in rendered.objects]
+
+
+def _redacted(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    if out.get("kind") == "Secret":
+        for key in ("data", "stringData"):
+            if isinstance(out.get(key), Mapping):
+                out[key] = dict.fromkeys(out[key], REDACTED)
+    return out

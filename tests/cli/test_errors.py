@@ -253,7 +253,12 @@ def _broken_release(platform: Platform, operator: str) -> dict[str, Any]:
             "bundle",
         )
     }
-    release["version"] = {**shown["version"], "version": "26.0.8", "app_version": "26.0.8"}
+    release["version"] = {
+        **shown["version"],
+        "version": "26.0.8",
+        "app_version": "26.0.8",
+        "upgrade_from": ">=25.0.0,<26.0.8",
+    }
     files = release["bundle"]["files"]
     first = sorted(files)[0]
     files[first] += "\n---\n{{ params.no_such_parameter }}\n"
@@ -278,21 +283,25 @@ def test_wait_exits_1_when_the_instance_fails(
         CONFLICT,
     )
 
+    # cityctl checks a create with a dry run first: the broken template is refused before
+    # anything is created.
+    refused = platform.run(
+        "instance", "create", "broken", "--service", "keycloak", "--version", "26.0.8",
+        "--plan", "small", "--wait", token=tokens["admin"],
+    )  # fmt: skip
+    assert "cannot be rendered" in assert_fails(refused, USAGE)  # 422: exit 2
+    assert_fails(platform.run("instance", "show", "broken", token=tokens["admin"]), NOT_FOUND)
+
+    # An upgrade is admitted (its inputs are valid) and fails in the reconciler: --wait
+    # reports the failure with exit 1.
+    platform.ok(
+        "instance", "create", "broken", "--service", "keycloak", "--version", "26.0.7",
+        "--plan", "small", "--wait", "--timeout", "60", token=tokens["admin"],
+    )  # fmt: skip
     result = platform.run(
-        "instance",
-        "create",
-        "broken",
-        "--service",
-        "keycloak",
-        "--version",
-        "26.0.8",
-        "--plan",
-        "small",
-        "--wait",
-        "--timeout",
-        "60",
+        "instance", "upgrade", "broken", "--version", "26.0.8", "--wait", "--timeout", "60",
         token=tokens["admin"],
-    )
+    )  # fmt: skip
     assert "broken failed" in assert_fails(result, FAILED)
     shown = platform.json("instance", "show", "broken", token=tokens["admin"])
     assert shown["status"]["phase"] == "Failed"

@@ -7,8 +7,6 @@ to follow it. Pause, resume and cancel answer the run as it is after the change.
 
 from __future__ import annotations
 
-import secrets
-import threading
 import uuid
 from typing import Annotated, cast
 
@@ -17,7 +15,14 @@ from sqlmodel import Session
 
 from controlplane.api import fleet_schemas as wire
 from controlplane.api import schemas
-from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
+from controlplane.api.deps import (
+    AuditDep,
+    CursorQuery,
+    LimitQuery,
+    PrincipalDep,
+    SessionDep,
+    preview_renderers,
+)
 from controlplane.api.routes.common import PROBLEMS
 from controlplane.auth.policy import Action
 from controlplane.db.types import utcnow
@@ -30,39 +35,8 @@ from controlplane.provisioning.fleet_models import (
     FleetRun,
 )
 from controlplane.provisioning.instances import instance_by_id
-from controlplane.rendering import Renderer
 
 router = APIRouter(prefix="/api/v1/fleet", tags=["fleet"], responses=PROBLEMS)
-
-_renderers_lock = threading.Lock()
-
-
-def _renderer_for(request: Request) -> fleet.RendererFor:
-    """Renderers for previews, cached on the app.
-
-    A preview compares object digests of two renders of the same instance; generated
-    credentials are equal on both sides for any server secret, so previews use a random
-    one of this process and never touch the real secret.
-    """
-    state = request.app.state
-    with _renderers_lock:
-        if not hasattr(state, "fleet_renderers"):
-            state.fleet_renderers = {}
-            state.fleet_preview_secret = secrets.token_bytes(32)
-    cache: dict[str, Renderer] = state.fleet_renderers
-
-    def renderer_for(kubernetes_version: str) -> Renderer:
-        with _renderers_lock:
-            renderer = cache.get(kubernetes_version)
-            if renderer is None:
-                renderer = Renderer(
-                    server_secret=state.fleet_preview_secret,
-                    kubernetes_version=kubernetes_version,
-                )
-                cache[kubernetes_version] = renderer
-            return renderer
-
-    return renderer_for
 
 
 def _plan_public(session: Session, plan: FleetPlan) -> wire.FleetPlanPublic:
@@ -196,7 +170,7 @@ def create_plan(
             ignore_maintenance_windows=body.ignore_maintenance_windows,
             instance_timeout_seconds=body.instance_timeout_seconds,
         ),
-        renderer_for=_renderer_for(request),
+        renderer_for=preview_renderers(request),
         context=context,
     )
     session.commit()
@@ -252,7 +226,7 @@ def preview(
             errors=[ErrorItem("instance", "deleted since the plan was made")],
         )
     changes = fleet.preview_instance(
-        session, row, plan.to_version, renderer_for=_renderer_for(request)
+        session, row, plan.to_version, renderer_for=preview_renderers(request)
     )
     return wire.FleetPreview(
         tenant=tenant,

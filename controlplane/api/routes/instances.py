@@ -3,12 +3,17 @@
 Writes answer ``202 Accepted`` with the instance: the desired state is recorded and a
 reconcile request is queued; ``status`` shows how far the reconciler got. Every answer
 carries ``ETag: "<generation>"`` for ``If-Match``.
+
+``?dryRun=All`` on create and update (the Kubernetes spelling) runs every check of the real
+request (role, admission, placement, host name, parameters) in its transaction, renders
+the objects the reconciler would apply, and rolls back: ``200`` with the instance as it
+would be and its ``objects`` (Secret values redacted); nothing is kept, queued or audited.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlmodel import Session
@@ -25,6 +30,7 @@ from controlplane.api.deps import (
     SessionDep,
     etag,
     parse_if_match,
+    preview_renderers,
     read_in_one_hop,
 )
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
@@ -53,6 +59,35 @@ WakeWorkerDep = Annotated[Callable[[], None], Depends(_wake_worker)]
 
 TenantPath = Annotated[str, Path(max_length=63)]
 NamePath = Annotated[str, Path(max_length=63)]
+DryRunQuery = Annotated[
+    Literal["All"] | None,
+    Query(
+        alias="dryRun",
+        description="`All`: check and render everything, keep nothing (answers 200).",
+    ),
+]
+
+
+class InstanceDryRun(schemas.InstancePublic):
+    """The answer of a dry run: the instance as it would be and what would be applied."""
+
+    #: The rendered objects in apply order; Secret ``data``/``stringData`` values redacted.
+    objects: list[dict[str, Any]]
+
+
+DRY_RUN_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"model": InstanceDryRun, "description": "Dry run (`?dryRun=All`): nothing was kept."}
+}
+
+
+def _dry_run_answer(request: Request, session: Session, tenant: Tenant, change: Change) -> Response:
+    """Render what the change would apply, then roll the whole request back."""
+    objects = instances.dry_run_objects(
+        session, tenant, change.instance, renderer_for=preview_renderers(request)
+    )
+    view = views.instance(change.instance, tenant.slug, change.warnings)
+    session.rollback()
+    return views.json_response(InstanceDryRun(**view.model_dump(), objects=objects))
 
 
 def _answer(
@@ -87,8 +122,9 @@ def _answer(
     return views.instance(instance, tenant.slug, change.warnings)
 
 
-@router.post("", status_code=202, response_model=schemas.InstancePublic)
+@router.post("", status_code=202, response_model=schemas.InstancePublic, responses=DRY_RUN_ANSWER)
 def create_instance(
+    request: Request,
     tenant: TenantPath,
     body: schemas.InstanceCreate,
     session: SessionDep,
@@ -97,7 +133,8 @@ def create_instance(
     check: ParameterCheckDep,
     wake_worker: WakeWorkerDep,
     response: Response,
-) -> schemas.InstancePublic:
+    dry_run: DryRunQuery = None,
+) -> schemas.InstancePublic | Response:
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
     change = instances.create_instance(
         session,
@@ -112,6 +149,8 @@ def create_instance(
         # Tenant roles must not learn which targets exist beyond their grants.
         explain_placement=not principal.is_tenant_bound,
     )
+    if dry_run:
+        return _dry_run_answer(request, session, row, change)
     i = change.instance
     return _answer(
         session,
@@ -174,8 +213,11 @@ async def show_instance(
     return await read_in_one_hop(request, token, read)
 
 
-@router.patch("/{name}", status_code=202, response_model=schemas.InstancePublic)
+@router.patch(
+    "/{name}", status_code=202, response_model=schemas.InstancePublic, responses=DRY_RUN_ANSWER
+)
 def update_instance(
+    request: Request,
     tenant: TenantPath,
     name: NamePath,
     body: schemas.InstanceUpdate,
@@ -186,7 +228,8 @@ def update_instance(
     wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
-) -> schemas.InstancePublic:
+    dry_run: DryRunQuery = None,
+) -> schemas.InstancePublic | Response:
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
     instance = instances.get_instance(session, row, name)
     change = instances.update_instance(
@@ -199,6 +242,8 @@ def update_instance(
         expected_generation=parse_if_match(if_match),
         check_parameters=check,
     )
+    if dry_run:
+        return _dry_run_answer(request, session, row, change)
     # Parameter values may be personal or sensitive: the audit log names the keys only.
     changed = {
         k: (sorted({*v[0], *v[1]}) if k == "parameters" else v) for k, v in change.diff.items()
