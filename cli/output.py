@@ -7,6 +7,7 @@ columns. Errors go to stderr, data to stdout.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -36,13 +37,30 @@ OutputOpt = Annotated[
 ]
 
 
-def emit(data: Any, fmt: Format, columns: Sequence[tuple[str, str]] | None = None) -> None:
-    """Print ``data`` (a dict or a list of dicts) in the chosen format."""
+#: A YAML null the emitter writes as ``~``, at the end of a mapping or sequence line.
+_YAML_TILDE = re.compile(r"^(\s*(?:- |[^\n]*?: ))~$", re.MULTILINE)
+
+
+def emit(
+    data: Any,
+    fmt: Format,
+    columns: Sequence[tuple[str, str]] | None = None,
+    *,
+    empty: str = "Nothing to list.",
+) -> None:
+    """Print ``data`` (a dict or a list of dicts) in the chosen format.
+
+    An empty list in a table is the sentence ``empty`` on stderr (as kubectl's "No
+    resources found"), not a header without rows; JSON and YAML print ``[]``.
+    """
     if fmt is Format.JSON:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     if fmt is Format.YAML:
-        sys.stdout.write(yaml_rs.dumps(data))
+        sys.stdout.write(_yaml(data))
+        return
+    if isinstance(data, list) and not data:
+        stderr.print(empty, highlight=False, markup=False)
         return
     rows = data if isinstance(data, list) else [data]
     if columns is None:
@@ -55,6 +73,17 @@ def emit(data: Any, fmt: Format, columns: Sequence[tuple[str, str]] | None = Non
     (stdout if stdout.is_terminal else _piped).print(table)
 
 
+def _yaml(data: Any) -> str:
+    """YAML with ``null`` where the emitter writes ``~`` (the same YAML; people read
+    ``null``). A text that the rewrite would change (a ``~`` line inside a block string)
+    keeps the emitter's form: the document must mean the same."""
+    text = yaml_rs.dumps(data)
+    readable = _YAML_TILDE.sub(r"\1null", text)
+    if readable != text and yaml_rs.loads(readable) != yaml_rs.loads(text):
+        return text
+    return readable
+
+
 def _dig(row: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         row = row.get(part) if isinstance(row, dict) else None
@@ -62,8 +91,11 @@ def _dig(row: Any, dotted: str) -> Any:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    # Tables speak the API's JSON words (true/false), never Python's (True/None).
+    if value is None or value == [] or value == {}:
         return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)

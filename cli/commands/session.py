@@ -20,12 +20,16 @@ context_app = typer.Typer(
 
 def login(
     server: Annotated[
-        str, typer.Option(help="Control-plane URL, e.g. https://cityplatform.example.be")
-    ],
+        str | None,
+        typer.Option(
+            help="Control-plane URL, e.g. https://cityplatform.example.be.",
+            envvar="CITYCTL_SERVER",
+        ),
+    ] = None,
     token: Annotated[
-        str,
+        str | None,
         typer.Option(help="API token (shown once when it was created).", envvar="CITYCTL_TOKEN"),
-    ],
+    ] = None,
     context: Annotated[
         str | None,
         typer.Option("--context", help="Name for this context (default: the server's host)."),
@@ -35,6 +39,21 @@ def login(
 
     Example: cityctl login --server http://127.0.0.1:8080 --token cp_ab12cd34_…
     """
+    # Missing options are refused here rather than by typer, so that they read like every
+    # other cityctl failure (one error line and a hint).
+    if not server:
+        raise CliError(
+            "No server to log in to.",
+            exit_code=ExitCode.USAGE,
+            hint="Give --server URL or set CITYCTL_SERVER, e.g. --server http://127.0.0.1:8080.",
+        )
+    if not token:
+        raise CliError(
+            "No token to log in with.",
+            exit_code=ExitCode.USAGE,
+            hint="Give --token or set CITYCTL_TOKEN (an operator creates tokens with "
+            "`cityctl token create`).",
+        )
     candidate = Context(server=server, token=token)
     with ApiClient(candidate, timeout=state.timeout) as client:
         me = client.get_json("/api/v1/whoami")

@@ -12,7 +12,7 @@ import typer
 
 from cli.commands._shared import API, seg
 from cli.errors import CliError, ExitCode
-from cli.output import Format, OutputOpt, emit, stderr
+from cli.output import Format, OutputOpt, emit, stderr, stdout
 from cli.state import state
 
 app = typer.Typer(help="Municipalities (tenants) and their master data.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def list_(
     """
     with state.client() as client:
         items = client.list_all(f"{API}/tenants", status=status)
-    emit(items, output, COLUMNS)
+    emit(items, output, COLUMNS, empty="No tenants.")
 
 
 @app.command()
@@ -199,18 +199,13 @@ def import_(
     if output is not Format.TABLE:
         emit(summary, output)
         return
-    stderr.print(
+    # All of Flanders is 285 rows: the table is the counts; -o json lists the slugs.
+    stdout.print(
         f"Imported {file.name}: {len(summary['created'])} created, "
         f"{len(summary['updated'])} updated, {len(summary['unchanged'])} unchanged. "
-        f"({summary.get('attribution', 'Source: Statbel, CC BY 4.0')})"
+        f"({summary.get('attribution', 'Source: Statbel, CC BY 4.0')})",
+        highlight=False,
     )
-    rows = [
-        {"slug": slug, "outcome": outcome}
-        for outcome in ("created", "updated")
-        for slug in summary[outcome]
-    ]
-    if rows:
-        emit(rows, output, [("slug", "SLUG"), ("outcome", "OUTCOME")])
 
 
 domain_app = typer.Typer(
@@ -230,7 +225,12 @@ def domain_list(slug: Slug, output: OutputOpt = Format.TABLE) -> None:
     Example: cityctl tenant domain list gent
     """
     with state.client() as client:
-        emit(client.get_json(f"{API}/tenants/{seg(slug)}/domains"), output, DOMAIN_COLUMNS)
+        emit(
+            client.get_json(f"{API}/tenants/{seg(slug)}/domains"),
+            output,
+            DOMAIN_COLUMNS,
+            empty=f"No domains granted to {slug}.",
+        )
 
 
 @domain_app.command("add")

@@ -6,10 +6,13 @@ printed as the API prints problems (title, detail, items, hint) and exit with 1.
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy import make_url
 
 from controlplane import migrations
 from controlplane.auth import tokens
@@ -48,6 +51,9 @@ def serve(
     from controlplane.api.app import create_app
 
     settings = get_settings()
+    # Bound before anything starts (migrations, worker): a taken port is one line, not a
+    # traceback after the worker already ran.
+    listener = _listen(host or settings.host, port or settings.port)
     engine = make_engine(settings.resolved_database_url())
     if engine.dialect.name == "sqlite":
         # The embedded default migrates itself; PostgreSQL is migrated by `controlplane migrate`.
@@ -66,9 +72,43 @@ def serve(
         start_http_server(
             settings.metrics_port, addr=host or settings.host, registry=app.state.metrics.registry
         )
+    bound_host, bound_port = listener.getsockname()[:2]
+    bound_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    # uvicorn does not announce a socket it was handed: say where the API and its data are.
+    console.print(
+        f"Listening on http://{bound_host}:{bound_port} (data directory "
+        f"{settings.data_dir.expanduser().resolve()}, database "
+        f"{_masked(settings.resolved_database_url())}).",
+        highlight=False,
+    )
     uvicorn.Server(
         uvicorn_config(app, settings, host=host or settings.host, port=port or settings.port)
-    ).run()
+    ).run(sockets=[listener])
+
+
+def _masked(database_url: str) -> str:
+    """The database URL without its password (it goes to logs and terminals)."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, or one clear line saying why there is none."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        reason = "is already in use" if taken else f"cannot be used ({exc.strerror or exc})"
+        console.print(
+            f"[red]error:[/red] port {port} on {host} {reason}; choose another with "
+            "--port or CONTROLPLANE_PORT (and the address with --host or CONTROLPLANE_HOST).",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> Any:
@@ -126,7 +166,11 @@ def bootstrap(
     except ControlPlaneError as exc:
         _fail(exc)
         return
-    console.print("Operator token (shown once, store it now):")
+    database = _masked(settings.resolved_database_url())
+    console.print(
+        f"Operator token for the control plane on {database} (shown once, store it now):",
+        highlight=False,
+    )
     print(issued.token)
 
 

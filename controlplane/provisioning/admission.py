@@ -23,6 +23,7 @@ from controlplane.catalog.models import Plan, ServiceRelease, VersionStatus
 from controlplane.catalog.publishing import VersionNotPublished, find_version, newest_active
 from controlplane.catalog.records import PublishedVersion
 from controlplane.catalog.versions import parse_version, upgrade_refusal
+from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, InvalidInput
 from controlplane.provisioning.models import Instance
 from controlplane.rendering import Renderer
@@ -122,8 +123,9 @@ def check_tenant_active(tenant: Tenant) -> None:
         )
 
 
-def check_capacity(session: Session, tenant: Tenant) -> None:
-    live = session.exec(
+def live_instance_count(session: Session, tenant: Tenant) -> int:
+    """Instances of ``tenant`` that count against its ``max_instances``."""
+    return session.exec(
         select(func.count())
         .select_from(Instance)
         .where(
@@ -132,6 +134,10 @@ def check_capacity(session: Session, tenant: Tenant) -> None:
             col(Instance.deletion_requested).is_(False),
         )
     ).one()
+
+
+def check_capacity(session: Session, tenant: Tenant) -> None:
+    live = live_instance_count(session, tenant)
     if live >= tenant.max_instances:
         raise TenantLimitReached(
             f"Tenant {tenant.slug!r} already has {live} of its {tenant.max_instances} instances.",
@@ -161,7 +167,10 @@ def admit(
             hint="Use a newer version (`cityctl catalog show " + service + "`).",
         )
     if record.status != VersionStatus.ACTIVE:
-        ends = f"; support ends {record.support_ends}" if record.support_ends else ""
+        ends = ""
+        if record.support_ends is not None:
+            past = record.support_ends < utcnow().date()
+            ends = f"; {'unsupported since' if past else 'support ends'} {record.support_ends}"
         note = f" ({record.status_message})" if record.status_message else ""
         warnings.append(f"{service} {record.version} is {record.status}{ends}{note}.")
     release = record.to_release()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -183,8 +183,13 @@ def update_tenant(
     changes: Mapping[str, Any],
     *,
     expected_version: int | None = None,
+    live_instances: Callable[[Session, Tenant], int] | None = None,
 ) -> dict[str, Any]:
     """Apply ``changes``; answer what changed as ``{field: [old, new]}``.
+
+    ``live_instances`` counts the tenant's live instances (provisioning knows them, this
+    module does not): a ``max_instances`` below that count is refused, since it would
+    leave the tenant over its own limit.
 
     ``expected_version`` is the client's ``If-Match``: a tenant changed by someone else
     in the meantime is refused rather than silently overwritten. The row is locked and
@@ -214,6 +219,16 @@ def update_tenant(
             "These tenant fields cannot be empty.",
             errors=[ErrorItem(f, "cannot be null") for f in nulled],
         )
+    limit = changes.get("max_instances")
+    if live_instances is not None and limit is not None and limit < tenant.max_instances:
+        live = live_instances(session, tenant)
+        if limit < live:
+            raise TenantInvalid(
+                f"{tenant.slug} has {live} live instances; max_instances cannot be {limit}.",
+                errors=[ErrorItem("max_instances", f"must be at least {live}")],
+                hint=f"Delete instances first (`cityctl instance delete`), or give "
+                f"--max-instances {live} or more.",
+            )
     diff = {
         key: [getattr(tenant, key), value]
         for key, value in changes.items()

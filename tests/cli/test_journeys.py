@@ -174,7 +174,8 @@ def test_municipality_runs_its_service(platform: Platform) -> None:
         table = platform.ok(
             "instance", command, *(["login"] * (command == "show")), "-o", "table", token=token
         ).stdout
-        assert f"unsupported after {support_ends}" in table, table
+        # 2025-06-30 is in the past: it reads as past (issue 14).
+        assert f"unsupported since {support_ends}" in table, table
         assert "upgrade available: 26.0.7" in table, table
 
     refused = platform.run("instance", "delete", "login", token=token)

@@ -20,7 +20,7 @@ from controlplane.api.deps import (
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.auth import audit
 from controlplane.auth.policy import Action
-from controlplane.provisioning import hostnames
+from controlplane.provisioning import admission, hostnames
 from controlplane.tenants import domains, importing, services
 from controlplane.tenants.errors import MunicipalityCsvInvalid
 from controlplane.tenants.models import TenantDomain, TenantStatus
@@ -128,7 +128,13 @@ def update_tenant(
 ) -> schemas.TenantPublic:
     row = visible_tenant(session, principal, tenant, Action.TENANT_WRITE)
     changes = body.model_dump(exclude_unset=True, mode="json")
-    diff = services.update_tenant(session, row, changes, expected_version=parse_if_match(if_match))
+    diff = services.update_tenant(
+        session,
+        row,
+        changes,
+        expected_version=parse_if_match(if_match),
+        live_instances=admission.live_instance_count,
+    )
     if diff:
         audit.record(
             session,
