@@ -33,7 +33,10 @@ class Format(StrEnum):
 
 
 OutputOpt = Annotated[
-    Format, typer.Option("--output", "-o", help="Output format: table, json or yaml.")
+    Format,
+    # FORMAT, not <table|json|yaml>: the help names the choices, and the long form pushed
+    # option names out of an 80-column --help.
+    typer.Option("--output", "-o", metavar="FORMAT", help="Output format: table, json or yaml."),
 ]
 
 
