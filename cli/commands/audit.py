@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,11 +19,54 @@ COLUMNS = [
     ("at", "AT"),
     ("actor", "ACTOR"),
     ("action", "ACTION"),
+    ("what", "WHAT"),
     ("resource", "RESOURCE"),
     ("tenant", "TENANT"),
     ("outcome", "OUTCOME"),
     ("source_ip", "FROM"),
 ]
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """The numbers of a version's release part (``26.0.7-1`` → ``(26, 0, 7)``), if any."""
+    numbers = re.findall(r"\d+", version.split("-", 1)[0].split("+", 1)[0])
+    return tuple(int(n) for n in numbers) or None
+
+
+def _version_change(old: Any, new: Any) -> str:
+    before, after = _release(str(old)), _release(str(new))
+    word = "version"
+    if before is not None and after is not None and before != after:
+        word = "upgrade" if after > before else "downgrade"
+    return f"{word} {old} → {new}"
+
+
+def describe(event: dict[str, Any]) -> str:
+    """What an instance change did, in a few words, from its audit details.
+
+    ``instance.update`` covers upgrades, plan and parameter changes alike; the table says
+    which (parameter values are never audited, only their keys). Other actions: empty.
+    """
+    details = event.get("details") or {}
+    action = event.get("action")
+    if action == "instance.rollback" and "revision" in details:
+        return f"rollback to revision {details['revision']}"
+    if action == "fleet.instance.upgrade" and isinstance(details.get("version"), list):
+        return _version_change(*details["version"][:2])
+    if action != "instance.update":
+        return ""
+    parts: list[str] = []
+    for key, value in (details.get("changed") or {}).items():
+        if key == "version" and isinstance(value, list) and len(value) == 2:
+            parts.append(_version_change(*value))
+        elif key == "plan" and isinstance(value, list) and len(value) == 2:
+            parts.append(f"plan {value[0]} → {value[1]}")
+        elif key == "parameters":
+            keys = ", ".join(str(k) for k in value) if isinstance(value, list) else ""
+            parts.append(f"parameters changed (keys: {keys})" if keys else "parameters changed")
+        else:
+            parts.append(f"{key} changed")
+    return "; ".join(parts)
 
 
 def _instant(option: str, value: str | None) -> str | None:
@@ -75,4 +119,8 @@ def list_(
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-    emit(items[:limit], output, COLUMNS)
+    items = items[:limit]
+    if output is Format.TABLE:
+        # Only the table gets the computed WHAT column; JSON/YAML stay the API's documents.
+        items = [{**event, "what": describe(event)} for event in items]
+    emit(items, output, COLUMNS)

@@ -508,7 +508,17 @@ def delete(
             settled = wait_for_instance(
                 client, path, generation=int(instance["generation"]), timeout=timeout, deleting=True
             )
-            instance = settled or {**instance, "status": {**instance["status"], "phase": "Deleted"}}
+            if settled is None:
+                # Gone: the reconciler finished the deletion at this generation (it records
+                # Deleted with observedGeneration = generation), so the row must not show a
+                # generation that looks still pending.
+                status = {
+                    **instance["status"],
+                    "phase": "Deleted",
+                    "observedGeneration": instance["generation"],
+                }
+                settled = {**instance, "status": status}
+            instance = settled
         else:
             stderr.print(
                 f"Deletion of {name} requested; follow it with `cityctl instance show {name}` "

@@ -31,7 +31,8 @@ def test_kubectl_kustomize_builds_every_instance_folder(
         p.create(tenant, "one")
         p.create(tenant, "two", version="2.0.0")
     worker.run_until_idle()
-    folders = [k.parent for k in (tmp_path / "tree").rglob("kustomization.yaml")]
+    # Instance folders only: <tree>/<tenant>/<instance>/ (the root and tenant folders list them).
+    folders = [k.parent for k in (tmp_path / "tree").glob("*/*/kustomization.yaml")]
     assert len(folders) == 6
     for folder in folders:
         built = subprocess.run(

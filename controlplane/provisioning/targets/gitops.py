@@ -1,7 +1,11 @@
 """The GitOps target: one folder per instance that Argo CD or Flux applies.
 
 Layout: ``<root>/<tenant>/<instance>/NN-<kind>-<name>.yaml`` (``NN`` = apply order) and a
-``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. A new
+``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. The root
+and each tenant folder have a ``kustomization.yaml`` too, listing the tenant folders and the
+tenant's instance folders, so Argo CD or Flux can follow one path per target or per tenant;
+they are rewritten (atomically, under a lock on the root folder) on every apply and delete
+whose listing changed, and a tenant folder without instances is removed. A new
 folder is built whole in a hidden staging folder beside it and renamed into place (one
 atomic rename for all its files); in an existing folder each changed file is written
 atomically (temporary file + ``os.replace``). Either way a reader never sees half a file or
@@ -22,6 +26,7 @@ This module must not know about the database, the queue or templates.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -29,7 +34,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,32 +178,47 @@ class GitOpsTarget:
             found[entry.name] = read_header(_read(entry.path))
         return found
 
+    # -- the root and tenant kustomizations
+    def _roots_current(self, tenant: str, instance: str) -> bool:
+        """Whether the tenant's kustomization lists the instance and the root lists the tenant."""
+        in_tenant = _resources(self.root / tenant / KUSTOMIZATION)
+        in_root = _resources(self.root / KUSTOMIZATION)
+        return instance in in_tenant and tenant in in_root
+
+    def _refresh_roots(self, tenant: str) -> bool:
+        """List the tenant's instance folders and the root's tenant folders; True if written.
+
+        Both listings are read from the folders themselves, so any apply or delete repairs
+        them; a file is written only when its bytes change. The lock on the root folder
+        (``flock``) keeps concurrent applies, in threads or in other processes, from writing
+        a listing that another one's change has made stale.
+        """
+        written = False
+        tenant_folder = self.root / tenant
+        with _locked(self.root):
+            instances = _kustomized_folders(tenant_folder)
+            path = tenant_folder / KUSTOMIZATION
+            if instances:
+                written |= _write_if_changed(path, _kustomization(instances))
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    written = True
+                with contextlib.suppress(OSError):
+                    tenant_folder.rmdir()  # only when nothing else (a staging folder) is left
+            root = self.root / KUSTOMIZATION
+            if not root.exists() or (tenant in _resources(root)) != bool(instances):
+                written |= _write_if_changed(root, _kustomization(_kustomized_folders(self.root)))
+        return written
+
     # -- StackTarget
     def apply(self, stack: Stack, *, only: set[str] | None = None) -> ApplyReport:
         self._refuse_plain_secrets(stack)
         folder = self.folder(stack.tenant, stack.instance)
         try:
-            if not folder.exists():
-                report = self._create_folder(folder, stack)
-                if report is not None:
-                    return report
-            folder.mkdir(parents=True, exist_ok=True)
-            present = self._scan(folder)
-            report = ApplyReport()
-            desired = self._desired(stack)
-            for oid, (name, obj, key) in desired.items():
-                if only is not None and oid not in only and name in present:
-                    continue
-                if present.get(name) == (oid, key):
-                    continue
-                write_atomically(folder / name, self._file_bytes(oid, obj, key, stack))
-                report.written.append(oid)
-            kustomization = _kustomization([name for name, _, _ in desired.values()])
-            path = folder / KUSTOMIZATION
-            if not path.exists() or path.read_bytes() != kustomization:
-                write_atomically(path, kustomization)
-                if not report.written:
-                    report.written.append(KUSTOMIZATION)
+            report = self._write_instance(folder, stack, only)
+            if self._refresh_roots(stack.tenant) and not report.written:
+                report.written.append(KUSTOMIZATION)
             return report
         except OSError as exc:
             raise TargetError(
@@ -206,6 +226,30 @@ class GitOpsTarget:
                 errors=[ErrorItem(str(folder), str(exc))],
                 hint="Check that the target path exists, is writable and the disk is not full.",
             ) from exc
+
+    def _write_instance(self, folder: Path, stack: Stack, only: set[str] | None) -> ApplyReport:
+        if not folder.exists():
+            report = self._create_folder(folder, stack)
+            if report is not None:
+                return report
+        folder.mkdir(parents=True, exist_ok=True)
+        present = self._scan(folder)
+        report = ApplyReport()
+        desired = self._desired(stack)
+        for oid, (name, obj, key) in desired.items():
+            if only is not None and oid not in only and name in present:
+                continue
+            if present.get(name) == (oid, key):
+                continue
+            write_atomically(folder / name, self._file_bytes(oid, obj, key, stack))
+            report.written.append(oid)
+        kustomization = _kustomization([name for name, _, _ in desired.values()])
+        path = folder / KUSTOMIZATION
+        if not path.exists() or path.read_bytes() != kustomization:
+            write_atomically(path, kustomization)
+            if not report.written:
+                report.written.append(KUSTOMIZATION)
+        return report
 
     def _create_folder(self, folder: Path, stack: Stack) -> ApplyReport | None:
         """A new instance folder, made whole in a temporary sibling and renamed into place.
@@ -296,6 +340,8 @@ class GitOpsTarget:
                 drift.add(KUSTOMIZATION)
         elif not path.exists():
             drift.add(KUSTOMIZATION)
+        if not self._roots_current(stack.tenant, stack.instance):
+            drift.add(KUSTOMIZATION)
         return drift
 
     def readiness(self, stack: Stack) -> Readiness:
@@ -313,8 +359,14 @@ class GitOpsTarget:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(folder)
         _remove_staging(folder)
-        with contextlib.suppress(OSError):
-            folder.parent.rmdir()  # only succeeds when the tenant has no instance left
+        try:
+            self._refresh_roots(tenant)  # drops the entry; the tenant folder once empty
+        except OSError as exc:
+            raise TargetError(
+                f"Cannot update the GitOps listings in {self.root}: {exc.strerror or exc}.",
+                errors=[ErrorItem(str(self.root), str(exc))],
+                hint="Check that the target path exists, is writable and the disk is not full.",
+            ) from exc
 
     def flush(self, message: str) -> None:
         if not self.git_commit:
@@ -373,6 +425,53 @@ def _remove_staging(folder: Path) -> list[str]:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
     return removed
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself (no lock file lands in the git tree)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _kustomized_folders(folder: Path) -> list[str]:
+    """Visible subfolders that ``kubectl kustomize`` can build (they have a kustomization)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if not entry.name.startswith(".")
+        and entry.is_dir(follow_symlinks=False)
+        and os.path.isfile(os.path.join(entry.path, KUSTOMIZATION))
+    )
+
+
+def _resources(path: Path) -> list[str]:
+    """The ``resources`` a kustomization lists (empty when it is missing or unreadable)."""
+    try:
+        doc = yaml_rs.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    resources = doc.get("resources") if isinstance(doc, dict) else None
+    return [str(r) for r in resources] if isinstance(resources, list) else []
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomically(path, data)
+    return True
 
 
 def _kustomization(files: list[str]) -> bytes:
