@@ -68,7 +68,8 @@ def test_new_folders_appear_whole_and_a_crashed_staging_folder_is_removed(
     worker = make_worker(p)
     worker.run_until_idle()
     tenant_dir = tmp_path / "tree" / "mol"
-    assert [e.name for e in tenant_dir.iterdir()] == ["site"]
+    # The instance folder and the tenant's listing of its folders, nothing half-written.
+    assert sorted(e.name for e in tenant_dir.iterdir()) == ["kustomization.yaml", "site"]
     assert not [n for n in os.listdir(tenant_dir / "site") if n.endswith(".tmp")]
     # A crash between creating the staging folder and renaming it leaves it behind.
     leftover = tenant_dir / ".site.abc123.tmp"
