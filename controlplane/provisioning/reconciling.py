@@ -51,6 +51,7 @@ from controlplane.provisioning import queueing
 from controlplane.provisioning.models import (
     Instance,
     Phase,
+    ReconcileRequest,
     Revision,
     RevisionOutcome,
     Target,
@@ -519,8 +520,7 @@ class Reconciler:
         due = self.settings.not_ready_seconds if not readiness.ready else None
 
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
             row = session.get(Instance, instance.id)
@@ -559,8 +559,7 @@ class Reconciler:
         now = utcnow()
 
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
             row = session.get(Instance, instance.id)
@@ -638,8 +637,7 @@ class Reconciler:
         now = utcnow()
 
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
             row = session.get(Instance, instance.id)
@@ -680,8 +678,7 @@ class Reconciler:
         }
 
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
             row = session.get(Instance, instance.id)
@@ -743,8 +740,7 @@ class Reconciler:
         outcome: Outcome,
     ) -> Finisher:
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is None:
                 return Result(Outcome.LOST, instance.id, instance.generation)
             row = session.get(Instance, instance.id)
@@ -764,8 +760,7 @@ class Reconciler:
 
     def _finish_gone(self, held: Claim) -> Finisher:
         def finish(session: Session) -> Result:
-            _lock_instance(session, held.instance_id)
-            request = queueing.lock_for_finish(session, held)
+            request = _hold(session, held)
             if request is not None:
                 session.delete(request)
             return Result(Outcome.GONE, held.instance_id)
@@ -802,6 +797,13 @@ def _lock_instances(session: Session, instance_ids: list[uuid.UUID]) -> None:
         query = query.with_for_update()
     # Kept referenced: the session's identity map holds rows weakly.
     session.info[_INSTANCES_LOCKED] = list(session.execute(query).scalars())
+
+
+def _hold(session: Session, held: Claim) -> ReconcileRequest | None:
+    """Lock the instance row, then its request row if this worker still holds the lease
+    (None: another worker took it over, so nothing may be written for the instance)."""
+    _lock_instance(session, held.instance_id)
+    return queueing.lock_for_finish(session, held)
 
 
 def _lock_instance(session: Session, instance_id: uuid.UUID) -> None:
