@@ -2,7 +2,8 @@
 
 The API answers writes with ``202`` and the instance's new ``generation``; the change
 is done when ``status.observedGeneration`` has caught up and the phase is final
-(Ready or Failed; for a delete, the instance is gone or Deleted). Progress goes to
+(Ready, Committed on a GitOps target that does not observe its cluster, or Failed; for a
+delete, the instance is gone or Deleted). Progress goes to
 stderr as a rich status line so that stdout stays machine-readable.
 """
 
@@ -21,7 +22,8 @@ WaitOpt = Annotated[
     bool,
     typer.Option(
         "--wait/--no-wait",
-        help="Wait until the change is done (Ready or Failed); exit 1 on Failed, 7 on timeout.",
+        help="Wait until the change is done (Ready, or Committed on a GitOps target that does "
+        "not observe its cluster, or Failed); exit 1 on Failed, 7 on timeout.",
     ),
 ]
 TimeoutOpt = Annotated[
@@ -29,7 +31,18 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", min=1.0, help="Seconds --wait waits before giving up (exit 7)."),
 ]
 
-FINAL = frozenset({"Ready", "Failed"})
+#: Committed: written by a GitOps target that cannot observe the cluster (its success).
+FINAL = frozenset({"Ready", "Committed", "Failed"})
+
+
+def settling(instance: dict[str, Any]) -> str:
+    """What ``--wait`` waits for, in words: the phase the instance settles at on its target."""
+    if instance.get("settles_at") == "Committed":
+        return (
+            f"Committed (the target {instance.get('target')} writes to a GitOps repository and "
+            "does not observe the cluster)"
+        )
+    return "Ready"
 
 
 def _status(instance: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +92,7 @@ def wait_for_instance(
     delay = 0.2
     last: dict[str, Any] | None = None
     label = "deleted" if deleting else "ready"
+    announced = deleting
     with stderr.status(f"Waiting for {path.rsplit('/', 1)[-1]} to be {label}…") as spinner:
         while True:
             try:
@@ -89,6 +103,9 @@ def wait_for_instance(
                     return None
                 raise
             assert last is not None
+            if not announced:
+                stderr.print(f"Waiting for {settling(last)}…")
+                announced = True
             status = _status(last)
             phase = status.get("phase")
             caught_up = int(status.get("observedGeneration") or 0) >= generation

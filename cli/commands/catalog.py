@@ -7,6 +7,7 @@ first show who runs the version (the API's impact endpoint) and ask.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -141,17 +142,28 @@ def show(
     if summary is not None:
         stdout.print("\n[bold]Versions[/bold]")
         versions = [
-            {**v, "support": support_note(v.get("support_ends"))} for v in summary["versions"]
+            {
+                **v,
+                "support": support_note(v.get("support_ends")),
+                "migrations": "forward-only" if v.get("forward_only_migrations") else "",
+            }
+            for v in summary["versions"]
         ]
         columns = [
             ("support", "SUPPORT") if key == "support_ends" else (key, header)
             for key, header in VERSION_COLUMNS
         ]
-        emit(versions, output, columns)
+        emit(versions, output, [*columns, ("migrations", "MIGRATIONS")])
+        if any(v["migrations"] for v in versions):
+            stdout.print(
+                "forward-only: upgrading into it migrates data that older versions cannot "
+                "read; rolling back across it needs --allow-data-loss."
+            )
     if details is not None:
         number = details["version"]["version"]
         stdout.print(f"\n[bold]Plans of {number}[/bold] ({details['status']})")
         emit(details["plans"], output, PLAN_COLUMNS)
+        entry_points(details)
         properties = (details.get("parameters") or {}).get("properties") or {}
         if properties:
             stdout.print(f"\n[bold]Parameters of {number}[/bold] (--set name=value)")
@@ -175,6 +187,22 @@ def show(
                     ("description", "DESCRIPTION"),
                 ],
             )
+
+
+def entry_points(details: dict[str, Any]) -> None:
+    """The version's entry points: where an instance answers, around its host name."""
+    points = details.get("entry_points") or []
+    if not points:
+        return
+    stdout.print(f"\n[bold]Entry points of {details['version']['version']}[/bold]")
+    emit(
+        [
+            {**p, "where": f"https://{p.get('host_prefix', '')}<hostname>{p.get('path', '/')}"}
+            for p in points
+        ],
+        Format.TABLE,
+        [("name", "NAME"), ("title", "TITLE"), ("where", "URL")],
+    )
 
 
 def allowed_values(spec: dict[str, Any]) -> str | None:
@@ -216,8 +244,9 @@ def publish(
     """Publish the server's shipped catalogue files (all, one service, or one version).
 
     Publishing is idempotent: an identical version is 'unchanged'; a changed one is a
-    conflict (exit 5), because published versions are immutable. With --file, upload a
-    release built elsewhere.
+    conflict (exit 5), because published versions are immutable. A version whose only
+    change is metadata (entry points, admin credentials, forward-only migrations) is
+    'amended': its digest stays. With --file, upload a release built elsewhere.
 
     Example: cityctl catalog publish keycloak --version 26.0.7
     """
@@ -242,8 +271,11 @@ def publish(
         # Safe to retry: publishing the same content again is a no-op on the server.
         result = client.call("POST", f"{API}/catalog/publish", json=body, create=True).json()
     items = result["published"]
-    created = sum(1 for item in items if item["outcome"] == "created")
-    stderr.print(f"Published {created} new version(s); {len(items) - created} unchanged.")
+    counts = Counter(item["outcome"] for item in items)
+    amended = f", {counts['amended']} amended (metadata only)" if counts["amended"] else ""
+    stderr.print(
+        f"Published {counts['created']} new version(s){amended}; {counts['unchanged']} unchanged."
+    )
     if output is Format.TABLE:
         emit(
             items,

@@ -28,6 +28,7 @@ from cli.commands._shared import (
     resolve_tenant,
     seg,
 )
+from cli.commands._urls import print_urls
 from cli.commands._waiting import TimeoutOpt, WaitOpt, describe, wait_for_instance
 from cli.commands.catalog import newest_active, version_details
 from cli.errors import CliError, ExitCode
@@ -187,6 +188,8 @@ def _finish(
             f"Follow it with `cityctl instance show {instance['name']}` or use --wait."
         )
     _emit_instances(instance, output)
+    if wait:
+        print_urls(instance)
 
 
 @app.command("list")
@@ -222,7 +225,9 @@ def show(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.YAML) 
     """
     with state.client() as client:
         path = instances_path(resolve_tenant(client, tenant), name)
-        _emit_instances(client.get_json(path), output)
+        instance = client.get_json(path)
+    _emit_instances(instance, output)
+    print_urls(instance)
 
 
 @app.command()
@@ -431,12 +436,24 @@ def rollback(
             help="Revision to go back to (default: the last applied one before the current).",
         ),
     ] = None,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Go back across versions whose data migrations only go forward (asks first).",
+        ),
+    ] = False,
+    yes: YesOpt = False,
     tenant: TenantOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Roll back to an earlier revision's version, plan and parameters (a new revision).
+
+    A rollback across a version with forward-only data migrations is refused unless
+    --allow-data-loss is given (it asks for confirmation naming those versions unless --yes).
 
     Example: cityctl instance rollback login --revision 1 --wait
     """
@@ -457,17 +474,56 @@ def rollback(
                     hint=f"See `cityctl instance history {name}`; name one with --revision.",
                 )
             revision = max(r["number"] for r in earlier)
+        body: dict[str, Any] = {"revision": revision}
+        if allow_data_loss:
+            body["allowDataLoss"] = True
+        if dry_run:
+            checked = client.call(
+                "POST", f"{path}/rollback", json=body, headers=precondition, params=DRY_RUN
+            ).json()
+            _show_dry_run(checked, output)
+            return
+        if allow_data_loss:
+            crossed = _forward_only_crossed(client, path, current, revision)
+            if crossed:
+                confirm(
+                    f"roll {name} back from {current['version']} across {', '.join(crossed)} "
+                    "(forward-only data migrations: data written since may be lost)",
+                    yes=yes,
+                )
         _change(
             client,
             path,
             precondition,
-            {"revision": revision},
+            body,
             action="rollback",
             done=f"Rollback of {name} to revision {revision} requested",
             wait=wait,
             timeout=timeout,
             output=output,
         )
+
+
+def _forward_only_crossed(
+    client: ApiClient, path: str, current: dict[str, Any], revision: int
+) -> list[str]:
+    """The forward-only versions a rollback to ``revision`` goes back across (as the API)."""
+    target = next(
+        (r["version"] for r in client.list_all(f"{path}/revisions") if r["number"] == revision),
+        None,
+    )
+    if target is None:
+        return []
+    summary = client.get_json(f"{API}/catalog/{seg(current['service'])}")
+    order = [v["version"] for v in summary["versions"]]  # oldest first (semver order)
+    if target not in order or current["version"] not in order:
+        return []
+    low, high = order.index(target), order.index(current["version"])
+    return [
+        v["version"]
+        for v in summary["versions"][low + 1 : high + 1]
+        if v.get("forward_only_migrations")
+    ]
 
 
 @app.command()

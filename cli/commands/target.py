@@ -121,6 +121,27 @@ def create(
     git_commit: Annotated[
         bool, typer.Option("--git-commit", help="gitops: commit each reconcile batch.")
     ] = False,
+    observe_kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--observe-kubeconfig",
+            help="gitops: kubeconfig on the server with read access to the cluster the GitOps "
+            "controller applies to; instances then become Ready from observation instead of "
+            "settling at Committed.",
+        ),
+    ] = None,
+    observe_context: Annotated[
+        str | None,
+        typer.Option("--observe-context", help="gitops: context in --observe-kubeconfig."),
+    ] = None,
+    tls_cluster_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cluster-issuer",
+            help="cert-manager ClusterIssuer (it must exist in the cluster) that signs a "
+            "Certificate for every Ingress of the instances on this target.",
+        ),
+    ] = None,
     kubernetes_version: Annotated[
         str | None,
         typer.Option("--kubernetes-version", help="Minor version to validate against, e.g. 1.33."),
@@ -145,6 +166,16 @@ def create(
                 hint="Write e.g. --kind gitops --path /srv/gitops.",
             )
         config = {"kind": "gitops", "path": path, "git_commit": git_commit}
+        if observe_kubeconfig is not None:
+            config["observe_kubeconfig"] = observe_kubeconfig
+        if observe_context is not None:
+            config["observe_context"] = observe_context
+    elif observe_kubeconfig is not None or observe_context is not None:
+        raise CliError(
+            "--observe-kubeconfig and --observe-context are for gitops targets.",
+            exit_code=ExitCode.USAGE,
+            hint="A kubernetes target observes its cluster through --kubeconfig already.",
+        )
     elif kind == "kubernetes":
         config = {"kind": "kubernetes", "in_cluster": in_cluster}
         if kubeconfig is not None:
@@ -157,6 +188,8 @@ def create(
             exit_code=ExitCode.USAGE,
             hint="Use --kind kubernetes or --kind gitops.",
         )
+    if tls_cluster_issuer is not None:
+        config["tls_issuer"] = {"kind": "ClusterIssuer", "name": tls_cluster_issuer}
     body: dict[str, Any] = {
         "name": name,
         "config": config,

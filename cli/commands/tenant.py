@@ -63,7 +63,11 @@ def create(
     name: Annotated[str, typer.Option(help="Display name, e.g. 'Gent'.")],
     nis_code: Annotated[str, typer.Option("--nis-code", help="Five-digit NIS code.")],
     slug: Annotated[
-        str | None, typer.Option(help="DNS-label slug; default derived from the name.")
+        str | None,
+        typer.Option(
+            help="Slug: 1 to 40 lower-case letters, digits and single hyphens, starting and "
+            "ending with a letter or digit; default derived from the name."
+        ),
     ] = None,
     inhabitants: Annotated[int | None, typer.Option(help="Number of inhabitants.")] = None,
     inhabitants_year: Annotated[

@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from controlplane.api.schemas import RequestBody
+from controlplane.tenants.names import TENANT_SLUG_MAX
 
 Slug = Annotated[
-    str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    str,
+    Field(min_length=1, max_length=TENANT_SLUG_MAX, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
 ]
 Threshold = Annotated[str, Field(pattern=r"^\s*[0-9]+(\.[0-9]+)?%?\s*$", max_length=10)]
 ItemStateName = Literal[

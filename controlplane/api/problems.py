@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from controlplane.catalog.models import DNS_LABEL, QUANTITY, SEMVER
 from controlplane.errors import ControlPlaneError, ErrorItem
 
 PROBLEM_JSON = "application/problem+json"
@@ -82,7 +83,47 @@ def _location(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
+#: What a request-model pattern allows, in words (a regex is never shown to a user).
+PATTERN_WORDS: dict[str, str] = {
+    DNS_LABEL: (
+        "use lower-case letters, digits and hyphens, starting and ending with a letter or digit"
+    ),
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": (
+        "use lower-case letters, digits and hyphens, starting and ending with a letter or digit"
+    ),
+    r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "use an e-mail address such as name@gent.be",
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]$": "use a time of day as HH:MM, e.g. 22:00",
+    r"^[01][0-9]{3}\.[0-9]{3}\.[0-9]{3}$": "use an enterprise number as 0123.456.789",
+    QUANTITY: "use a Kubernetes quantity such as 250m, 1, 512Mi or 10Gi",
+    r"^[0-9]{5}$": "use exactly five digits (the NIS code), e.g. 44021",
+    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$": "use text without control characters or line breaks",
+    r"^1\.[0-9]{1,2}$": "use a Kubernetes minor version such as 1.33",
+    r"^\s*[0-9]+(\.[0-9]+)?%?\s*$": "use a number or a percentage, e.g. 10 or 25%",
+    SEMVER: "use a semantic version MAJOR.MINOR.PATCH, e.g. 25.0.6 or 3.0.0-rc.1",
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*$": (
+        "use nothing, or DNS labels each followed by a dot, e.g. www."
+    ),
+    r"^/[A-Za-z0-9._~/%-]*$": "use a URL path starting with '/' (letters, digits and . _ ~ / % -)",
+    r"^[-._a-zA-Z0-9]+$": "use letters, digits, '.', '_' and '-'",
+    r"^[a-z0-9][a-z0-9._/-]*$": (
+        "use lower-case letters, digits, '.', '_', '/' and '-', starting with a letter or digit"
+    ),
+    r"^[a-z][a-z0-9_]*$": "use lower-case letters, digits and '_', starting with a letter",
+}
+#: For a pattern nobody described yet: still words, never the regex.
+PATTERN_FALLBACK = "has characters or a form that is not allowed here"
+
+
 def _validation_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        return PATTERN_WORDS.get(str(pattern), PATTERN_FALLBACK)
+    if error.get("type") == "string_too_long":
+        limit = (error.get("ctx") or {}).get("max_length")
+        return f"use at most {limit} characters"
+    if error.get("type") == "string_too_short":
+        limit = (error.get("ctx") or {}).get("min_length")
+        return f"use at least {limit} character{'' if limit == 1 else 's'}"
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"the body is not valid JSON ({reason})" if reason else "the body is not valid JSON"

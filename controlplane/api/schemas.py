@@ -1,10 +1,10 @@
 """The wire format of the HTTP API: request and response bodies as pydantic models.
 
 cityctl imports these to parse answers, so this module imports only pydantic, the
-standard library and ``controlplane.catalog.models`` — never the database, FastAPI or a
-domain service. Request models refuse unknown fields (a typo is an error, not ignored),
-and every string and number is bounded so that nothing a client sends can fail later in
-the database.
+standard library, ``controlplane.catalog.models`` and ``controlplane.tenants.names`` (the
+pure name rules) — never the database, FastAPI or a domain service. Request models refuse
+unknown fields (a typo is an error, not ignored), and every string and number is bounded
+so that nothing a client sends can fail later in the database.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controlplane.catalog.models import (
     DNS_LABEL,
+    EntryPoint,
     NetworkAllows,
     Plan,
     ServiceRelease,
@@ -27,6 +28,7 @@ from controlplane.catalog.models import (
     TemplateBundle,
     VersionStatus,
 )
+from controlplane.tenants.names import INSTANCE_NAME_MAX, TENANT_SLUG_MAX, TOKEN_NAME_MAX
 
 INT32_MAX = 2**31 - 1
 
@@ -52,6 +54,7 @@ class PhaseName(StrEnum):
     PENDING = "Pending"
     PROVISIONING = "Provisioning"
     READY = "Ready"
+    COMMITTED = "Committed"
     DEGRADED = "Degraded"
     FAILED = "Failed"
     DELETING = "Deleting"
@@ -165,7 +168,7 @@ class TenantCreate(RequestBody):
     name: Name
     nis_code: Annotated[str, Field(pattern=r"^[0-9]{5}$")]
     #: Derived from the name when left out.
-    slug: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)] | None = None
+    slug: Annotated[str, Field(pattern=DNS_LABEL, max_length=TENANT_SLUG_MAX)] | None = None
     inhabitants: Count | None = None
     inhabitants_year: Year | None = None
     enterprise_number: EnterpriseNumber | None = None
@@ -238,10 +241,15 @@ class ImportSummary(BaseModel):
 class TokenCreate(RequestBody):
     #: A label for people: any text but control characters (it shows in lists and audit).
     name: Annotated[
-        str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")
+        str,
+        Field(
+            min_length=1,
+            max_length=TOKEN_NAME_MAX,
+            pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$",
+        ),
     ]
     role: RoleName
-    tenant: Annotated[str, Field(pattern=DNS_LABEL, max_length=40)] | None = None
+    tenant: Annotated[str, Field(pattern=DNS_LABEL, max_length=TENANT_SLUG_MAX)] | None = None
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = 90
 
 
@@ -284,7 +292,8 @@ class PublishedItem(BaseModel):
     service: str
     version: str
     digest: str
-    outcome: Literal["created", "unchanged"]
+    #: ``amended``: same digest, new metadata (entry points, credentials, migrations).
+    outcome: Literal["created", "unchanged", "amended"]
 
 
 class PublishResponse(BaseModel):
@@ -335,6 +344,8 @@ class VersionSummary(BaseModel):
     status_message: str | None
     digest: str
     published_at: datetime
+    #: Upgrading into this version migrates data forward only (rollbacks across it refused).
+    forward_only_migrations: bool = False
 
 
 class CatalogService(BaseModel):
@@ -365,10 +376,27 @@ class CatalogVersion(BaseModel):
     parameters: dict[str, Any]
     network: NetworkAllows
     shared_cost: SharedCost | None
+    #: Where people reach an instance of it (metadata; ``urls`` of an instance).
+    entry_points: list[EntryPoint] = []
     bundle: TemplateBundle | None = None
 
 
 # -- targets ------------------------------------------------------------------------------
+
+
+class TlsIssuerConfig(RequestBody):
+    """The cert-manager ClusterIssuer that signs the certificates of the target's Ingresses
+    (a namespaced Issuer would have to exist in every instance namespace: not supported)."""
+
+    kind: Literal["ClusterIssuer"] = "ClusterIssuer"
+    name: Annotated[
+        str,
+        Field(
+            max_length=253,
+            pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            description="A DNS-1123 subdomain, e.g. letsencrypt-prod.",
+        ),
+    ]
 
 
 class KubernetesConfig(RequestBody):
@@ -376,12 +404,18 @@ class KubernetesConfig(RequestBody):
     kubeconfig: Annotated[str, Field(max_length=1000)] | None = None
     context: Annotated[str, Field(max_length=253)] | None = None
     in_cluster: bool = False
+    tls_issuer: TlsIssuerConfig | None = None
 
 
 class GitOpsConfig(RequestBody):
     kind: Literal["gitops"] = "gitops"
     path: Annotated[str, Field(min_length=1, max_length=1000)]
     git_commit: bool = False
+    #: Read access to the cluster the GitOps controller applies to: with it the instances
+    #: become Ready from observation; without it they settle at Committed.
+    observe_kubeconfig: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    observe_context: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    tls_issuer: TlsIssuerConfig | None = None
 
 
 class TargetCreate(RequestBody):
@@ -419,7 +453,7 @@ Parameters = dict[str, Any]
 
 
 class InstanceCreate(RequestBody):
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[str, Field(min_length=1, max_length=INSTANCE_NAME_MAX)]
     service: DnsLabel
     #: Null = the newest active version.
     version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
@@ -435,7 +469,11 @@ class InstanceUpdate(RequestBody):
 
 
 class Rollback(RequestBody):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     revision: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    #: Go back across versions whose data migrations only go forward (``allowDataLoss``).
+    allow_data_loss: bool = Field(default=False, alias="allowDataLoss")
 
 
 class Condition(BaseModel):
@@ -468,6 +506,14 @@ class InstanceLifecycle(BaseModel):
     message: str = ""
 
 
+class InstanceURL(BaseModel):
+    """An entry point of the instance (catalogue ``entry_points``) as a URL."""
+
+    name: str
+    title: str
+    url: str
+
+
 class InstancePublic(BaseModel):
     id: uuid.UUID
     tenant: str
@@ -489,6 +535,12 @@ class InstancePublic(BaseModel):
     warnings: list[str] = []
     #: The version's lifecycle (docs/fleet.md); on list and show answers.
     lifecycle: InstanceLifecycle | None = None
+    #: The phase the instance settles at on its target when all goes well: Ready when the
+    #: target observes the cluster, Committed for a GitOps target that cannot.
+    settles_at: Literal["Ready", "Committed"] = "Ready"
+    #: Where people reach it (the release's entry points on its host name); empty when it
+    #: has no host name, is being deleted, or its release declares none.
+    urls: list[InstanceURL] = []
 
 
 class RevisionPublic(Response):
@@ -521,3 +573,16 @@ class AuditEventPublic(BaseModel):
     source_ip: str | None
     details: dict[str, Any]
     outcome: str
+
+
+class InstanceCredentials(BaseModel):
+    """The initial administrator credentials of an instance, read from its cluster when
+    asked (``Cache-Control: no-store``; never stored, logged or audited)."""
+
+    username: str
+    password: str
+    #: Where they are: the Secret (a SealedSecret on a GitOps target) and its namespace.
+    secret: str
+    namespace: str
+    #: What the service does with them (e.g. that they only apply at first start).
+    note: str

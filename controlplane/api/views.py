@@ -10,16 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict
+from typing import Literal
 
 from fastapi import Response
 from pydantic import BaseModel
+from sqlalchemy import tuple_
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from controlplane.api import schemas
 from controlplane.auth.models import ApiToken, AuditEvent
+from controlplane.catalog.models import EntryPoint
 from controlplane.catalog.records import PublishedVersion
 from controlplane.provisioning.lifecycle import LifecycleView
-from controlplane.provisioning.models import Instance, Revision, Target
+from controlplane.provisioning.models import Instance, Phase, Revision, Target, TargetKind
 from controlplane.tenants.models import Tenant
 
 
@@ -96,7 +100,66 @@ def instance(
         updated_at=row.updated_at,
         warnings=warnings or [],
         lifecycle=schemas.InstanceLifecycle(**asdict(lifecycle)) if lifecycle else None,
+        settles_at=settles_at(row),
+        urls=urls(row),
     )
+
+
+def settles_at(row: Instance) -> Literal["Ready", "Committed"]:
+    """Committed on a GitOps target without ``observe_kubeconfig``, Ready elsewhere.
+
+    Looked up once per target name and session (a list answer names few targets).
+    """
+    session = object_session(row)
+    if session is None:
+        return "Ready"
+    known: dict[str, Literal["Ready", "Committed"]] = session.info.setdefault("settles_at", {})
+    if row.target not in known:
+        found = session.execute(
+            select(Target.kind, Target.config).where(col(Target.name) == row.target)
+        ).first()
+        committed = (
+            found is not None
+            and found[0] == TargetKind.GITOPS
+            and not (found[1] or {}).get("observe_kubeconfig")
+        )
+        known[row.target] = "Committed" if committed else "Ready"
+    return known[row.target]
+
+
+def urls(row: Instance) -> list[schemas.InstanceURL]:
+    """The release's entry points on the instance's host name (none once deleting).
+
+    Entry points are release metadata that publishing may amend, so they are read, not
+    cached across requests: one statement per session for every (service, version) of the
+    instances it has loaded (a list page), reading only ``release -> 'entry_points'``.
+    """
+    session = object_session(row)
+    if session is None or row.hostname is None or row.deletion_requested:
+        return []
+    if row.phase in (Phase.DELETING, Phase.DELETED):
+        return []
+    known: dict[tuple[str, str], list[EntryPoint]] = session.info.setdefault("entry_points", {})
+    if (row.service, row.version) not in known:
+        loaded = [o for o in session.identity_map.values() if isinstance(o, Instance)]
+        wanted = {(i.service, i.version) for i in [row, *loaded]} - known.keys()
+        found = session.execute(
+            select(
+                PublishedVersion.service,
+                PublishedVersion.version,
+                col(PublishedVersion.release)["entry_points"],
+            ).where(
+                tuple_(col(PublishedVersion.service), col(PublishedVersion.version)).in_(wanted)
+            )
+        ).all()
+        for pair in wanted:
+            known[pair] = []
+        for service, version, points in found:
+            known[(service, version)] = [EntryPoint.model_validate(p) for p in points or []]
+    return [
+        schemas.InstanceURL(name=p.name, title=p.title, url=p.url(row.hostname))
+        for p in known[(row.service, row.version)]
+    ]
 
 
 def revision(row: Revision) -> schemas.RevisionPublic:
@@ -116,6 +179,9 @@ def version_summary(row: PublishedVersion) -> schemas.VersionSummary:
         status_message=row.status_message,
         digest=row.digest,
         published_at=row.published_at,
+        forward_only_migrations=bool(
+            row.release.get("version", {}).get("forward_only_migrations", False)
+        ),
     )
 
 
@@ -150,6 +216,7 @@ def catalog_version(row: PublishedVersion, *, with_bundle: bool) -> schemas.Cata
         parameters=release.parameters,
         network=release.network,
         shared_cost=release.shared_cost,
+        entry_points=release.entry_points,
         bundle=release.bundle if with_bundle else None,
     )
 

@@ -29,6 +29,9 @@ class Action(StrEnum):
     CATALOG_WRITE = "catalog.write"
     INSTANCE_READ = "instance.read"
     INSTANCE_WRITE = "instance.write"
+    #: The initial administrator credentials of an instance, read from its cluster.
+    CREDENTIALS_READ = "credentials.read"
+    CREDENTIALS_WRITE = "credentials.write"
     TARGET_READ = "target.read"
     TARGET_WRITE = "target.write"
     TOKEN_READ = "token.read"  # noqa: S105
@@ -56,6 +59,8 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.CATALOG_READ,
             Action.INSTANCE_READ,
             Action.INSTANCE_WRITE,
+            Action.CREDENTIALS_READ,
+            Action.CREDENTIALS_WRITE,
             Action.AUDIT_READ,
         }
     ),
@@ -103,4 +108,5 @@ class Principal:
 
 def _describe(action: Action) -> str:
     noun, _, verb = str(action).rpartition(".")
-    return f"{'change' if verb == 'write' else 'read'} {noun.replace('.', ' ')}s"
+    noun = noun.replace(".", " ")
+    return f"{'change' if verb == 'write' else 'read'} {noun if noun.endswith('s') else noun + 's'}"

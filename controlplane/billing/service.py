@@ -310,7 +310,7 @@ def close(session: Session, period: Period, *, closed_by: str, now: datetime) ->
             detail=f"billing period {period} is already closed (digest {existing.digest}, "
             f"closed by {existing.closed_by} at {existing.closed_at.isoformat()})",
             hint=f"an operator can reopen it with a reason: cityctl billing reopen "
-            f'--period {period} --reason "…"',
+            f'{period} --reason "…"',
         )
     closed = close_period(compute(session, period, now), closed_by=closed_by, at=now)
     assert closed.digest is not None  # close_period always sets it

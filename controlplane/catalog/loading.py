@@ -25,9 +25,13 @@ from pydantic_core import ErrorDetails
 from controlplane import resources
 from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.models import (
+    CREDENTIAL_NAME,
     DNS_LABEL,
+    HOST_PREFIX,
     QUANTITY,
+    SECRET_KEY,
     SEMVER,
+    URL_PATH,
     ServiceDefinition,
     ServiceRelease,
     ServiceVersion,
@@ -49,6 +53,10 @@ _PATTERN_MESSAGES = {
     SEMVER: "is not a semantic version: write MAJOR.MINOR.PATCH, e.g. 25.0.6 or 3.0.0-rc.1",
     QUANTITY: "is not a Kubernetes quantity: write e.g. 250m, 1, 512Mi or 10Gi",
     DNS_LABEL: "is not a DNS label: lowercase letters, digits and '-', at most 63 characters",
+    HOST_PREFIX: "is not a host prefix: DNS labels each followed by a dot, e.g. 'api.', or empty",
+    URL_PATH: "is not a URL path: start with '/', then letters, digits and . _ ~ / % -",
+    SECRET_KEY: "is not a Secret key: letters, digits, '-', '_' and '.'",
+    CREDENTIAL_NAME: "is not a credential name: a lower-case letter, then letters, digits, '_'",
 }
 _YAML_POSITION = re.compile(r"line (\d+), column (\d+)")
 
@@ -311,9 +319,10 @@ def _message(err: ErrorDetails) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "string_pattern_mismatch":
-        pattern = (err.get("ctx") or {}).get("pattern")
-        if pattern in _PATTERN_MESSAGES:
-            return f"{value!r} {_PATTERN_MESSAGES[pattern]}"
+        pattern = str((err.get("ctx") or {}).get("pattern"))
+        # Never a regex in a message: the model's own words, else a plain sentence.
+        words = _PATTERN_MESSAGES.get(pattern, "has characters or a form not allowed here")
+        return f"{value!r} {words}"
     message = err["msg"]
     if isinstance(value, str | int | float | bool) or value is None:
         message += f" (got {value!r})"

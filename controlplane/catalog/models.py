@@ -28,6 +28,13 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 #: A semantic version without build metadata, e.g. ``25.0.6`` or ``3.0.0-rc.1``.
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$"
 
+#: Parts of an entry point's URL around the instance's host name (``api.``, ``/admin/``).
+HOST_PREFIX = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*$"
+URL_PATH = r"^/[A-Za-z0-9._~/%-]*$"
+#: A key of a Secret's data, and the name of a generated credential (``secrets.<name>``).
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern, not a password
+CREDENTIAL_NAME = r"^[a-z][a-z0-9_]*$"
+
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 Quantity = Annotated[str, Field(pattern=QUANTITY)]
 SemVer = Annotated[str, Field(pattern=SEMVER)]
@@ -73,6 +80,19 @@ class Plan(_Strict):
     storage: Quantity
 
 
+class AdminCredentials(_Strict):
+    """Where a stack keeps the initial administrator's credentials: keys of one rendered
+    Secret. ``rotates`` names the generated credential (``secrets.<name>`` in the templates)
+    that ``cityctl instance credentials --rotate`` replaces."""
+
+    secret: DnsLabel
+    username_key: str = Field(pattern=SECRET_KEY, max_length=253)
+    password_key: str = Field(pattern=SECRET_KEY, max_length=253)
+    rotates: str = Field(pattern=CREDENTIAL_NAME, max_length=63)
+    #: Said with the credentials, e.g. that a rotated password applies at the next restart.
+    note: str = ""
+
+
 class ServiceVersion(_Strict):
     """One version of a service, as declared in its catalogue file."""
 
@@ -87,6 +107,13 @@ class ServiceVersion(_Strict):
     upgrade_from: str = ""
     status: VersionStatus = VersionStatus.ACTIVE
     support_ends: date | None = None
+    #: True when upgrading into this version migrates the data in a way older versions
+    #: cannot read (schema migrations that only go forward): rolling back across it loses
+    #: data unless a backup is restored. Metadata: not part of the release digest.
+    forward_only_migrations: bool = False
+    #: Where this version keeps the admin credentials, when it differs from the service's
+    #: ``admin_credentials`` (an upstream renamed its variables). Metadata.
+    admin_credentials: AdminCredentials | None = None
 
 
 class ExposedPort(_Strict):
@@ -122,6 +149,30 @@ class SharedCost(_Strict):
     equal_percent: Annotated[Decimal, Field(ge=0, le=100)] | None = None
 
 
+class EntryPoint(_Strict):
+    """Where people reach a running instance, e.g. the public site or the admin console.
+
+    The URL is ``https://<host_prefix><instance host><path>``: the instance's host name is
+    decided at admission, so only the parts around it are declared here.
+    """
+
+    name: DnsLabel
+    title: str
+    #: Prefix of the instance's host name for stacks that serve several hosts (``api.``).
+    host_prefix: str = Field(default="", pattern=HOST_PREFIX, max_length=200)
+    path: str = Field(default="/", pattern=URL_PATH, max_length=200)
+
+    def url(self, hostname: str) -> str:
+        return f"https://{self.host_prefix}{hostname}{self.path}"
+
+
+#: Release fields that describe a release without changing what it renders. They are left
+#: out of its digest, so they can be added or corrected on a published version
+#: ("amended") without changing the digest every instance was rendered from.
+METADATA_FIELDS = ("entry_points", "admin_credentials")
+METADATA_VERSION_FIELDS = ("forward_only_migrations", "admin_credentials")
+
+
 class ServiceDefinition(_Strict):
     """The contents of one catalogue file."""
 
@@ -136,6 +187,8 @@ class ServiceDefinition(_Strict):
     parameters: dict[str, Any]
     network: NetworkAllows = NetworkAllows()
     shared_cost: SharedCost | None = None
+    entry_points: list[EntryPoint] = []
+    admin_credentials: AdminCredentials | None = None
 
     def version(self, version: str) -> ServiceVersion | None:
         return next((v for v in self.versions if v.version == version), None)
@@ -156,6 +209,8 @@ class ServiceDefinition(_Strict):
             parameters=self.parameters,
             network=self.network,
             shared_cost=self.shared_cost,
+            entry_points=self.entry_points,
+            admin_credentials=self.admin_credentials,
             bundle=bundle,
         )
 
@@ -183,16 +238,37 @@ class ServiceRelease(_Strict):
     parameters: dict[str, Any]
     network: NetworkAllows = NetworkAllows()
     shared_cost: SharedCost | None = None
+    entry_points: list[EntryPoint] = []
+    admin_credentials: AdminCredentials | None = None
     bundle: TemplateBundle
 
     @property
     def digest(self) -> str:
-        """Content digest of the whole release (definition and templates)."""
-        body = self.model_dump(mode="json")
+        """Content digest of the release (definition and templates) without its metadata.
+
+        The metadata fields (``METADATA_FIELDS``) are left out whatever their value, so
+        releases published before they existed keep their digest.
+        """
+        body = self.model_dump(mode="json", exclude=_METADATA_EXCLUDE)
         return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+    def credentials(self) -> AdminCredentials | None:
+        """Where this release keeps its admin credentials: the version's, else the service's."""
+        return self.version.admin_credentials or self.admin_credentials
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata fields as stored (what amending a published version may change)."""
+        dumped = self.model_dump(mode="json", include=_METADATA_EXCLUDE)
+        return {**{k: v for k, v in dumped.items() if k != "version"}, **dumped["version"]}
 
     def plan(self, name: str) -> Plan | None:
         return next((p for p in self.plans if p.name == name), None)
+
+
+_METADATA_EXCLUDE: Any = {
+    **dict.fromkeys(METADATA_FIELDS, True),
+    "version": set(METADATA_VERSION_FIELDS),
+}
 
 
 def canonical_json(value: Any) -> str:

@@ -1,9 +1,11 @@
 """Publish service versions and manage their lifecycle (active → deprecated → retired).
 
-A published version never changes: publishing the same content again is a no-op, and
-different content under an existing version is refused (:class:`VersionImmutable`), so
-that every instance can be re-rendered or rolled back to exactly what it ran. Only the
-lifecycle columns (status, support end, message) change afterwards.
+A published version never changes what it renders: publishing the same content again is a
+no-op, and different content under an existing version is refused (:class:`VersionImmutable`),
+so that every instance can be re-rendered or rolled back to exactly what it ran. Afterwards
+only the lifecycle columns (status, support end, message) change, and the release's
+metadata (entry points, where the admin credentials are, forward-only migrations: fields
+the digest leaves out) may be amended by publishing it again.
 
 Publishing from the catalogue files runs the checks of ``controlplane catalog validate``
 on the services it publishes first (``catalog.validation.check_services``): a catalogue
@@ -63,6 +65,8 @@ class LastUsableVersion(Conflict):
 class PublishOutcome(StrEnum):
     CREATED = "created"
     UNCHANGED = "unchanged"
+    #: Same digest, new metadata (``ServiceRelease.metadata``): stored, digest unchanged.
+    AMENDED = "amended"
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,14 @@ def publish_release(
     existing = find_version(session, release.name, release.version.version)
     if existing is not None:
         if existing.digest == digest:
-            return PublishResult(existing, PublishOutcome.UNCHANGED)
+            if existing.to_release().metadata() == release.metadata():
+                return PublishResult(existing, PublishOutcome.UNCHANGED)
+            # Equal digests: everything that renders is equal, so the whole document may
+            # be replaced; the lifecycle columns stay as they are.
+            existing.release = release.model_dump(mode="json")
+            session.add(existing)
+            session.flush()
+            return PublishResult(existing, PublishOutcome.AMENDED)
         raise VersionImmutable(
             f"{release.name} {release.version.version} is already published with digest "
             f"{existing.digest}; this content has digest {digest}.",

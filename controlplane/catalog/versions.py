@@ -159,6 +159,17 @@ def upgrade_refusal(current: str, target: str, upgrade_from: str) -> str | None:
     return None
 
 
+def crossed_by_rollback(current: str, target: str, versions: Iterable[str]) -> list[str]:
+    """The versions a rollback from ``current`` down to ``target`` goes back across.
+
+    Every ``V`` of ``versions`` with ``target < V <= current`` by SemVer precedence, oldest
+    first: the upgrades into them are the ones being undone. Empty when ``target`` is not
+    older than ``current``.
+    """
+    old, new = parse_version(target), parse_version(current)
+    return sorted((v for v in versions if old < parse_version(v) <= new), key=parse_version)
+
+
 def newest(versions: Iterable[str]) -> str | None:
     """The highest of ``versions`` by SemVer precedence (``None`` if there are none)."""
     return max(versions, key=parse_version, default=None)

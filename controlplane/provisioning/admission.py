@@ -28,9 +28,14 @@ from controlplane.errors import Conflict, ErrorItem, InvalidInput
 from controlplane.provisioning.models import Instance
 from controlplane.rendering import Renderer
 from controlplane.tenants.models import Tenant, TenantStatus
-from controlplane.tenants.names import NAMESPACE_SEPARATOR, name_problem, reserved_slug
+from controlplane.tenants.names import (
+    INSTANCE_NAME_MAX,
+    NAMESPACE_SEPARATOR,
+    name_problem,
+    reserved_slug,
+)
 
-NAME_MAX = 40
+NAME_MAX = INSTANCE_NAME_MAX
 NAMESPACE_MAX = 63
 
 #: Validates parameters against a release and answers them with defaults applied.

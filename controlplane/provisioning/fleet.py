@@ -19,7 +19,10 @@ Rules of a run:
   generation bump, reconcile request) — success is Ready with ``observed_generation ==
   generation`` on the new version; Failed, workloads failed, or not Ready within the
   per-instance timeout is a failure, and the instance is rolled back at once to the inputs of
-  the revision it ran before (:func:`provisioning.instances.rollback_instance`);
+  the revision it ran before (:func:`provisioning.instances.rollback_instance`) — never
+  across a version with forward-only data migrations: that rollback is refused, the item
+  fails with the refusal and the instance stays on the new version for an operator to decide
+  (``cityctl instance rollback NAME --allow-data-loss`` or repair forward);
 - when the failures (since the last resume) reach the threshold, the run stops with a report;
   in-flight upgrades finish; resume goes on with the instances not yet started;
 - pause and cancel never interrupt an instance half-way: in-flight upgrades (and
@@ -75,6 +78,7 @@ from controlplane.provisioning.fleet_models import (
 from controlplane.provisioning.models import Instance, Phase, Target
 from controlplane.provisioning.volumes import storage_floor
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.tls import TlsIssuer
 from controlplane.tenants.models import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
@@ -272,9 +276,11 @@ def preview_instance(
                     id=str(instance.id),
                     namespace=instance.namespace,
                     hostname=instance.hostname,
+                    credentials_rotation=instance.credentials_rotation,
                 ),
                 parameters=instance.parameters,
                 storage_floor=floor,
+                tls=TlsIssuer.from_config(target.config if target else None),
             )
         )
     return diff_digests(stacks[0].object_digests(), stacks[1].object_digests())
@@ -781,7 +787,7 @@ def _start(step: _Step, item: FleetRunItem) -> bool:
             session.add(item)
             step.audit("fleet.instance.wait_window", item, opens=when)
         return False
-    if instance.phase != Phase.READY or instance.observed_generation != instance.generation:
+    if instance.phase not in SETTLED or instance.observed_generation != instance.generation:
         _finish(
             step,
             item,
@@ -821,6 +827,11 @@ def _start(step: _Step, item: FleetRunItem) -> bool:
     return True
 
 
+#: The health gate's success: Ready, or Committed on a GitOps target that cannot observe
+#: its cluster (the best such a target can say).
+SETTLED = frozenset({Phase.READY, Phase.COMMITTED})
+
+
 def _failure_of(instance: Instance) -> str | None:
     """Why the applied generation failed, if it did (None: not failed, maybe not done)."""
     if instance.observed_generation != instance.generation:
@@ -853,7 +864,7 @@ def _observe(step: _Step, item: FleetRunItem) -> None:
         )
         return
     settled = instance.observed_generation == instance.generation
-    if settled and instance.phase == Phase.READY:
+    if settled and instance.phase in SETTLED:
         if rolling_back:
             _finish(
                 step,
@@ -862,7 +873,10 @@ def _observe(step: _Step, item: FleetRunItem) -> None:
                 f"{item.message or 'Upgrade failed.'} Rolled back to {item.from_version}.",
             )
         else:
-            _finish(step, item, ItemState.SUCCEEDED, f"Upgraded to {item.to_version}.")
+            done = f"Upgraded to {item.to_version}."
+            if instance.phase == Phase.COMMITTED:
+                done += " Committed: the target does not observe the cluster."
+            _finish(step, item, ItemState.SUCCEEDED, done)
         return
     reason = _failure_of(instance)
     started = item.rollback_started_at if rolling_back else item.started_at
@@ -899,11 +913,18 @@ def _rollback(step: _Step, item: FleetRunItem, instance: Instance, reason: str) 
                 check_parameters=step.check,
             )
     except ControlPlaneError as exc:
+        # A fleet never accepts data loss on the tenant's behalf: a rollback across
+        # forward-only migrations (DataLossRefused) is left to a person, like any refusal.
+        left = (
+            f" Left for the operator: {exc.hint}."
+            if isinstance(exc, instances.DataLossRefused)
+            else ""
+        )
         _finish(
             step,
             item,
             ItemState.FAILED,
-            f"Upgrade failed: {reason}; the rollback was refused: {exc.detail}",
+            f"Upgrade failed: {reason}; the rollback was refused: {exc.detail}{left}",
         )
         return
     item.state = ItemState.ROLLING_BACK

@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from controlplane.catalog.models import Plan, ServiceRelease
-from controlplane.catalog.publishing import find_version
+from controlplane.catalog.publishing import find_version, versions_of
+from controlplane.catalog.versions import crossed_by_rollback
 from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
@@ -31,6 +32,7 @@ from controlplane.provisioning.placement import place
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.rendering.naming import namespace_for
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.tls import TlsIssuer
 from controlplane.tenants.models import Tenant
 
 
@@ -67,6 +69,13 @@ class RevisionNotFound(NotFound):
 
     title = "Revision not found"
     code = "revision_not_found"
+
+
+class DataLossRefused(Conflict):
+    """The rollback goes back across a version whose data migrations only go forward."""
+
+    title = "Rollback would lose data"
+    code = "data_loss_refused"
 
 
 @dataclass
@@ -334,8 +343,13 @@ def rollback_instance(
     revision: int,
     expected_generation: int | None = None,
     check_parameters: ParameterCheck,
+    allow_data_loss: bool = False,
 ) -> Change:
-    """A new desired state with the inputs of an earlier revision."""
+    """A new desired state with the inputs of an earlier revision.
+
+    Going back across a version declared ``forward_only_migrations`` is refused
+    (:class:`DataLossRefused`) unless ``allow_data_loss``: checked before anything changes.
+    """
     _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     _check_alive(instance)
@@ -348,6 +362,8 @@ def rollback_instance(
             f"Instance {instance.name!r} has no revision {revision}.",
             hint=f"`cityctl instance history {instance.name}` lists its revisions.",
         )
+    if not allow_data_loss:
+        _check_data_loss(session, instance, earlier.version, revision)
     desired: dict[str, Any] = {
         "version": earlier.version,
         "plan": earlier.plan,
@@ -366,6 +382,32 @@ def rollback_instance(
     _admit_hostname(session, tenant, instance, admitted.release, earlier.parameters)
     warnings = [*admitted.warnings, *_storage_warnings(session, instance, admitted.plan)]
     return _apply(session, instance, desired, warnings, reason=f"rollback:{revision}")
+
+
+def forward_only_crossed(session: Session, service: str, current: str, target: str) -> list[str]:
+    """The published versions in ``(target, current]`` that declare forward-only migrations."""
+    records = {r.version: r for r in versions_of(session, service)}
+    return [
+        v
+        for v in crossed_by_rollback(current, target, records)
+        if records[v].to_release().version.forward_only_migrations
+    ]
+
+
+def _check_data_loss(session: Session, instance: Instance, target: str, revision: int) -> None:
+    crossed = forward_only_crossed(session, instance.service, instance.version, target)
+    if not crossed:
+        return
+    names = ", ".join(crossed)
+    raise DataLossRefused(
+        f"Rolling {instance.name!r} back from {instance.service} {instance.version} to "
+        f"{target} goes back across {names}: upgrading into {names} migrated the data "
+        f"forward only, so {target} cannot use the database as it is now; the rollback "
+        "would lose data unless a backup from before the upgrade is restored.",
+        errors=[ErrorItem("version", f"forward-only migrations in {names}")],
+        hint=f"cityctl instance rollback {instance.name} --revision {revision} --allow-data-loss",
+        extra={"forwardOnlyVersions": crossed},
+    )
 
 
 def _storage_warnings(session: Session, instance: Instance, plan: Plan) -> list[str]:
@@ -390,6 +432,28 @@ def delete_instance(
     session.flush()
     _enqueue(session, instance, "deleted")
     return Change(instance=instance, diff={"deletion_requested": [False, True]})
+
+
+def rotate_credentials(
+    session: Session, *, instance: Instance, expected_generation: int | None = None
+) -> Change:
+    """Replace the administrator credential: a new desired state (the reconciler applies
+    the re-derived Secret). The caller checks that the service declares one."""
+    _lock(session, instance, expected_generation)
+    _check_generation(instance, expected_generation)
+    if instance.deletion_requested:
+        raise Conflict(
+            f"Instance {instance.name!r} is being deleted.",
+            hint="Its credentials go with it.",
+        )
+    old = instance.credentials_rotation
+    instance.credentials_rotation = old + 1
+    instance.generation += 1
+    instance.updated_at = utcnow()
+    session.add(instance)
+    session.flush()
+    _enqueue(session, instance, "credentials rotated")
+    return Change(instance=instance, diff={"credentials_rotation": [old, old + 1]})
 
 
 def _apply(
@@ -468,9 +532,11 @@ def dry_run_objects(
             id=str(instance.id),
             namespace=instance.namespace,
             hostname=instance.hostname,
+            credentials_rotation=instance.credentials_rotation,
         ),
         parameters=instance.parameters,
         storage_floor=storage_floor(session, instance.id),
+        tls=TlsIssuer.from_config(target.config if target else None),
     )
     return [_redacted(obj) for obj in rendered.objects]
 

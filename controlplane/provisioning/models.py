@@ -21,6 +21,9 @@ class Phase(StrEnum):
     PENDING = "Pending"
     PROVISIONING = "Provisioning"
     READY = "Ready"
+    #: Written where a GitOps controller applies it, by a target that cannot observe the
+    #: cluster: the platform cannot tell whether it runs (never reported as Ready).
+    COMMITTED = "Committed"
     DEGRADED = "Degraded"
     FAILED = "Failed"
     DELETING = "Deleting"
@@ -126,6 +129,11 @@ class Instance(SQLModel, table=True):
     generation: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     #: True once deletion was requested.
     deletion_requested: bool = Field(default=False)
+    #: How often the administrator credential was rotated (``cityctl instance credentials
+    #: --rotate``): the renderer derives it from ``<name>#<n>`` when n > 0.
+    credentials_rotation: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     # -- observed state, written by the reconciler only
     phase: Phase = Field(default=Phase.PENDING, sa_column=Column(String(16), nullable=False))
     observed_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False))

@@ -99,11 +99,15 @@ def create_target(
     """Record a target. ``config`` must already be checked for what only the target kind
     knows (``provisioning.targets.building.check_config``); here: the GitOps path must keep
     out of the data directory and (with ``gitops_root``) lie under the root, and is stored
-    resolved."""
+    resolved. Kubeconfig paths are stored absolute too: a relative one is taken from the
+    server's working directory when the target is created, not whenever a worker opens it."""
     if session.exec(select(Target.id).where(Target.name == name)).first() is not None:
         raise TargetExists(f"A target named {name!r} already exists.")
+    config = dict(config)
+    for key in ("kubeconfig", "observe_kubeconfig"):
+        if isinstance(config.get(key), str) and config[key]:
+            config[key] = str(Path(config[key]).absolute())
     if kind == TargetKind.GITOPS:
-        config = dict(config)
         path = str(config.get("path") or "")
         if gitops_root is not None and path:
             # A relative path is a folder of the root (``--path gent`` = ``<root>/gent``).

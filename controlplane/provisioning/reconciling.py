@@ -69,6 +69,7 @@ from controlplane.provisioning.targets import (
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.volumes import floor_of, kept_storage_warning
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.tls import TlsIssuer
 from controlplane.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -435,9 +436,11 @@ class Reconciler:
                 id=str(instance.id),
                 namespace=instance.namespace,
                 hostname=instance.hostname,
+                credentials_rotation=instance.credentials_rotation,
             ),
             parameters=instance.parameters,
             storage_floor=floor_of(loaded.history),
+            tls=TlsIssuer.from_config(loaded.target_row.config if loaded.target_row else None),
         )
         stack = Stack(
             tenant=tenant.slug,
@@ -719,7 +722,8 @@ class Reconciler:
     def _finish_retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Finisher:
         instance = loaded.instance
         message = _message(exc)
-        phase = Phase.DEGRADED if instance.phase == Phase.READY else instance.phase
+        settled = (Phase.READY, Phase.COMMITTED)
+        phase = Phase.DEGRADED if instance.phase in settled else instance.phase
         if phase in (Phase.PENDING, Phase.FAILED):
             phase = Phase.PROVISIONING
         if instance.deletion_requested:
@@ -823,10 +827,15 @@ def _phase_for(
         "Rendered": (True, "Rendered", "The stack rendered and passed the platform policy."),
         "Applied": (True, "Applied", applied_message),
     }
+    if readiness.ready and readiness.external:
+        # Written where a controller elsewhere applies it; nothing observed it running, so
+        # the Ready condition stays False and the phase says what is known: Committed.
+        text = " ".join(readiness.messages) or "Committed; a GitOps controller applies it."
+        conditions["Ready"] = (False, "NotObserved", text)
+        return Phase.COMMITTED, conditions
     if readiness.ready:
-        reason = "Written" if readiness.external else "WorkloadsReady"
         text = " ".join(readiness.messages) or "All workloads are ready."
-        conditions["Ready"] = (True, reason, text)
+        conditions["Ready"] = (True, "WorkloadsReady", text)
         return Phase.READY, conditions
     failed = readiness.failed
     text = "; ".join(readiness.messages[:5]) or "Workloads are not ready yet."
@@ -866,7 +875,7 @@ def _set_status(
                 "observedGeneration": generation,
             }
         )
-    if message is None and phase not in (Phase.READY, Phase.DELETED):
+    if message is None and phase not in (Phase.READY, Phase.COMMITTED, Phase.DELETED):
         ready = conditions.get("Ready")
         message = ready[2] if ready else row.message
     changed = (

@@ -13,6 +13,7 @@ from controlplane.rendering.errors import (
 from controlplane.rendering.naming import namespace_for, object_id
 from controlplane.rendering.renderer import InstanceRef, RenderedStack, Renderer, TenantRef
 from controlplane.rendering.secrets import derive_secret
+from controlplane.rendering.tls import TlsIssuer
 
 __all__ = [
     "InstanceRef",
@@ -23,6 +24,7 @@ __all__ = [
     "Renderer",
     "TemplateInvalid",
     "TenantRef",
+    "TlsIssuer",
     "derive_secret",
     "namespace_for",
     "object_id",

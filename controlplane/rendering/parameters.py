@@ -114,7 +114,7 @@ def resolve(
     resolved = apply_defaults(schema, parameters)
     validator = validators.get(schema)
     for error in validator.iter_errors(resolved):
-        errors.extend(_items(error))
+        errors.extend(_items(error, schema))
     if errors:
         raise ParameterInvalid(
             "The parameters do not match the service's parameter schema.",
@@ -149,7 +149,31 @@ def _path(parts: list[str | int]) -> str:
     return out
 
 
-def _items(error: Any) -> list[ErrorItem]:
+#: The annotation keyword that says in words what a parameter's ``pattern`` allows (JSON
+#: Schema 2020-12 ignores unknown keywords, so validators skip it; users read it).
+PATTERN_DESCRIPTION = "x-pattern-description"
+
+
+def pattern_words(schema: Mapping[str, Any], schema_path: list[str | int]) -> str:
+    """What the ``pattern`` at ``schema_path`` allows, in words: never the regex itself."""
+    node: Any = schema
+    for part in schema_path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+            break
+    if isinstance(node, Mapping):
+        words = node.get(PATTERN_DESCRIPTION)
+        if isinstance(words, str) and words.strip():
+            return f"must be {words.strip()}"
+        description = node.get("description")
+        if isinstance(description, str) and description.strip():
+            return f"is not in the form this parameter allows ({description.strip()})"
+    return "is not in the form this parameter allows"
+
+
+def _items(error: Any, schema: Mapping[str, Any]) -> list[ErrorItem]:
     kind = error.kind.name
     info: dict[str, Any] = error.kind.as_dict()
     path = list(error.instance_path)
@@ -160,8 +184,9 @@ def _items(error: Any) -> list[ErrorItem]:
         ]
     if kind == "required":
         return [ErrorItem(_path([*path, str(info.get("property"))]), "is required")]
+    if kind == "pattern":
+        return [ErrorItem(_path(path), pattern_words(schema, list(error.schema_path)))]
     rules: dict[str, str] = {
-        "pattern": "must match pattern {pattern}",
         "enum": "is not one of {options}",
         "const": "must be {expected_value!r}",
         "maxLength": "must be at most {limit} characters long",

@@ -36,6 +36,7 @@ from controlplane.rendering.schemas import KubernetesSchemas, supported
 from controlplane.rendering.secrets import SecretValues, given_values
 from controlplane.rendering.storage import with_floor
 from controlplane.rendering.templates import BundleCache, CompiledBundle
+from controlplane.rendering.tls import TlsIssuer, with_tls
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class InstanceRef:
     id: str
     namespace: str | None = None
     hostname: str | None = None
+    #: How often the release's ``admin_credentials.rotates`` credential was rotated.
+    credentials_rotation: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,12 @@ class Renderer:
         instance: InstanceRef,
         parameters: Mapping[str, Any],
         storage_floor: str | None = None,
+        tls: TlsIssuer | None = None,
     ) -> RenderedStack:
         """Render one instance; ``storage_floor`` is the largest storage it ever had.
+
+        ``tls`` (the target's cert-manager issuer) gives every Ingress ``spec.tls`` and a
+        ``Certificate``; without it the stack (and its digest) is what the templates make.
 
         ``plan.storage`` in the template context is the plan's storage raised to the floor,
         so a plan change down never asks a volume to shrink.
@@ -163,7 +170,13 @@ class Renderer:
             # it too (``params.hostname or …`` takes it).
             params["hostname"] = instance.hostname
         bundle = self.compiled(release)
-        secrets = SecretValues(self._server_secret, instance.id)
+        credentials = release.credentials()
+        rotates = credentials.rotates if credentials else None
+        secrets = SecretValues(
+            self._server_secret,
+            instance.id,
+            rotated=(rotates, instance.credentials_rotation) if rotates else None,
+        )
         storage = with_floor(chosen.storage, storage_floor)
         context = {
             "tenant": {"slug": tenant.slug, "name": tenant.name, "nis_code": tenant.nis_code},
@@ -186,7 +199,9 @@ class Renderer:
             "platform": {"domain": self.domain},
         }
         try:
-            return self._build(release, bundle, context, chosen, tenant, instance, namespace)
+            return self._build(
+                release, bundle, context, chosen, tenant, instance, namespace, tls=tls
+            )
         except InvalidInput as exc:
             # Schema and policy messages quote offending values (and keys land in
             # locations); a misplaced `secrets.*` value is a credential, and these
@@ -203,6 +218,8 @@ class Renderer:
         tenant: TenantRef,
         instance: InstanceRef,
         namespace: str,
+        *,
+        tls: TlsIssuer | None = None,
     ) -> RenderedStack:
         secrets: SecretValues = context["secrets"]
         stack = self._parse(bundle, bundle.render(context))
@@ -212,6 +229,8 @@ class Renderer:
         violations: list[ErrorItem] = []
         for obj, at in zip(stack, where, strict=True):
             violations.extend(policy.check_object(obj, at, allowed_images))
+        if tls is not None:
+            stack.extend(with_tls(stack, tls))
 
         labels = standard_labels(
             service=release.name,

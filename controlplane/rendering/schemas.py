@@ -4,6 +4,8 @@ The schemas are the offline, strict JSON Schemas shipped inside ``kubernetes-val
 (one folder per Kubernetes minor, e.g. ``v1.33.0-local-strict``): unknown fields are
 errors, as the API server's strict field validation would report them. Each schema is
 compiled with jsonschema-rs once per (Kubernetes version, apiVersion, kind) and cached;
+custom resources the platform renders itself (cert-manager's ``Certificate``) are checked
+against their CRD's schema, vendored in ``crds/``;
 ``$ref`` s resolve against the folder's ``_definitions.json`` in memory, never over the
 network.
 
@@ -93,6 +95,9 @@ class KubernetesSchemas:
 
     def _schema(self, api_version: str, kind: str) -> dict[str, Any] | None:
         group, _, version = api_version.rpartition("/")
+        vendored = _crd_schema(group, version, kind)
+        if vendored is not None:
+            return vendored
         # kubernetes-validate's file names: <kind>-<first part of group>-<version>.json
         stem = (
             f"{kind.lower()}-{group.split('.')[0]}-{version}"
@@ -132,6 +137,19 @@ class KubernetesSchemas:
             ErrorItem(f"{where}: {json_path(error.instance_path)}", error.message)
             for error in validator.iter_errors(obj)
         ]
+
+
+def _crd_schema(group: str, version: str, kind: str) -> dict[str, Any] | None:
+    """A custom resource the platform renders itself (cert-manager's ``Certificate``): the
+    CRD's schema vendored in ``crds/`` (see its README), not part of kubernetes-validate."""
+    stem = f"{kind.lower()}-{group}-{version}"
+    if not group or not re.fullmatch(r"[a-z0-9.-]+", stem):
+        return None
+    path = Path(str(resources.files("controlplane.rendering").joinpath("crds"))) / f"{stem}.json"
+    if not path.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
 
 
 def json_path(parts: list[str | int]) -> str:

@@ -31,17 +31,25 @@ class SecretValues:
     template uses (``secrets.keys`` included) is a credential name.
     """
 
-    __slots__ = ("_given", "_instance_id", "_server_secret")
+    __slots__ = ("_given", "_instance_id", "_rotated", "_server_secret")
 
-    def __init__(self, server_secret: bytes, instance_id: str) -> None:
+    def __init__(
+        self, server_secret: bytes, instance_id: str, *, rotated: tuple[str, int] | None = None
+    ) -> None:
+        """``rotated``: one credential name and how often it was rotated; rotation ``n > 0``
+        derives it from ``<name>#<n>`` (0 derives it as if never rotated)."""
         self._server_secret = server_secret
         self._instance_id = instance_id
+        self._rotated = rotated
         self._given: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> str:
         value = self._given.get(name)
         if value is None:
-            value = derive_secret(self._server_secret, self._instance_id, str(name))
+            derived_from = str(name)
+            if self._rotated is not None and self._rotated[0] == name and self._rotated[1] > 0:
+                derived_from = f"{name}#{self._rotated[1]}"
+            value = derive_secret(self._server_secret, self._instance_id, derived_from)
             self._given[name] = value
         return value
 

@@ -22,6 +22,18 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 NAMESPACE_SEPARATOR = "--"
 NAMESPACE_MAX = 63
 
+#: The one length limit of each name: the API request models, the database columns,
+#: the admission checks, the CLI help and the error messages all use these.
+TENANT_SLUG_MAX = 40
+#: An instance name; the namespace ``<tenant>--<instance>`` must also fit NAMESPACE_MAX,
+#: so under a long slug the room is smaller (admission says how many characters are left).
+INSTANCE_NAME_MAX = 40
+#: A target name and a DNS label (RFC 1123).
+TARGET_NAME_MAX = 63
+LABEL_MAX = 63
+#: An API token's label (free text).
+TOKEN_NAME_MAX = 100
+
 #: The platform's own DNS domain: default hostnames live under ``<tenant>.<domain>``; it
 #: (and anything above or below it) can never be granted to a tenant.
 PLATFORM_DOMAIN = "apps.city-platform.local"
@@ -58,15 +70,23 @@ def is_dns_label(value: str) -> bool:
     return isinstance(value, str) and _DNS_LABEL.fullmatch(value) is not None
 
 
+def name_rule(max_length: int) -> str:
+    """A tenant slug's or instance name's rule, in words."""
+    return (
+        f"use 1 to {max_length} lower-case letters, digits and single hyphens, "
+        "starting and ending with a letter or digit"
+    )
+
+
 def name_problem(value: str, *, max_length: int) -> str | None:
     """Why ``value`` cannot be a tenant slug or instance name (None: it can)."""
     if not is_dns_label(value) or len(value) > max_length:
-        return (
-            f"lowercase letters, digits and '-', at most {max_length} characters, "
-            "starting and ending with a letter or digit"
-        )
+        return name_rule(max_length)
     if NAMESPACE_SEPARATOR in value:
-        return f"must not contain {NAMESPACE_SEPARATOR!r} (it separates tenant and instance)"
+        return (
+            f"{name_rule(max_length)} (two hyphens in a row separate tenant and instance "
+            "in namespaces)"
+        )
     return None
 
 
@@ -88,8 +108,9 @@ def hostname_problem(value: str) -> str | None:
         or not all(_DNS_LABEL.fullmatch(label) for label in labels)
     ):
         return (
-            "a lowercase DNS name of at least two labels (letters, digits and '-', "
-            f"at most {HOSTNAME_MAX} characters), e.g. forms.gent.be"
+            "use a lower-case DNS name of at least two dot-separated labels, at most "
+            f"{HOSTNAME_MAX} characters; each label 1 to {LABEL_MAX} letters, digits and "
+            "hyphens, starting and ending with a letter or digit, e.g. forms.gent.be"
         )
     return None
 

@@ -23,9 +23,14 @@ from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem, PreconditionFailed
 from controlplane.tenants.errors import TenantExists, TenantInvalid, TenantNotFound
 from controlplane.tenants.models import Tenant, TenantStatus
-from controlplane.tenants.names import RESERVED_PREFIXES, name_problem, reserved_slug
+from controlplane.tenants.names import (
+    RESERVED_PREFIXES,
+    TENANT_SLUG_MAX,
+    name_problem,
+    reserved_slug,
+)
 
-SLUG_MAX = 40
+SLUG_MAX = TENANT_SLUG_MAX
 _SLUG = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 _NIS = re.compile(r"[0-9]{5}")
 #: Fields an update may change (identity — id, NIS code — never changes).

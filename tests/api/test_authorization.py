@@ -56,6 +56,9 @@ OWN_WRITE = {
     "operator": OK,
 }
 OWN_TENANT_WRITE = {**OWN_WRITE, "tenant-admin": DENIED}
+#: The demo service declares no administrator credentials: the allowed roles get past the
+#: policy to the 409 that says so.
+CREDENTIALS = {**OWN_WRITE, "tenant-admin": "409", "operator": "409"}
 READ_ALL_ROLES = {
     "other-admin": DENIED,
     "tenant-viewer": DENIED,
@@ -121,6 +124,8 @@ ENDPOINTS = [
     Endpoint("PATCH", f"{INST}/web", OWN_WRITE, body=lambda r: {"plan": "large"}),
     Endpoint("GET", f"{INST}/web/revisions", OWN_READ),
     Endpoint("POST", f"{INST}/web/rollback", OWN_WRITE, body=lambda r: {"revision": 1}),
+    Endpoint("GET", f"{INST}/web/credentials", CREDENTIALS),
+    Endpoint("POST", f"{INST}/web/credentials/rotate", CREDENTIALS),
     Endpoint("DELETE", f"{INST}/web", OWN_WRITE),
     Endpoint("GET", "/api/v1/targets", READ_ALL_ROLES),
     Endpoint("GET", "/api/v1/targets/local", READ_ALL_ROLES),

@@ -262,13 +262,15 @@ def _instance_folders(tree: Path) -> int:
 
 
 def _converged(engine: Engine) -> tuple[int, int]:
-    """(instances Ready at their generation, instances Failed), as the database has them."""
+    """(instances settled at their generation, instances Failed), as the database has them.
+
+    Settled: Ready, or Committed on a GitOps target that does not observe the cluster."""
     with Session(engine) as session:
         ready = session.execute(
             select(func.count())
             .select_from(Instance)
             .where(
-                col(Instance.phase) == Phase.READY,
+                col(Instance.phase).in_((Phase.READY, Phase.COMMITTED)),
                 col(Instance.observed_generation) == col(Instance.generation),
             )
         ).scalar_one()

@@ -30,6 +30,7 @@ from controlplane.db.engine import make_engine
 from controlplane.db.sessions import open_session
 from controlplane.settings import Settings
 from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
+from tests.cluster.fixtures import cluster  # noqa: F401 - for the tests that need the real cluster
 
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SERVER_SECRET = "cli-tests-server-secret-0123456789"

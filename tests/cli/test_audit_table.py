@@ -56,7 +56,7 @@ def test_audit_table_names_instance_changes(platform: Platform, operator: str) -
     _wait(platform, operator, "update", "login", "--plan", "medium")
     _wait(platform, operator, "update", "login", "--set", "admin_username=stad")
     _wait(platform, operator, "upgrade", "login")
-    _wait(platform, operator, "rollback", "login", "--revision", "2")
+    _wait(platform, operator, "rollback", "login", "--revision", "2", "--allow-data-loss", "--yes")
 
     table = platform.ok("audit", "list", "--tenant", "gent", "-o", "table", token=operator).stdout
     assert "WHAT" in table.splitlines()[0], table

@@ -73,7 +73,7 @@ def operator(platform: Platform) -> str:
 
     def ready() -> bool:
         items = platform.json("instance", "list", "--tenant", "gent", token=token)
-        return all(i["status"]["phase"] == "Ready" for i in items)
+        return all(i["status"]["phase"] == i["settles_at"] for i in items)
 
     _wait(ready, "the instances to be Ready")
     return token

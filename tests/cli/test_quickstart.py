@@ -5,12 +5,17 @@ through CliRunner against a real API on loopback; ``export VAR=$(cityctl …)`` 
 command and keeps its stdout, as the shell would. The variables the quickstart gets from
 outside cityctl (``CITYCTL_SERVER`` from `make run`, ``OPERATOR_TOKEN`` from
 `controlplane bootstrap`) are provided by the test: the server's URL, and a token minted
-the way `controlplane bootstrap` mints it. Any other line (``source``, comments) is not a
-cityctl command and is skipped.
+the way `controlplane bootstrap` mints it, and the cluster of `make cluster` is the shared
+test cluster (its kubeconfig linked to ``.cluster/kubeconfig`` where the quickstart runs). Any
+other line (``source``, comments) is not a cityctl command and is skipped.
+
+The municipality's journey ends with a URL and credentials in hand: the test checks the URL
+printed and that the credentials are the ones in the Secret on the cluster.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 from pathlib import Path
@@ -19,6 +24,7 @@ import pytest
 
 from controlplane.auth.models import Role
 from tests.cli.conftest import Platform, municipalities_csv
+from tests.cluster.fixtures import Cluster
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -40,7 +46,7 @@ def quickstart_lines() -> list[str]:
 
 
 def test_readme_quickstart_runs_as_written(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The quickstart runs in the repository, which ships the municipalities file.
     repo = tmp_path / "main"
@@ -49,7 +55,11 @@ def test_readme_quickstart_runs_as_written(
     municipalities_csv(data, ("Gent", "Aalst", "Maaseik", "De Panne")).rename(
         data / "flemish-municipalities.csv"
     )
+    (repo / ".cluster").mkdir()
+    (repo / ".cluster" / "kubeconfig").symlink_to(cluster.kubeconfig)
     monkeypatch.chdir(repo)
+    # Gent's stack lives in gent--login on the shared cluster: start from a clean slate.
+    cluster.kubectl("delete", "namespace", "gent--login", "--ignore-not-found", "--wait=true")
 
     given = {
         "CITYCTL_SERVER": platform.url,
@@ -57,6 +67,7 @@ def test_readme_quickstart_runs_as_written(
     }
     variables = dict(given)
     ran: list[str] = []
+    printed: dict[str, tuple[str, str]] = {}  # command → (stdout, stderr)
 
     def expand(text: str) -> str:
         def value(match: re.Match[str]) -> str:
@@ -72,6 +83,7 @@ def test_readme_quickstart_runs_as_written(
         result = platform.run(*argv[1:], CITYCTL_SERVER=variables["CITYCTL_SERVER"])
         assert result.exit_code == 0, (command, result.exit_code, result.stderr)
         ran.append(command)
+        printed[command] = (result.stdout, result.stderr)
         return result.stdout
 
     for line in quickstart_lines():
@@ -85,18 +97,41 @@ def test_readme_quickstart_runs_as_written(
         elif line.startswith("cityctl "):
             cityctl(line)
 
-    # The three journeys really ran, and ended where the quickstart says they do.
-    assert sum(line.startswith("cityctl login") for line in ran) == 3
-    assert variables["GENT_TOKEN"].startswith("cp_")
-    assert variables["FINANCE_TOKEN"].startswith("cp_")
-    gent_history = platform.run(
-        "instance",
-        "history",
-        "login",
-        token=variables["GENT_TOKEN"],
-        CITYCTL_CONFIG=str(tmp_path / "other.json"),
-    )
-    assert gent_history.exit_code == 4  # deleted at the end of the municipality's block
+    try:
+        # The three journeys really ran, and ended where the quickstart says they do.
+        assert sum(line.startswith("cityctl login") for line in ran) == 3
+        assert variables["GENT_TOKEN"].startswith("cp_")
+        assert variables["FINANCE_TOKEN"].startswith("cp_")
+        trial = platform.run(
+            "instance",
+            "history",
+            "trial",
+            token=variables["GENT_TOKEN"],
+            CITYCTL_CONFIG=str(tmp_path / "other.json"),
+        )
+        assert trial.exit_code == 4  # the trial on the GitOps target was deleted
+        created = printed[
+            next(c for c in ran if c.startswith("cityctl instance create trial") and "--wait" in c)
+        ]
+        assert "Waiting for Committed" in created[1]
+
+        # The municipality holds a URL and credentials, and they are true.
+        err = printed["cityctl instance show login"][1]
+        assert "URLs (the instance is Ready" in err
+        assert "https://login.gent.apps.city-platform.local/admin/" in err
+        shown = platform.json("instance", "show", "login", token=variables["GENT_TOKEN"])
+        assert shown["status"]["phase"] == "Ready"
+        assert shown["version"] == "26.0.7"
+        assert shown["plan"] == "small"
+        credentials = printed["cityctl instance credentials login"][0]
+        live = cluster.get("Secret", "keycloak", "gent--login")
+        user = base64.b64decode(live["data"]["KC_BOOTSTRAP_ADMIN_USERNAME"]).decode()
+        password = base64.b64decode(live["data"]["KC_BOOTSTRAP_ADMIN_PASSWORD"]).decode()
+        assert user == "gentadmin"
+        assert user in credentials
+        assert password in credentials
+    finally:
+        cluster.kubectl("delete", "namespace", "gent--login", "--ignore-not-found", "--wait=false")
     # Finance's exports landed in the folder the quickstart ran in.
     assert len(list(repo.glob("statements-*.xlsx"))) == 1
     assert len(list(repo.glob("statements-*-be.csv"))) == 1

@@ -330,6 +330,7 @@ class LocalCluster:
             # Reuse it; a helper process that died (it happens to kwok under load) comes back
             # alone, so tests of other sessions on this cluster are not disturbed.
             self._restart_stopped()
+            self._install_crds()  # a cluster started before a CRD was pinned gets it now
             _say(f"already running; KUBECONFIG={self.paths.kubeconfig}")
             return
         self.down(quiet=True)
@@ -554,6 +555,22 @@ class LocalCluster:
             },
         )
         for manifest in sorted((self.paths.manifests / "sealed-secrets").glob("*.yaml")):
+            self.kubectl("apply", "--server-side", "-f", str(manifest))
+        self._install_crds()
+
+    def _install_crds(self) -> None:
+        """cert-manager's CRDs (no controller runs: the apiserver validates Certificates),
+        each applied only if missing, so calling it on a running cluster changes nothing."""
+        for manifest in sorted((self.paths.manifests / "cert-manager").glob("*.yaml")):
+            group, _, plural = manifest.stem.partition("_")  # cert-manager.io_certificates
+            try:
+                self.api(
+                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}"
+                )
+                continue
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise ClusterError(f"reading CRD {plural}.{group}: HTTP {exc.code}") from exc
             self.kubectl("apply", "--server-side", "-f", str(manifest))
 
     def _create(self, path: str, body: dict[str, Any]) -> None:

@@ -125,7 +125,7 @@ def test_serve_on_embedded_defaults_provisions_an_instance(served: Served) -> No
             time.sleep(0.1)
         # Failed with "no sealing certificate" here meant the worker never sealed the
         # default target on a fresh data directory.
-        assert status["phase"] == "Ready", status
+        assert status["phase"] == "Committed", status
 
     folder = served.data_dir / "gitops" / "gent" / "login"
     assert (folder / "kustomization.yaml").is_file()

@@ -47,7 +47,7 @@ def test_plan_run_and_status_through_cityctl(platform: Platform) -> None:
 
     def ready() -> bool:
         items = p.json("instance", "list", "--tenant", "gent", token=token)
-        return all(i["status"]["phase"] == "Ready" for i in items)
+        return all(i["status"]["phase"] == i["settles_at"] for i in items)
 
     _wait(ready, "the instances to be Ready")
     plan = p.json("fleet", "plan", "-s", "shop", "--from", "<2.0.0", "--to", "2.0.0", token=token)

@@ -28,7 +28,7 @@ def test_create_upgrade_rollback_delete(gitops_platform: Platform, tmp_path: Pat
     worker.run_until_idle()
 
     instance = p.get(iid)
-    assert instance.phase == Phase.READY
+    assert instance.phase == Phase.COMMITTED
     assert instance.observed_generation == 1
     folder = tmp_path / "tree" / "gent" / "forms"
     names = sorted(_files(folder))

@@ -71,7 +71,7 @@ def test_git_commit_per_batch(gitops_platform: Platform, tmp_path: Path) -> None
         ["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True, check=True
     )
     assert status.stdout == ""
-    assert p.get(iid).phase == Phase.READY
+    assert p.get(iid).phase == Phase.COMMITTED
 
 
 def p_target_id(p: Platform) -> object:

@@ -80,7 +80,7 @@ def test_four_workers_apply_each_generation_exactly_once(
     assert max(per_generation.values()) == 1
     for iid in ids:
         instance = p.get(iid)
-        assert instance.phase == Phase.READY
+        assert instance.phase == Phase.COMMITTED
         assert instance.observed_generation == instance.generation
         assert (iid, instance.generation) in per_generation
     # Every distinct rendered stack was applied exactly once.
@@ -98,7 +98,7 @@ def test_abandoned_lease_is_taken_over_after_it_expires(
     assert worker.run_once("other") == 0  # the lease is still live
     time.sleep(0.6)
     assert worker.run_once("other") == 1
-    assert p.get(iid).phase == Phase.READY
+    assert p.get(iid).phase == Phase.COMMITTED
     # The crashed worker's late finish writes nothing: its lease is gone.
     with Session(p.engine) as session:
         assert queueing.lock_for_finish(session, crashed[0]) is None

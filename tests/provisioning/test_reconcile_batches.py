@@ -78,7 +78,7 @@ def test_new_folders_appear_whole_and_a_crashed_staging_folder_is_removed(
     p.change(first, plan="large")
     worker.run_until_idle()
     assert not leftover.exists()
-    assert p.get(first).phase == Phase.READY
+    assert p.get(first).phase == Phase.COMMITTED
 
 
 def test_resync_of_a_converged_batch_writes_nothing_and_repairs_drift(

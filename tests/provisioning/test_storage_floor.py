@@ -506,6 +506,6 @@ def test_gitops_files_never_ask_a_volume_to_shrink(
     p.change(iid, plan="small")
     worker.run_until_idle()
 
-    assert p.get(iid).phase == Phase.READY, p.get(iid).message
+    assert p.get(iid).phase == Phase.COMMITTED, p.get(iid).message
     assert _claim_in_tree(tree)["spec"]["resources"]["requests"]["storage"] == "8Gi"
     assert _revisions(p) == [(1, "large", "8Gi", None), (2, "small", "8Gi", None)]

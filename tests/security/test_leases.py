@@ -155,7 +155,7 @@ def test_the_heartbeat_keeps_the_lease_over_a_step_longer_than_the_lease(
     assert first.counts[Outcome.APPLIED] == 1
     assert not second.counts
     assert target.applies == 1
-    assert p.get(iid).phase == Phase.READY
+    assert p.get(iid).phase == Phase.COMMITTED
 
 
 @pytest.mark.postgres
@@ -167,7 +167,7 @@ def test_a_worker_whose_lease_was_taken_over_stops_and_writes_nothing(
     registry = TargetRegistry(overrides={"main": target})
     stale = make_worker(p, registry=registry, heartbeat_seconds=0.05)
     stale.run_until_idle()
-    assert p.get(iid).phase == Phase.READY
+    assert p.get(iid).phase == Phase.COMMITTED
     p.change(iid, version="2.0.0")
     target.blocking.set()
     prunes = target.prunes
@@ -203,7 +203,7 @@ def test_a_worker_whose_lease_was_taken_over_stops_and_writes_nothing(
     assert stale.counts[Outcome.LOST] == 1
     assert target.prunes == prunes  # no step after the lease was lost
     instance = p.get(iid)
-    assert instance.phase == Phase.READY
+    assert instance.phase == Phase.COMMITTED
     assert instance.observed_generation == 1
     with Session(p.engine) as session:
         assert [r.generation for r in session.execute(select(Revision)).scalars()] == [1]
@@ -245,7 +245,7 @@ def test_an_idle_worker_wakes_on_notify_from_another_process(
         # Another process (its own engine and connections) records new work.
         elsewhere = Platform(engine=other, target="main")
         iid = elsewhere.create(tenant, "site")
-        _wait("the instance to be reconciled", lambda: p.get(iid).phase == Phase.READY)
+        _wait("the instance to be reconciled", lambda: p.get(iid).phase == Phase.COMMITTED)
     finally:
         worker.stop()
         other.dispose()

@@ -85,14 +85,19 @@ def publish(
             check_update=update_check,
         )
     created = [r for r in results if r.outcome == publishing.PublishOutcome.CREATED]
-    for result in created:
-        audit.record(
-            session,
-            context,
-            action="catalog.publish",
-            resource=f"service:{result.record.service}/{result.record.version}",
-            details={"digest": result.record.digest},
-        )
+    actions = {
+        publishing.PublishOutcome.CREATED: "catalog.publish",
+        publishing.PublishOutcome.AMENDED: "catalog.amend",
+    }
+    for result in results:
+        if result.outcome in actions:
+            audit.record(
+                session,
+                context,
+                action=actions[result.outcome],
+                resource=f"service:{result.record.service}/{result.record.version}",
+                details={"digest": result.record.digest},
+            )
     session.commit()
     response.status_code = 201 if created else 200
     return schemas.PublishResponse(

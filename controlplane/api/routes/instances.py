@@ -38,9 +38,11 @@ from controlplane.auth import audit
 from controlplane.auth.audit import AuditContext
 from controlplane.auth.policy import Action, Principal
 from controlplane.db.types import utcnow
-from controlplane.provisioning import instances, lifecycle
+from controlplane.provisioning import credentials, instances, lifecycle
 from controlplane.provisioning.instances import Change
-from controlplane.provisioning.models import Phase
+from controlplane.provisioning.models import Phase, Target
+from controlplane.provisioning.targets import StackTarget
+from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.tenants.models import Tenant
 
 router = APIRouter(
@@ -295,8 +297,14 @@ def list_revisions(
     return schemas.Page(items=[views.revision(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/{name}/rollback", status_code=202, response_model=schemas.InstancePublic)
+@router.post(
+    "/{name}/rollback",
+    status_code=202,
+    response_model=schemas.InstancePublic,
+    responses=DRY_RUN_ANSWER,
+)
 def rollback_instance(
+    request: Request,
     tenant: TenantPath,
     name: NamePath,
     body: schemas.Rollback,
@@ -307,7 +315,10 @@ def rollback_instance(
     wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
-) -> schemas.InstancePublic:
+    dry_run: DryRunQuery = None,
+) -> schemas.InstancePublic | Response:
+    # Whoever may write the instance may accept the data loss: tenant-admin (it is the
+    # tenant's data) and operators; tenant-viewer and finance cannot roll back at all.
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
     instance = instances.get_instance(session, row, name)
     change = instances.rollback_instance(
@@ -317,7 +328,18 @@ def rollback_instance(
         revision=body.revision,
         expected_generation=parse_if_match(if_match),
         check_parameters=check,
+        allow_data_loss=body.allow_data_loss,
     )
+    if dry_run:
+        return _dry_run_answer(request, session, row, change)
+    details: dict[str, object] = {"revision": body.revision}
+    if body.allow_data_loss:
+        details["allowDataLoss"] = True
+        if "version" in change.diff:
+            old, new = change.diff["version"]
+            details["forwardOnlyCrossed"] = instances.forward_only_crossed(
+                session, instance.service, old, new
+            )
     return _answer(
         session,
         context,
@@ -326,5 +348,71 @@ def rollback_instance(
         "instance.rollback",
         response,
         wake_worker,
-        {"revision": body.revision},
+        details,
+    )
+
+
+def _target_for(request: Request) -> Callable[[Target], StackTarget]:
+    """The app's live targets (one per row and config), built on first use."""
+    registry = getattr(request.app.state, "credential_targets", None)
+    if registry is None:
+        registry = request.app.state.credential_targets = TargetRegistry()
+    return cast(TargetRegistry, registry).get
+
+
+@router.get(
+    "/{name}/credentials",
+    response_model=schemas.InstanceCredentials,
+    responses={409: {"description": "Not readable from this target, or not there yet."}},
+)
+def show_credentials(
+    request: Request,
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+) -> Response:
+    """Read from the instance's cluster when asked: never stored; the audit log records who
+    read them, never the values."""
+    row = visible_tenant(session, principal, tenant, Action.CREDENTIALS_READ)
+    instance = instances.get_instance(session, row, name)
+    given = credentials.read_credentials(session, instance, target_for=_target_for(request))
+    audit.record(
+        session,
+        context,
+        action="instance.credentials.read",
+        resource=f"instance:{row.slug}/{instance.name}",
+        tenant_id=row.id,
+        details={"secret": given.secret, "namespace": given.namespace},
+    )
+    session.commit()
+    answer = schemas.InstanceCredentials(
+        username=given.username,
+        password=given.password,
+        secret=given.secret,
+        namespace=given.namespace,
+        note=given.note,
+    )
+    return views.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{name}/credentials/rotate", status_code=202, response_model=schemas.InstancePublic)
+def rotate_credentials(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    wake_worker: WakeWorkerDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> schemas.InstancePublic:
+    """Replace the administrator credential: a new generation the reconciler applies (the
+    answer is the instance, never a credential: safe to replay with ``Idempotency-Key``)."""
+    row = visible_tenant(session, principal, tenant, Action.CREDENTIALS_WRITE)
+    instance = instances.get_instance(session, row, name)
+    change = credentials.rotate(session, instance, expected_generation=parse_if_match(if_match))
+    return _answer(
+        session, context, row, change, "instance.credentials.rotate", response, wake_worker
     )

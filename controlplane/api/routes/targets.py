@@ -38,6 +38,9 @@ def create_target(
     principal.check(Action.TARGET_WRITE)
     config = body.config.model_dump(mode="json")
     kind = TargetKind(config.pop("kind"))
+    for optional in ("observe_kubeconfig", "observe_context", "tls_issuer"):
+        if config.get(optional, "") is None:
+            del config[optional]  # stored only when given
     check_config(kind, config)
     target = placement.create_target(
         session,

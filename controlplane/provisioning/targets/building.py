@@ -12,13 +12,16 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.provisioning.models import Target, TargetKind
 from controlplane.provisioning.targets import StackTarget
 from controlplane.provisioning.targets.gitops import GitOpsTarget
 from controlplane.provisioning.targets.sealing import Sealer
+
+if TYPE_CHECKING:
+    from controlplane.kube.target import KubeTarget
 
 TargetFactory = Callable[[Target], StackTarget]
 
@@ -40,6 +43,7 @@ def build_target(row: Target) -> StackTarget:
             name=row.name,
             sealer=sealer,
             git_commit=bool(config.get("git_commit", False)),
+            observer=_observer(row.name, config),
         )
     if row.kind == TargetKind.KUBERNETES:
         from controlplane.provisioning.targets.kubernetes import KubernetesTarget
@@ -51,6 +55,17 @@ def build_target(row: Target) -> StackTarget:
     )
 
 
+def _observer(name: str, config: Mapping[str, Any]) -> KubeTarget | None:
+    """Read access to the cluster a GitOps target feeds (``observe_kubeconfig``), if given."""
+    kubeconfig = config.get("observe_kubeconfig")
+    if not kubeconfig:
+        return None
+    from controlplane.provisioning.targets.kubernetes import KubernetesTarget
+
+    observing = {"kubeconfig": kubeconfig, "context": config.get("observe_context")}
+    return KubernetesTarget.from_config(name, observing).port
+
+
 def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
     """Refuse, before it is stored, a target config that could never be built.
 
@@ -59,27 +74,73 @@ def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
     cluster that has a server. Nothing of the file is echoed: it may hold credentials, or
     not be a kubeconfig at all (``/etc/shadow``). Credentials are not loaded here, so no
     ``exec`` plugin runs. GitOps paths are checked by ``placement.create_target``.
+    ``tls_issuer`` (either kind) must name a ClusterIssuer by a DNS-1123 subdomain.
     """
+    _check_tls_issuer(config.get("tls_issuer"))
+    if kind == TargetKind.GITOPS:
+        if config.get("observe_context") and not config.get("observe_kubeconfig"):
+            raise InvalidInput(
+                "observe_context needs observe_kubeconfig.",
+                errors=[ErrorItem("config.observe_context", "needs observe_kubeconfig")],
+                hint="Give --observe-kubeconfig FILE with --observe-context NAME.",
+            )
+        if config.get("observe_kubeconfig"):
+            _check_kubeconfig(
+                config.get("observe_kubeconfig"),
+                config.get("observe_context"),
+                ("config.observe_kubeconfig", "config.observe_context"),
+                "Give --observe-kubeconfig a kubeconfig file readable by the control plane's "
+                "server and --observe-context one of its contexts "
+                "(`kubectl config get-contexts --kubeconfig FILE`).",
+            )
+        return
     if kind != TargetKind.KUBERNETES or config.get("in_cluster"):
         return
+    _check_kubeconfig(
+        config.get("kubeconfig"),
+        config.get("context"),
+        ("config.kubeconfig", "config.context"),
+        "Give --kubeconfig a kubeconfig file readable by the control plane's server and "
+        "--kube-context one of its contexts (`kubectl config get-contexts --kubeconfig FILE`), "
+        "or use --in-cluster.",
+    )
+
+
+def _check_tls_issuer(given: Any) -> None:
+    """``{"kind": "ClusterIssuer", "name": NAME}`` or absent (see rendering/tls.py)."""
+    if given is None:
+        return
+    from controlplane.rendering.tls import ISSUER_KINDS, valid_name
+
+    hint = "Give --tls-cluster-issuer the name of a cert-manager ClusterIssuer, e.g. letsencrypt."
+    if not isinstance(given, Mapping) or given.get("kind", "ClusterIssuer") not in ISSUER_KINDS:
+        raise InvalidInput(
+            "tls_issuer must be a cert-manager ClusterIssuer.",
+            errors=[ErrorItem("config.tls_issuer.kind", "must be ClusterIssuer")],
+            hint=hint,
+        )
+    if not valid_name(given.get("name")):
+        raise InvalidInput(
+            "The TLS issuer name is not a DNS-1123 subdomain.",
+            errors=[ErrorItem("config.tls_issuer.name", "must be a DNS-1123 subdomain")],
+            hint=hint,
+        )
+
+
+def _check_kubeconfig(given: Any, context: Any, fields: tuple[str, str], hint: str) -> None:
+    """The kubeconfig exists, parses and has the context (or a current one) with a server."""
     from kubernetes.config.kube_config import (
         KUBE_CONFIG_DEFAULT_LOCATION,
         KubeConfigLoader,
         KubeConfigMerger,
     )
 
-    given = config.get("kubeconfig")
-    context = config.get("context")
+    kube_field, context_field = fields
     where = f"file {given!r}" if given else "the server's default kubeconfig file"
-    hint = (
-        "Give --kubeconfig a kubeconfig file readable by the control plane's server and "
-        "--kube-context one of its contexts (`kubectl config get-contexts --kubeconfig FILE`), "
-        "or use --in-cluster."
-    )
     if given and not _is_file(given):
         raise InvalidInput(
             f"There is no kubeconfig file {given!r} on the server.",
-            errors=[ErrorItem("config.kubeconfig", "no such file on the server")],
+            errors=[ErrorItem(kube_field, "no such file on the server")],
             hint=hint,
         )
     try:
@@ -92,7 +153,7 @@ def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
         # Not chained: a YAML error quotes the file, and the cause would reach the logs.
         raise InvalidInput(
             f"The {where} cannot be read as a kubeconfig.",
-            errors=[ErrorItem("config.kubeconfig", "not a readable kubeconfig")],
+            errors=[ErrorItem(kube_field, "not a readable kubeconfig")],
             hint=hint,
         ) from None
     # The merger wraps each list item in a ConfigNode (its ``value`` is the plain dict).
@@ -101,7 +162,7 @@ def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
     if context is not None and context not in names:
         raise InvalidInput(
             f"The kubeconfig {where} has no context {context!r}.",
-            errors=[ErrorItem("config.context", "no such context in the kubeconfig")],
+            errors=[ErrorItem(context_field, "no such context in the kubeconfig")],
             hint=hint,
         )
     try:
@@ -112,7 +173,7 @@ def check_config(kind: TargetKind, config: Mapping[str, Any]) -> None:
         if not cluster or not cluster["server"]:
             raise ValueError("no server")
     except Exception:
-        field = "config.context" if context is None else "config.kubeconfig"
+        field = context_field if context is None else kube_field
         raise InvalidInput(
             f"The kubeconfig {where} has no usable "
             + ("current context" if context is None else f"cluster for context {context!r}")

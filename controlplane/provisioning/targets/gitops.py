@@ -36,7 +36,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml_rs
 
@@ -51,6 +51,9 @@ from controlplane.provisioning.targets import (
 )
 from controlplane.provisioning.targets.sealing import Sealer
 from controlplane.rendering.naming import object_id
+
+if TYPE_CHECKING:
+    from controlplane.kube.target import KubeTarget
 
 KUSTOMIZATION = "kustomization.yaml"
 _HEADER = re.compile(rb"^# city-platform: id=(\S+) digest=(\S+) sha256=([0-9a-f]{64})\n")
@@ -139,12 +142,27 @@ class GitOpsTarget:
         name: str = "gitops",
         sealer: Sealer | None = None,
         git_commit: bool = False,
+        observer: KubeTarget | None = None,
     ) -> None:
         self.name = name
         self.root = root
         self.sealer = sealer
         self.git_commit = git_commit
+        #: Read access to the cluster the GitOps controller applies to (``observe_kubeconfig``);
+        #: without it the target cannot tell whether anything runs, so it settles at Committed.
+        self.observer = observer
         self._git_lock = threading.Lock()
+
+    @property
+    def observes(self) -> bool:
+        return self.observer is not None
+
+    def _relative(self, path: Path) -> str:
+        """A path as the tenant may see it: relative to the GitOps root, never the server's."""
+        try:
+            return path.relative_to(self.root).as_posix() or "."
+        except ValueError:
+            return path.name
 
     # -- layout
     def folder(self, tenant: str, instance: str) -> Path:
@@ -221,9 +239,11 @@ class GitOpsTarget:
                 report.written.append(KUSTOMIZATION)
             return report
         except OSError as exc:
+            where = self._relative(folder)
             raise TargetError(
-                f"Cannot write the GitOps folder {folder}: {exc.strerror or exc}.",
-                errors=[ErrorItem(str(folder), str(exc))],
+                f"GitOps target {self.name!r}: cannot write the folder {where}: "
+                f"{exc.strerror or type(exc).__name__}.",
+                errors=[ErrorItem(where, exc.strerror or type(exc).__name__)],
                 hint="Check that the target path exists, is writable and the disk is not full.",
             ) from exc
 
@@ -344,14 +364,72 @@ class GitOpsTarget:
             drift.add(KUSTOMIZATION)
         return drift
 
+    def folder_digest(self, tenant: str, instance: str) -> str:
+        """``sha256:`` over the instance folder's file names and bytes (what was committed)."""
+        folder = self.folder(tenant, instance)
+        digest = hashlib.sha256()
+        try:
+            names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            data = _read(os.path.join(folder, name))
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return f"sha256:{digest.hexdigest()}"
+
     def readiness(self, stack: Stack) -> Readiness:
+        where = self._relative(self.folder(stack.tenant, stack.instance))
+        digest = self.folder_digest(stack.tenant, stack.instance)
+        short = digest[: len("sha256:") + 12] + "…"
+        if self.observer is None:
+            return Readiness(
+                ready=True,
+                external=True,
+                messages=(
+                    f"Committed to the GitOps repository as {where} ({short}); a GitOps "
+                    "controller (Argo CD or Flux) applies it. This target does not observe "
+                    "the cluster, so the platform cannot tell whether it runs.",
+                ),
+            )
+        return self._observe(stack, short)
+
+    def _observe(self, stack: Stack, short: str) -> Readiness:
+        """Readiness read from the cluster the GitOps controller applies to (read only)."""
+        from controlplane.kube.readiness import WORKLOAD_KINDS, evaluate
+        from controlplane.provisioning.targets.kubernetes import _Translated
+
+        assert self.observer is not None
+        missing: list[str] = []
+        waiting: list[str] = []
+        failed = False
+        with _Translated(self.name):
+            for oid in stack.digests:
+                kind = oid.rsplit("/", 2)[-2]
+                live = self.observer.get(stack.namespace, oid)
+                if live is None:
+                    missing.append(oid)
+                elif kind in WORKLOAD_KINDS:
+                    verdict = evaluate(oid, kind, live)
+                    if not verdict.ready:
+                        waiting.append(f"{oid}: {verdict.message}")
+                        failed |= verdict.failed
+        if missing:
+            shown = ", ".join(missing[:3]) + ("…" if len(missing) > 3 else "")
+            return Readiness(
+                ready=False,
+                messages=(
+                    f"Committed ({short}); waiting for the GitOps controller to apply it "
+                    f"({len(missing)} object(s) not on the cluster yet: {shown}).",
+                ),
+            )
+        if waiting:
+            return Readiness(ready=False, messages=tuple(waiting), failed=failed)
         return Readiness(
             ready=True,
-            external=True,
-            messages=(
-                f"Written to {self.folder(stack.tenant, stack.instance)}; the GitOps "
-                "controller (Argo CD or Flux) applies it to the cluster.",
-            ),
+            messages=(f"Committed ({short}) and applied: all workloads are ready.",),
         )
 
     def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
@@ -363,8 +441,9 @@ class GitOpsTarget:
             self._refresh_roots(tenant)  # drops the entry; the tenant folder once empty
         except OSError as exc:
             raise TargetError(
-                f"Cannot update the GitOps listings in {self.root}: {exc.strerror or exc}.",
-                errors=[ErrorItem(str(self.root), str(exc))],
+                f"GitOps target {self.name!r}: cannot update the folder listings: "
+                f"{exc.strerror or type(exc).__name__}.",
+                errors=[ErrorItem(self._relative(self.root / tenant), exc.strerror or "")],
                 hint="Check that the target path exists, is writable and the disk is not full.",
             ) from exc
 
@@ -390,7 +469,8 @@ class GitOpsTarget:
                 stderr = getattr(exc, "stderr", b"") or b""
                 reason = stderr.decode(errors="replace").strip() or str(exc)
                 raise TargetError(
-                    f"git commit in {self.root} failed: {reason}",
+                    f"GitOps target {self.name!r}: git commit failed: "
+                    f"{reason.replace(str(self.root), '<gitops root>')}",
                     hint="Check that git is installed and the GitOps path is a usable work tree.",
                 ) from exc
 

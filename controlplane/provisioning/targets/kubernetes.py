@@ -192,6 +192,19 @@ class KubernetesTarget:
             )
         return Deletion(gone=False, message=message)
 
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The decoded ``data`` of one live Secret, or None when it does not exist (yet).
+
+        For handing credentials over: callers must not log or store the values."""
+        import base64
+
+        with _Translated(self.name):
+            live = self.port.get(namespace, f"v1/Secret/{name}")
+        if live is None:
+            return None
+        data = live.get("data") or {}
+        return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+
     def flush(self, message: str) -> None:
         return None
 
