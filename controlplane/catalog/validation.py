@@ -8,7 +8,9 @@ valid defaults, a complete ``shared_cost``, no YAML that YAML 1.1 and 1.2 read d
 in catalogue files and templates (``catalog.yaml_traps``) — and then renders every
 version x plan with default parameters, reports what the renderer finds, and compares the
 renders of every plan change and upgrade for fields the apiserver refuses to change
-(``catalog.transitions``). It never stops at the first problem: a catalogue author gets
+(``catalog.transitions``), and checks what the file says about the stack against what it
+renders (:func:`check_rendered`: network components, entry points, admin credentials). It
+never stops at the first problem: a catalogue author gets
 the whole list in one run. Publishing runs the same checks (:func:`check_services`).
 
 The renderer sits in a layer above the catalogue (``rendering`` imports ``catalog``), so
@@ -223,6 +225,10 @@ def _check_service(
                     seen.add((item.location, item.message))
                     location = f"{prefix}: {item.location}" if item.location else prefix
                     errors.append(ErrorItem(location, item.message))
+        first = renders.get((index, definition.plans[0].name))
+        if first is not None:
+            prefix = f"{where}: versions[{index}] {version.version}"
+            errors.extend(_item(prefix, key, msg) for key, msg in check_rendered(release, first))
     if check_update is not None:
         # Plan changes and upgrades re-apply the objects: an immutable field that differs
         # between two renders is a 422 from the apiserver halfway through the change.
@@ -230,6 +236,119 @@ def _check_service(
         errors.extend(_item(where, key, msg) for key, msg in transitions.problems)
         report.plan_changes += transitions.plan_changes
         report.upgrades += transitions.upgrades
+
+
+_WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
+_COMPONENT = "app.kubernetes.io/component"
+
+
+def check_rendered(release: ServiceRelease, objects: Objects) -> Iterator[Problem]:
+    """What the catalogue file says about the stack, against what one render of it holds.
+
+    - every ``network`` component is the ``app.kubernetes.io/component`` label of a
+      workload's pods (else its network policy selects nothing: the traffic is refused);
+    - every entry point's host and path are routed by an Ingress rule;
+    - the admin credentials' Secret has the declared keys.
+    """
+    components = {c for obj in objects if (c := _pod_component(obj))}
+    named = [
+        *(
+            (f"network.ingress[{i}]", rule.component)
+            for i, rule in enumerate(release.network.ingress)
+        ),
+        *(
+            (f"network.egress[{i}]", rule.component)
+            for i, rule in enumerate(release.network.egress)
+        ),
+    ]
+    for key, component in named:
+        if component not in components:
+            yield (
+                f"{key}.component",
+                f"{component!r} labels no workload's pods "
+                f"(the stack's components: {', '.join(sorted(components)) or 'none'})",
+            )
+    routes = _ingress_routes(objects)
+    hosts = {host for host, _ in routes}
+    for i, entry in enumerate(release.entry_points):
+        # The instance's host is whichever host the prefix completes (hosts are unique).
+        served = any(
+            host == entry.host_prefix + base and _routed(entry.path, paths)
+            for base in hosts
+            for host, paths in routes
+        )
+        if not served:
+            yield (
+                f"entry_points[{i}]",
+                f"no Ingress routes {entry.host_prefix}<host>{entry.path} "
+                f"(the Ingress hosts: {', '.join(sorted(hosts)) or 'none'})",
+            )
+    credentials = release.credentials()
+    if credentials is not None:
+        secret = next(
+            (
+                obj
+                for obj in objects
+                if obj.get("kind") == "Secret" and obj["metadata"]["name"] == credentials.secret
+            ),
+            None,
+        )
+        where = (
+            "versions.admin_credentials"
+            if release.version.admin_credentials is not None
+            else "admin_credentials"
+        )
+        if secret is None:
+            yield (f"{where}.secret", f"the stack has no Secret {credentials.secret!r}")
+        else:
+            keys = {*(secret.get("stringData") or {}), *(secret.get("data") or {})}
+            for field_name in ("username_key", "password_key"):
+                wanted = getattr(credentials, field_name)
+                if wanted not in keys:
+                    yield (
+                        f"{where}.{field_name}",
+                        f"Secret {credentials.secret!r} has no key {wanted!r} "
+                        f"(it has: {', '.join(sorted(keys)) or 'none'})",
+                    )
+
+
+def _pod_component(obj: Mapping[str, Any]) -> str | None:
+    if obj.get("kind") not in _WORKLOAD_KINDS:
+        return None
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    value = labels.get(_COMPONENT)
+    return str(value) if value else None
+
+
+def _ingress_routes(objects: Objects) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``(host, [(path, pathType)])`` of every Ingress rule."""
+    routes = []
+    for obj in objects:
+        if obj.get("kind") != "Ingress":
+            continue
+        for rule in (obj.get("spec") or {}).get("rules") or []:
+            paths = ((rule.get("http") or {}).get("paths")) or []
+            routes.append(
+                (
+                    str(rule.get("host", "")),
+                    [(str(p.get("path", "/")), str(p.get("pathType", "Prefix"))) for p in paths],
+                )
+            )
+    return routes
+
+
+def _routed(path: str, paths: list[tuple[str, str]]) -> bool:
+    """Whether an Ingress path list serves ``path`` (Prefix matches whole segments)."""
+    for prefix, kind in paths:
+        if kind == "Exact":
+            if path == prefix:
+                return True
+        elif prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return True
+    return False
 
 
 def _item(where: str, key: str, message: str) -> ErrorItem:
