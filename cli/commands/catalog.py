@@ -246,7 +246,9 @@ def publish(
     Publishing is idempotent: an identical version is 'unchanged'; a changed one is a
     conflict (exit 5), because published versions are immutable. A version whose only
     change is metadata (entry points, admin credentials, forward-only migrations) is
-    'amended': its digest stays. With --file, upload a release built elsewhere.
+    'amended': its digest stays. One whose template source changed but renders the same
+    objects for every plan is 'equivalent': the published release is kept. With --file,
+    upload a release built elsewhere.
 
     Example: cityctl catalog publish keycloak --version 26.0.7
     """
@@ -272,9 +274,15 @@ def publish(
         result = client.call("POST", f"{API}/catalog/publish", json=body, create=True).json()
     items = result["published"]
     counts = Counter(item["outcome"] for item in items)
-    amended = f", {counts['amended']} amended (metadata only)" if counts["amended"] else ""
+    notes = [
+        f"{counts['amended']} amended (metadata only)" if counts["amended"] else "",
+        f"{counts['equivalent']} kept (the source changed, the objects did not)"
+        if counts["equivalent"]
+        else "",
+    ]
+    extra = "".join(f", {note}" for note in notes if note)
     stderr.print(
-        f"Published {counts['created']} new version(s){amended}; {counts['unchanged']} unchanged."
+        f"Published {counts['created']} new version(s){extra}; {counts['unchanged']} unchanged."
     )
     if output is Format.TABLE:
         emit(

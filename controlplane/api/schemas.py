@@ -292,8 +292,9 @@ class PublishedItem(BaseModel):
     service: str
     version: str
     digest: str
-    #: ``amended``: same digest, new metadata (entry points, credentials, migrations).
-    outcome: Literal["created", "unchanged", "amended"]
+    #: ``amended``: same digest, new metadata (entry points, credentials, migrations);
+    #: ``equivalent``: other template source, the same objects: the published one is kept.
+    outcome: Literal["created", "unchanged", "amended", "equivalent"]
 
 
 class PublishResponse(BaseModel):

@@ -7,6 +7,12 @@ only the lifecycle columns (status, support end, message) change, and the releas
 metadata (entry points, where the admin credentials are, forward-only migrations: fields
 the digest leaves out) may be amended by publishing it again.
 
+The catalogue's *source* of a published version may still be reorganised (templates moved
+into shared components, versions sharing one template folder): publishing from the files
+then finds a different digest, renders both releases for every plan, and when every object
+is the same keeps the published release as it is (outcome ``equivalent``). A version whose
+objects differ is refused as before.
+
 Publishing from the catalogue files runs the checks of ``controlplane catalog validate``
 on the services it publishes first (``catalog.validation.check_services``): a catalogue
 that fails validation publishes nothing.
@@ -19,18 +25,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from semver import Version
 from sqlmodel import Session, col, select
 
 from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.loading import Catalog
-from controlplane.catalog.models import ServiceRelease, VersionStatus
+from controlplane.catalog.models import (
+    METADATA_FIELDS,
+    METADATA_VERSION_FIELDS,
+    ServiceRelease,
+    VersionStatus,
+)
 from controlplane.catalog.records import PublishedVersion
 from controlplane.catalog.transitions import UpdateCheck
-from controlplane.catalog.validation import StackCheck, check_services
+from controlplane.catalog.validation import StackCheck, check_services, example_parameters
 from controlplane.db.paging import Page, check_limit, decode_cursor, encode_cursor, str_key
-from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound
+from controlplane.errors import Conflict, ControlPlaneError, ErrorItem, InvalidInput, NotFound
 
 
 class VersionImmutable(Conflict):
@@ -67,6 +79,9 @@ class PublishOutcome(StrEnum):
     UNCHANGED = "unchanged"
     #: Same digest, new metadata (``ServiceRelease.metadata``): stored, digest unchanged.
     AMENDED = "amended"
+    #: Other source (template files, folder), the same objects for every plan: the
+    #: published release is kept unchanged.
+    EQUIVALENT = "equivalent"
 
 
 @dataclass(frozen=True)
@@ -76,10 +91,26 @@ class PublishResult:
 
 
 def publish_release(
-    session: Session, release: ServiceRelease, *, published_by: str | None = None
+    session: Session,
+    release: ServiceRelease,
+    *,
+    published_by: str | None = None,
+    check_stack: StackCheck | None = None,
 ) -> PublishResult:
+    """Publish one release; see the module docstring for what happens to an existing version.
+
+    ``check_stack`` renders a release for one plan (``rendering.catalog_checks``); without
+    it a version whose source changed cannot be shown equivalent and is refused.
+    """
     digest = release.digest
     existing = find_version(session, release.name, release.version.version)
+    if (
+        existing is not None
+        and existing.digest != digest
+        and check_stack is not None
+        and renders_the_same(existing.to_release(), release, check_stack)
+    ):
+        return _keep_equivalent(session, existing, release)
     if existing is not None:
         if existing.digest == digest:
             if existing.to_release().metadata() == release.metadata():
@@ -108,6 +139,56 @@ def publish_release(
     session.add(record)
     session.flush()
     return PublishResult(record, PublishOutcome.CREATED)
+
+
+def _keep_equivalent(
+    session: Session, existing: PublishedVersion, release: ServiceRelease
+) -> PublishResult:
+    """Keep the published bundle; take the candidate's metadata if that changed too."""
+    stored = existing.to_release()
+    if stored.metadata() == release.metadata():
+        return PublishResult(existing, PublishOutcome.EQUIVALENT)
+    version_metadata = {f: getattr(release.version, f) for f in METADATA_VERSION_FIELDS}
+    amended = stored.model_copy(
+        update={
+            **{f: getattr(release, f) for f in METADATA_FIELDS},
+            "version": stored.version.model_copy(update=version_metadata),
+        }
+    )
+    existing.release = amended.model_dump(mode="json")
+    session.add(existing)
+    session.flush()
+    return PublishResult(existing, PublishOutcome.AMENDED)
+
+
+def renders_the_same(
+    published: ServiceRelease, candidate: ServiceRelease, check_stack: StackCheck
+) -> bool:
+    """Whether two releases of one version differ only in their template source.
+
+    Everything but the bundle and its folder must be equal (plans, parameters, images,
+    network …: they are data, compared as data), and every plan must render the same
+    objects with the parameters validation uses.
+    """
+    # Metadata may differ too: it is amended, not compared.
+    source: Any = {
+        "bundle": True,
+        **dict.fromkeys(METADATA_FIELDS, True),
+        "version": {"templates", *METADATA_VERSION_FIELDS},
+    }
+    if published.model_dump(mode="json", exclude=source) != candidate.model_dump(
+        mode="json", exclude=source
+    ):
+        return False
+    parameters = example_parameters(published.parameters)
+    try:
+        return all(
+            list(check_stack(published, plan, parameters))
+            == list(check_stack(candidate, plan, parameters))
+            for plan in published.plans
+        )
+    except ControlPlaneError:
+        return False  # one of them does not render: not the same
 
 
 def publish_from_catalog(
@@ -152,7 +233,10 @@ def publish_from_catalog(
         releases = [catalog.release(service, v.version) for v in definition.versions]
     else:
         releases = [catalog.release(service, version)]
-    return [publish_release(session, r, published_by=published_by) for r in releases]
+    return [
+        publish_release(session, r, published_by=published_by, check_stack=check_stack)
+        for r in releases
+    ]
 
 
 def find_version(session: Session, service: str, version: str) -> PublishedVersion | None:

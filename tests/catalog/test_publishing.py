@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.loading import load_catalog
-from controlplane.catalog.publishing import PublishOutcome, publish_from_catalog
+from controlplane.catalog.publishing import PublishOutcome, VersionImmutable, publish_from_catalog
 from controlplane.catalog.records import PublishedVersion
 from controlplane.db.engine import make_engine
 from controlplane.rendering.catalog_checks import stack_check, update_check
@@ -102,3 +102,63 @@ def test_an_unknown_service_or_version_is_not_found_before_validation(
         publish(session, fixture_catalog, service="nope")
     with pytest.raises(ServiceNotInCatalog):
         publish(session, fixture_catalog, service="demo", version="9.9.9")
+
+
+def _digests(session: Session) -> dict[str, str]:
+    return {r.version: r.digest for r in session.exec(select(PublishedVersion)).all()}
+
+
+def test_a_source_refactoring_that_renders_the_same_keeps_the_published_release(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    publish(session, fixture_catalog)
+    before = _digests(session)
+    bundle_before = (
+        session.exec(select(PublishedVersion).where(PublishedVersion.version == "1.1.0"))
+        .one()
+        .release["bundle"]
+    )
+    # Move version 1.1.0 to another folder and split its web template into a partial:
+    # other source, the same objects.
+    source = fixture_catalog.templates_dir / "demo" / "2"
+    moved = fixture_catalog.templates_dir / "demo" / "v2"
+    source.rename(moved)
+    web = (moved / "10-web.yaml.j2").read_text()
+    head, _, tail = web.partition("---\n")
+    (moved / "_secret.yaml.j2").write_text(head)
+    (moved / "10-web.yaml.j2").write_text('{% include "_secret.yaml.j2" %}---\n' + tail)
+    fixture_catalog.edit(lambda d: d["versions"][1].update(templates="demo/v2"))
+
+    assert publish(session, fixture_catalog) == [
+        PublishOutcome.UNCHANGED,
+        PublishOutcome.EQUIVALENT,
+    ]
+    assert _digests(session) == before
+    row = session.exec(select(PublishedVersion).where(PublishedVersion.version == "1.1.0")).one()
+    assert row.release["bundle"] == bundle_before  # the published source is what renders
+    assert row.release["version"]["templates"] == "demo/2"
+
+
+def test_a_source_change_that_changes_an_object_is_still_refused(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    publish(session, fixture_catalog)
+    fixture_catalog.replace_in_template(
+        WEB, "app.kubernetes.io/component: web\ntype", "app.kubernetes.io/component: web2\ntype"
+    )
+    with pytest.raises(VersionImmutable):
+        publish(session, fixture_catalog)
+
+
+def test_an_equivalent_source_with_new_metadata_is_amended(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    publish(session, fixture_catalog)
+    before = _digests(session)
+    fixture_catalog.replace_in_template(WEB, "kind: Secret\n", "{# a comment #}kind: Secret\n")
+    fixture_catalog.edit(lambda d: d["versions"][1].update(forward_only_migrations=True))
+    assert publish(session, fixture_catalog)[1] == PublishOutcome.AMENDED
+    row = session.exec(select(PublishedVersion).where(PublishedVersion.version == "1.1.0")).one()
+    assert row.digest == before["1.1.0"]
+    assert row.to_release().version.forward_only_migrations is True
+    assert "{# a comment #}" not in row.release["bundle"]["files"]["10-web.yaml.j2"]
