@@ -3,6 +3,7 @@ when they fail: the same YAML traps, renders and refused updates."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,30 @@ def test_an_equivalent_source_with_new_metadata_is_amended(
     assert row.digest == before["1.1.0"]
     assert row.to_release().version.forward_only_migrations is True
     assert "{# a comment #}" not in row.release["bundle"]["files"]["10-web.yaml.j2"]
+
+
+#: The last commit whose catalogue had one template folder per version (before versions
+#: became data): what existing installations have published.
+PER_VERSION_FOLDERS = "6db021d"
+
+
+def test_an_installation_that_published_per_version_folders_republishes_as_equivalent(
+    session: Session, tmp_path: Path
+) -> None:
+    from tests.catalog import golden
+
+    try:
+        golden._catalogue_of(PER_VERSION_FOLDERS, tmp_path)
+    except subprocess.CalledProcessError:
+        pytest.skip(f"commit {PER_VERSION_FOLDERS} is not in this clone's history")
+    check = stack_check("1.33")
+    old = load_catalog(tmp_path / "catalog", tmp_path / "templates")
+    first = publish_from_catalog(session, old, check_stack=check, check_update=update_check)
+    assert {r.outcome for r in first} == {PublishOutcome.CREATED}
+    before = _digests(session)
+
+    again = publish_from_catalog(
+        session, load_catalog(), check_stack=check, check_update=update_check
+    )
+    assert {r.outcome for r in again} == {PublishOutcome.EQUIVALENT}
+    assert _digests(session) == before
