@@ -23,7 +23,7 @@ import yaml_rs
 from controlplane.catalog.models import Plan, ServiceRelease, canonical_json
 from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.rendering import baseline as baseline_module
-from controlplane.rendering import policy
+from controlplane.rendering import policy, traits
 from controlplane.rendering.errors import ManifestInvalid, PolicyViolation, TemplateInvalid
 from controlplane.rendering.naming import (
     CHANGING_LABELS,
@@ -222,13 +222,27 @@ class Renderer:
         tls: TlsIssuer | None = None,
     ) -> RenderedStack:
         secrets: SecretValues = context["secrets"]
-        stack = self._parse(bundle, bundle.render(context))
+        parsed = self._parse(bundle, bundle.render(context))
+        stack = [obj for _, obj in parsed]
+        # The platform's traits (security context, token, resources) before any check.
+        conflicts = traits.apply_traits(
+            parsed,
+            resources=traits.resources_from(context["plan"]),
+            location=bundle.location,
+            source=release.bundle.files,
+        )
+        # A refused trait is reported once, by the template file, not again by the policy.
+        refused = {traits.refused_key(item) for item in conflicts}
 
         where = [f"{obj['kind']}/{obj['metadata']['name']}" for obj in stack]
         allowed_images = frozenset(release.version.images.values())
-        violations: list[ErrorItem] = []
+        violations: list[ErrorItem] = list(conflicts)
         for obj, at in zip(stack, where, strict=True):
-            violations.extend(policy.check_object(obj, at, allowed_images))
+            violations.extend(
+                item
+                for item in policy.check_object(obj, at, allowed_images)
+                if traits.refused_key(item) not in refused
+            )
         if tls is not None:
             stack.extend(with_tls(stack, tls))
 
@@ -297,9 +311,11 @@ class Renderer:
             _texts=texts,
         )
 
-    def _parse(self, bundle: CompiledBundle, files: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """The objects of every rendered file; every problem reported at once."""
-        objects: list[dict[str, Any]] = []
+    def _parse(
+        self, bundle: CompiledBundle, files: list[tuple[str, str]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(file, object)`` of every rendered file; every problem reported at once."""
+        objects: list[tuple[str, dict[str, Any]]] = []
         errors: list[ErrorItem] = []
         for name, text in files:
             try:
@@ -339,7 +355,7 @@ class Renderer:
                         )
                     )
                     continue
-                objects.append(document)
+                objects.append((name, document))
         if errors:
             raise TemplateInvalid(
                 "The templates of this service do not render to Kubernetes objects.",

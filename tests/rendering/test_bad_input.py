@@ -112,15 +112,17 @@ def test_container_without_limits_is_refused(render: RenderFn, release: ServiceR
     assert "cpu and memory limits missing" in item.message
 
 
-def test_missing_run_as_non_root_is_refused(render: RenderFn, release: ServiceRelease):
-    bad = edit(release, "20-worker.yaml.j2", "        runAsNonRoot: true\n", "")
+def test_run_as_root_is_refused(render: RenderFn, release: ServiceRelease):
+    # A missing runAsNonRoot is injected (tests/rendering/test_traits.py); false is refused.
+    bad = edit(release, "20-worker.yaml.j2", "runAsNonRoot: true", "runAsNonRoot: false")
     with pytest.raises(PolicyViolation) as caught:
         render(bad)
     [item] = caught.value.errors
     assert item.location == (
-        "Deployment/worker: spec.template.spec.containers[0].securityContext.runAsNonRoot"
+        "templates/webapp/1/20-worker.yaml.j2:21: "
+        "Deployment/worker: spec.template.spec.securityContext.runAsNonRoot"
     )
-    assert "must be true" in item.message
+    assert "never run as root" in item.message
 
 
 def test_host_path_volume_is_refused(render: RenderFn, release: ServiceRelease):
@@ -144,12 +146,17 @@ def test_privilege_escalation_host_network_and_token_are_refused(
         release,
         "20-worker.yaml.j2",
         "      automountServiceAccountToken: false\n",
-        "      hostNetwork: true\n",
+        "      hostNetwork: true\n      automountServiceAccountToken: true\n",
     )
-    bad = edit(bad, "20-worker.yaml.j2", "allowPrivilegeEscalation: false", "privileged: true")
+    bad = edit(
+        bad,
+        "20-worker.yaml.j2",
+        "allowPrivilegeEscalation: false",
+        "privileged: true\n            allowPrivilegeEscalation: true",
+    )
     with pytest.raises(PolicyViolation) as caught:
         render(bad)
-    locations = {e.location.removeprefix("Deployment/worker: ") for e in caught.value.errors}
+    locations = {e.location.split("Deployment/worker: ")[-1] for e in caught.value.errors}
     assert locations == {
         "spec.template.spec.hostNetwork",
         "spec.template.spec.automountServiceAccountToken",
@@ -311,7 +318,7 @@ def test_unknown_plan(render: RenderFn):
 
 def test_nothing_is_returned_half(renderer: Renderer, release: ServiceRelease):
     bad = edit(release, WEB, "- containerPort: 8080", '- containerPort: "eighty"')
-    bad = edit(bad, "20-worker.yaml.j2", "        runAsNonRoot: true\n", "")
+    bad = edit(bad, "20-worker.yaml.j2", "runAsNonRoot: true", "runAsNonRoot: false")
     with pytest.raises(ManifestInvalid) as caught:
         renderer.render(bad, plan="small", tenant=TENANT, instance=INSTANCE, parameters={})
     # Schema and policy problems of the same render come together.
