@@ -106,7 +106,9 @@ class Catalog:
         index = definition.versions.index(spec)
         where = f"{self.location(name)}: versions[{index}].templates"
         bundle = read_bundle(
-            template_folder(self.templates_dir, spec.templates, location=where), location=where
+            template_folder(self.templates_dir, spec.templates, location=where),
+            location=where,
+            components=self.templates_dir / COMPONENTS_FOLDER,
         )
         return definition.release(spec, bundle)
 
@@ -153,10 +155,15 @@ def service_files(catalog_dir: Path) -> list[Path]:
     )
 
 
-def read_bundle(folder: Path, *, location: str = "") -> TemplateBundle:
-    """All template files below ``folder``, by path relative to it.
+def read_bundle(
+    folder: Path, *, location: str = "", components: Path | None = None
+) -> TemplateBundle:
+    """All template files below ``folder``, by path relative to it, and the shared
+    components they use (from ``components``, as ``_components/<name>.yaml.j2``).
 
     ``location`` is where the folder is named (``catalog/x.yaml: versions[0].templates``).
+    A release carries the components it was published with, so it renders the same
+    whatever happens to ``templates/_components/`` later.
     """
     shown = f"{folder.parent.name}/{folder.name}" if folder.parent.name else str(folder)
     if not folder.is_dir():
@@ -186,7 +193,47 @@ def read_bundle(folder: Path, *, location: str = "") -> TemplateBundle:
                 )
             ],
         )
+    if components is not None:
+        base = components.parent
+        named = folder.relative_to(base) if folder.is_relative_to(base) else Path(folder.name)
+        files.update(_used_components(files, components, named.as_posix()))
     return TemplateBundle(files=files)
+
+
+#: ``component("name", …)`` in a template: a use of ``templates/_components/name.yaml.j2``.
+_COMPONENT_USE = re.compile(r"""\bcomponent\(\s*["']([a-z0-9][a-z0-9-]*)["']""")
+COMPONENTS_FOLDER = "_components"
+
+
+def _used_components(files: dict[str, str], components: Path, folder: str) -> dict[str, str]:
+    """The component files the templates use, and those the components use in turn."""
+    found: dict[str, str] = {}
+    pending = [(name, text) for name, text in files.items()]
+    while pending:
+        user, text = pending.pop()
+        for name in _COMPONENT_USE.findall(text):
+            key = f"{COMPONENTS_FOLDER}/{name}.yaml.j2"
+            if key in found:
+                continue
+            path = components / f"{name}.yaml.j2"
+            if not path.is_file():
+                known = sorted(
+                    p.name.removesuffix(".yaml.j2") for p in components.glob("*.yaml.j2")
+                )
+                where = user if user.startswith(COMPONENTS_FOLDER) else f"{folder}/{user}"
+                raise CatalogInvalid(
+                    f"Template {where} uses the component {name!r}, which does not exist.",
+                    errors=[
+                        ErrorItem(
+                            f"templates/{where}",
+                            f"no component {name!r} in templates/{COMPONENTS_FOLDER}/ "
+                            f"(there are: {', '.join(known) or 'none'})",
+                        )
+                    ],
+                )
+            found[key] = path.read_text(encoding="utf-8")
+            pending.append((key, found[key]))
+    return found
 
 
 def template_folder(templates_dir: Path, folder: str, *, location: str = "") -> Path:

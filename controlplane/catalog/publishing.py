@@ -22,6 +22,7 @@ This module must not know about HTTP, roles or instances.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -168,7 +169,7 @@ def renders_the_same(
 
     Everything but the bundle and its folder must be equal (plans, parameters, images,
     network …: they are data, compared as data), and every plan must render the same
-    objects with the parameters validation uses.
+    objects (in any order) with the parameters validation uses.
     """
     # Metadata may differ too: it is amended, not compared.
     source: Any = {
@@ -183,12 +184,18 @@ def renders_the_same(
     parameters = example_parameters(published.parameters)
     try:
         return all(
-            list(check_stack(published, plan, parameters))
-            == list(check_stack(candidate, plan, parameters))
+            _by_id(check_stack(published, plan, parameters))
+            == _by_id(check_stack(candidate, plan, parameters))
             for plan in published.plans
         )
     except ControlPlaneError:
         return False  # one of them does not render: not the same
+
+
+def _by_id(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], Mapping[str, Any]]:
+    """The objects by apiVersion, kind and name. The order they come in is left out: the
+    published release is kept, so it is the one that keeps rendering in its order."""
+    return {(o["apiVersion"], o["kind"], o["metadata"]["name"]): o for o in objects}
 
 
 def publish_from_catalog(

@@ -35,6 +35,7 @@ import jsonschema_rs
 
 from controlplane.catalog.errors import CatalogInvalid, VersionRangeInvalid
 from controlplane.catalog.loading import (
+    COMPONENTS_FOLDER,
     Catalog,
     display_path,
     read_bundle,
@@ -195,7 +196,9 @@ def _check_service(
         key = f"{where}: versions[{index}].templates"
         try:
             folder = template_folder(catalog.templates_dir, version.templates, location=key)
-            bundles[index] = read_bundle(folder, location=key)
+            bundles[index] = read_bundle(
+                folder, location=key, components=catalog.templates_dir / COMPONENTS_FOLDER
+            )
         except CatalogInvalid as exc:
             errors.extend(exc.errors or [ErrorItem(key, exc.detail)])
             continue

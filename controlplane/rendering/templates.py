@@ -11,6 +11,22 @@ files; each bundle is compiled once (by digest) and kept in a bounded LRU cache.
 Files whose name starts with ``_`` are partials (macros, includes) and render nothing
 on their own.
 
+**Components** (``_components/<name>.yaml.j2``, shared by services and frozen into each
+release's bundle by ``catalog.loading``) are whole objects with typed inputs. A template
+writes ``{{ component("postgres", database="openzaak") }}``; the component's first lines
+declare its inputs as a JSON Schema in a Jinja comment::
+
+    {#- component: postgres
+    inputs:
+      database: {type: string, pattern: "^[a-z][a-z0-9_]*$", description: …}
+    required: [database]
+    -#}
+
+A call is checked against that schema (unknown, missing or mistyped inputs are refused
+with the caller's file and line), the component renders with the caller's context plus
+``inputs``, and its text is inserted as it is: it is template output, not a value. An
+input that the component never reads is refused when the bundle is compiled.
+
 This module must not know about Kubernetes: it returns text per template file.
 """
 
@@ -26,6 +42,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import jinja2.nodes
+import jsonschema_rs
+import yaml_rs
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from controlplane.catalog.models import TemplateBundle
@@ -40,8 +59,20 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+class Composed(str):
+    """The text of a component: template output, inserted as it is (see :func:`emit`)."""
+
+    __slots__ = ()
+
+
 def emit(value: Any) -> str:
-    """The ``finalize`` of the environment: one JSON value per expression."""
+    """The ``finalize`` of the environment: one JSON value per expression.
+
+    The one exception is a component's text (:class:`Composed`): it comes from a template
+    of the bundle, and every value inside it already went through this function.
+    """
+    if type(value) is Composed:
+        return str(value)
     if isinstance(value, jinja2.Undefined):
         # StrictUndefined raises here with the name of what is missing.
         str(value)
@@ -58,7 +89,7 @@ def _not_json(value: Any) -> Any:
 
 def make_environment(bundle: Mapping[str, str]) -> ImmutableSandboxedEnvironment:
     """The one configuration of the sandbox, loading from the bundle's text only."""
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=_BundleLoader(bundle),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -68,6 +99,78 @@ def make_environment(bundle: Mapping[str, str]) -> ImmutableSandboxedEnvironment
         # Every template compiled once; the bundle cache bounds the total.
         cache_size=-1,
     )
+    env.globals["component"] = _Components(bundle)
+    return env
+
+
+COMPONENTS = "_components/"
+_DECLARATION = re.compile(r"\A\{#-?\s*component:[^\n]*\n(.*?)-?#\}", re.DOTALL)
+
+
+class ComponentInputInvalid(jinja2.TemplateRuntimeError):
+    """A component was called with inputs its declaration refuses."""
+
+
+@dataclass(frozen=True)
+class _Declaration:
+    inputs: dict[str, Any]
+    validator: Any  # jsonschema_rs validator of the inputs
+
+
+def declaration(source: str) -> dict[str, Any] | None:
+    """The inputs declaration at the top of a component file, None if it has none."""
+    match = _DECLARATION.match(source)
+    if match is None:
+        return None
+    loaded = yaml_rs.loads(match.group(1))
+    return loaded if isinstance(loaded, dict) else None
+
+
+class _Components:
+    """The ``component(name, **inputs)`` function of one bundle's environment."""
+
+    def __init__(self, bundle: Mapping[str, str]) -> None:
+        self._bundle = bundle
+        self._declarations: dict[str, _Declaration] = {}
+
+    def _declared(self, name: str) -> _Declaration:
+        known = self._declarations.get(name)
+        if known is not None:
+            return known
+        source = self._bundle.get(f"{COMPONENTS}{name}.yaml.j2")
+        if source is None:
+            raise jinja2.TemplateRuntimeError(f"there is no component {name!r}")
+        declared = declaration(source) or {}
+        inputs = dict(declared.get("inputs") or {})
+        schema = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": inputs,
+            "required": list(declared.get("required") or []),
+        }
+        known = _Declaration(inputs=inputs, validator=jsonschema_rs.validator_for(schema))
+        self._declarations[name] = known
+        return known
+
+    @jinja2.pass_context
+    def __call__(self, context: Any, name: str, /, **given: Any) -> Composed:
+        # ``name`` is positional-only, so a component may have an input called ``name``.
+        declared = self._declared(name)
+        problems = [
+            f"{'.'.join(str(p) for p in e.instance_path) or 'inputs'}: {e.message}"
+            for e in declared.validator.iter_errors(given)
+        ]
+        if problems:
+            raise ComponentInputInvalid(
+                f"component {name!r} refuses these inputs: {'; '.join(problems)}"
+            )
+        inputs = {
+            key: given[key] if key in given else spec.get("default")
+            for key, spec in declared.inputs.items()
+            if key in given or "default" in spec
+        }
+        template = context.environment.get_template(f"{COMPONENTS}{name}.yaml.j2")
+        return Composed(template.render({**context.get_all(), "inputs": inputs}))
 
 
 @dataclass(frozen=True)
@@ -78,7 +181,10 @@ class CompiledBundle:
     templates: tuple[tuple[str, jinja2.Template], ...]
 
     def location(self, file: str, line: int | None = None) -> str:
-        where = f"templates/{self.folder}/{file}" if self.folder else file
+        if file.startswith(COMPONENTS):
+            where = f"templates/{file}"  # shared: not the service's folder
+        else:
+            where = f"templates/{self.folder}/{file}" if self.folder else file
         return f"{where}:{line}" if line else where
 
     def render(self, context: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -163,7 +269,9 @@ def compile_bundle(bundle: Mapping[str, str], folder: str) -> CompiledBundle:
             file = (exc.filename or name).removeprefix(_FILE_PREFIX)
             errors.append(ErrorItem(location.location(file, exc.lineno), exc.message or str(exc)))
             continue
-        if not name.rsplit("/", 1)[-1].startswith("_"):
+        if name.startswith(COMPONENTS):
+            errors.extend(_unused_inputs(env, name, bundle[name], location))
+        elif not name.rsplit("/", 1)[-1].startswith("_"):
             compiled.append((name, template))
     if errors:
         raise TemplateInvalid(
@@ -172,6 +280,29 @@ def compile_bundle(bundle: Mapping[str, str], folder: str) -> CompiledBundle:
             hint="Fix the template at the named file and line.",
         )
     return CompiledBundle(folder=folder, templates=tuple(compiled))
+
+
+def _unused_inputs(
+    env: jinja2.Environment, name: str, source: str, location: CompiledBundle
+) -> list[ErrorItem]:
+    """A declared input that the component never reads is a mistake (it changes nothing)."""
+    declared = declaration(source)
+    if declared is None:
+        return [
+            ErrorItem(
+                location.location(name, 1),
+                "a component starts with its inputs declaration ({#- component: NAME … #})",
+            )
+        ]
+    used = {
+        node.attr
+        for node in env.parse(source).find_all(jinja2.nodes.Getattr)
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "inputs"
+    }
+    return [
+        ErrorItem(location.location(name, 1), f"input {key!r} is declared but never used")
+        for key in sorted(set(declared.get("inputs") or {}) - used)
+    ]
 
 
 class BundleCache:
