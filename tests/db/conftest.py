@@ -7,7 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel
 
 from controlplane import migrations
 from controlplane.db.engine import make_engine
@@ -36,3 +38,15 @@ def engine_at(request: pytest.FixtureRequest, tmp_path: Path, revision: str) -> 
         migrations.upgrade(engine, revision)
         yield engine
         engine.dispose()
+
+
+def insert_at_schema(session: Session, row: SQLModel) -> None:
+    """Insert ``row`` with only the columns its table has in the database now.
+
+    Migration tests start from an old revision, while the models have the columns later
+    migrations add; inserting through the ORM would name columns the old table lacks.
+    """
+    table = type(row).__table__  # type: ignore[attr-defined]
+    present = {c["name"] for c in sa.inspect(session.connection()).get_columns(table.name)}
+    values = {k: v for k, v in row.model_dump().items() if k in present}
+    session.execute(sa.insert(table).values(**values))

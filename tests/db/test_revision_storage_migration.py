@@ -18,7 +18,7 @@ from controlplane.catalog.records import PublishedVersion
 from controlplane.db.types import JSONDoc, UTCDateTime
 from controlplane.provisioning.volumes import storage_floor
 from controlplane.tenants.models import Tenant
-from tests.db.conftest import engine_at
+from tests.db.conftest import engine_at, insert_at_schema
 from tests.factories import demo_release
 
 
@@ -38,7 +38,7 @@ def test_existing_revisions_get_their_plans_storage(engine_at_0004: Engine) -> N
     release = release.model_copy(update={"plans": plans})
     tenant = Tenant(slug="gent", name="Gent", nis_code="44021")
     with Session(engine) as session:
-        session.add(tenant)
+        insert_at_schema(session, tenant)
         session.add(
             PublishedVersion(
                 service=release.name,

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from controlplane import migrations
 from controlplane.provisioning.models import Instance, Target, TargetKind
 from controlplane.tenants.models import Tenant
-from tests.db.conftest import engine_at
+from tests.db.conftest import engine_at, insert_at_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,19 +40,13 @@ def _instance(tenant: Tenant, name: str, target: str, **fields: object) -> Insta
     )
 
 
-def _add_at_0006(session: Session, instance: Instance) -> None:
-    """Insert with the columns 0006 has (later migrations add columns to the model)."""
-    later = {"credentials_rotation"}
-    values = {k: v for k, v in instance.model_dump().items() if k not in later}
-    session.execute(sa.insert(Instance.__table__).values(**values))  # type: ignore[attr-defined]
-
-
 def test_tenants_keep_the_targets_they_use(engine_at_0006: Engine) -> None:
     engine = engine_at_0006
     gent = Tenant(slug="gent", name="Gent", nis_code="44021", default_target="prod-gent")
     brugge = Tenant(slug="brugge", name="Brugge", nis_code="31005")
     with Session(engine) as session:
-        session.add_all([gent, brugge])
+        insert_at_schema(session, gent)
+        insert_at_schema(session, brugge)
         for name, is_default in (
             ("local", True),
             ("prod-gent", False),
@@ -62,9 +56,9 @@ def test_tenants_keep_the_targets_they_use(engine_at_0006: Engine) -> None:
         ):
             session.add(Target(name=name, kind=TargetKind.GITOPS, config={}, is_default=is_default))
         session.flush()
-        _add_at_0006(session, _instance(brugge, "web", "shared"))
+        insert_at_schema(session, _instance(brugge, "web", "shared"))
         # Deleted instances grant nothing.
-        _add_at_0006(session, _instance(brugge, "gone", "old", deleted_at=datetime.now(UTC)))
+        insert_at_schema(session, _instance(brugge, "gone", "old", deleted_at=datetime.now(UTC)))
         session.commit()
 
     migrations.upgrade(engine)
