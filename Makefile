@@ -15,7 +15,7 @@ find_python = $(shell for c in $(PYTHON) python3.13 python3.12 python3 \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done)
 
-.PHONY: help venv run test test-fast lint format bench soak clean postgres cluster cluster-down
+.PHONY: help venv run test test-fast lint format bench soak clean postgres cluster cluster-down peppol-rules
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,11 +45,15 @@ cluster: $(STAMP)  ## Build (first time only) and start the local Kubernetes clu
 cluster-down: $(STAMP)  ## Stop the local Kubernetes cluster.
 	@$(PY) -m tests.cluster down
 
+# The official Peppol BIS Billing 3.0 rule sets (Maven artefact), once per version, outside the checkout.
+peppol-rules:  ## Fetch (first time only) the Peppol/CEN validation rules the e-invoice tests run.
+	@bash tests/billing/peppol/fetch.sh >/dev/null
+
 # --dist loadfile: the tests of one module run in order on one worker and share its fixtures.
-test: $(STAMP) postgres cluster  ## Run the whole test suite (unit, real PostgreSQL, real Kubernetes, Helm).
+test: $(STAMP) postgres cluster peppol-rules  ## Run the whole test suite (unit, real PostgreSQL, real Kubernetes, Helm).
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-fast: $(STAMP)  ## Run the tests that need neither PostgreSQL nor the cluster.
+test-fast: $(STAMP) peppol-rules  ## Run the tests that need neither PostgreSQL nor the cluster.
 	$(PY) -m pytest -n 2 --dist loadfile -m "not postgres and not slow and not cluster" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy --strict, import contracts.

@@ -6,11 +6,14 @@ the data directory, so ``controlplane serve`` runs with no cluster and no databa
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from controlplane.identifiers import normalise_enterprise_number, normalise_iban
 
 
 class Settings(BaseSettings):
@@ -53,6 +56,42 @@ class Settings(BaseSettings):
     idempotency_claim_seconds: float = Field(default=300.0, gt=0)
     #: Hours an Idempotency-Key and its answer are kept.
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
+    #: Billing: an instance that ran less than this many hours in its whole life (a trial)
+    #: takes no part in any cost pool (its plan fee stays). 0 counts every instance.
+    #: ``CONTROLPLANE_BILLING_TRIAL_GRACE_HOURS``.
+    billing_trial_grace_hours: float = Field(default=24.0, ge=0)
+
+    #: The supplier on every invoice: the organisation that operates the platform
+    #: (``CONTROLPLANE_SUPPLIER_NAME``, ``…_ENTERPRISE_NUMBER``, ``…_VAT_NUMBER``, ``…_STREET``,
+    #: ``…_POSTAL_CODE``, ``…_CITY``, ``…_COUNTRY``, ``…_IBAN``, ``…_BIC``). The enterprise
+    #: number and IBAN are checked (mod 97) at start-up: a typo stops the server, not a payment.
+    supplier_name: str = ""
+    supplier_enterprise_number: str = ""
+    supplier_vat_number: str = ""
+    supplier_street: str = ""
+    supplier_postal_code: str = ""
+    supplier_city: str = ""
+    supplier_country: str = Field(default="BE", pattern=r"^[A-Z]{2}$")
+    supplier_iban: str = ""
+    supplier_bic: str = Field(default="", pattern=r"^([A-Z0-9]{8}([A-Z0-9]{3})?)?$")
+    #: Days from an invoice's issue date to its due date.
+    invoice_due_days: int = Field(default=30, ge=0, le=365)
+    #: The VAT of a price line without its own VAT rule: a rate in percent, or, when
+    #: ``vat_default_exemption`` (an EN 16931 VATEX code, e.g. ``VATEX-EU-O``) is set, that
+    #: exemption with ``vat_default_exemption_reason``.
+    vat_default_rate: Decimal = Field(default=Decimal("21.00"), ge=0, le=100, decimal_places=2)
+    vat_default_exemption: str = ""
+    vat_default_exemption_reason: str = ""
+
+    @field_validator("supplier_enterprise_number")
+    @classmethod
+    def _enterprise_number(cls, value: str) -> str:
+        return normalise_enterprise_number(value) if value.strip() else ""
+
+    @field_validator("supplier_iban")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        return normalise_iban(value) if value.strip() else ""
 
     def resolved_gitops_root(self) -> Path:
         # An empty variable parses as Path("."): that means "not set", not the working directory.

@@ -1,4 +1,4 @@
-"""`cityctl billing estimate | report | close | reopen | export | closings`.
+"""`cityctl billing estimate | report | close | reopen | export | closings | invoices | invoice`.
 
 Finance reads the statements of a month (every municipality), closes and exports them;
 an operator reopens a closed month; a municipality reads its own statement and asks what
@@ -12,7 +12,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -137,9 +137,22 @@ def report(
     if tenant is not None:
         emit(document.get("lines", []), output, LINE_COLUMNS)
         stderr.print(f"Total: {document.get('totals', {}).get('total')}", highlight=False)
+        _print_flags([document])
         return
     emit(document.get("statements", []), output, SUMMARY_COLUMNS)
     stderr.print(f"Total: {document.get('totals', {}).get('total')}", highlight=False)
+    _print_flags(document.get("statements", []))
+
+
+def _print_flags(statements: list[dict[str, Any]]) -> None:
+    """Say which statements are incomplete (a tenant role only ever gets its own)."""
+    for statement in statements:
+        for flag in statement.get("flags", []):
+            stderr.print(
+                f"{statement.get('tenant', {}).get('slug')}: {flag}; that share is not "
+                "computed until the tenant's data is complete",
+                highlight=False,
+            )
 
 
 @app.command()
@@ -227,6 +240,13 @@ def export(
             help="csv, csv-be (Excel in Belgium: ';' and decimal comma), xlsx or json.",
         ),
     ] = "csv",
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            help="Header language: en (default) or nl (Gemeente, NIS-code, Dienst, …).",
+        ),
+    ] = "en",
     file: Annotated[
         Path | None,
         typer.Option(
@@ -239,7 +259,10 @@ def export(
 ) -> None:
     """Export a month's statements as a file for the finance department.
 
-    Example: cityctl billing export 2025-01 --format xlsx
+    A draft's file name contains "draft" and its figures are computed to the hour stated in
+    the file; a closed month's file name carries its digest prefix.
+
+    Example: cityctl billing export 2025-01 --format xlsx --lang nl
     """
     month = _period(period)
     if file_format not in ("csv", "csv-be", "xlsx", "json"):
@@ -248,11 +271,17 @@ def export(
             exit_code=ExitCode.USAGE,
             hint="Use csv, csv-be, xlsx or json.",
         )
+    if lang not in ("en", "nl"):
+        raise CliError(
+            f"--lang {lang!r} is not an export language.",
+            exit_code=ExitCode.USAGE,
+            hint="Use --lang en or --lang nl.",
+        )
     with state.client() as client:
         response = client.call(
             "GET",
             f"{API}/billing/periods/{seg(month)}/export",
-            params={"format": file_format},
+            params={"format": file_format, "lang": lang},
             headers={"Accept": "*/*"},
         )
     if file is not None and str(file) == "-":
@@ -272,3 +301,80 @@ def export(
         ) from exc
     stderr.print(f"Wrote {file} ({len(response.content)} bytes).")
     typer.echo(str(file))
+
+
+INVOICE_COLUMNS = [
+    ("number", "NUMBER"),
+    ("kind", "KIND"),
+    ("period", "PERIOD"),
+    ("tenant", "TENANT"),
+    ("credits", "CREDITS"),
+    ("issue_date", "ISSUED"),
+    ("due_date", "DUE"),
+    ("total_excl_vat", "EXCL. VAT €"),
+    ("total_vat", "VAT €"),
+    ("total_incl_vat", "INCL. VAT €"),
+    ("payment_reference", "PAYMENT REFERENCE"),
+]
+INVOICE_LINE_COLUMNS = [
+    ("position", "#"),
+    ("description", "DESCRIPTION"),
+    ("quantity", "QUANTITY"),
+    ("unit", "UNIT"),
+    ("unit_price", "UNIT PRICE"),
+    ("vat.rate", "VAT %"),
+    ("vat.category", "VAT CAT."),
+    ("amount", "AMOUNT €"),
+]
+
+
+@app.command()
+def invoices(
+    period: Annotated[
+        str | None, typer.Option("--period", help="Only this month, YYYY-MM.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant (slug).")] = None,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Issued invoices and credit notes, by number (a tenant role: its own tenant's).
+
+    Example: cityctl billing invoices --period 2025-01 --tenant gent
+    """
+    params: dict[str, Any] = {"period": None if period is None else _period(period)}
+    params["tenant"] = tenant
+    with state.client() as client:
+        items = client.list_all(
+            f"{API}/billing/invoices", **{k: v for k, v in params.items() if v is not None}
+        )
+    emit(items, output, INVOICE_COLUMNS, empty="No invoices issued (yet).")
+
+
+@app.command()
+def invoice(
+    number: Annotated[str, typer.Argument(help="The invoice or credit note number.")],
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """One invoice or credit note as issued: parties, lines, VAT per rate, totals, payment.
+
+    Example: cityctl billing invoice 0000000001 -o json
+    """
+    with state.client() as client:
+        document = client.call("GET", f"{API}/billing/invoices/{seg(number)}").json()
+    if output is not Format.TABLE:
+        emit(document, output)
+        return
+    kind = "Credit note" if document["type"] == "credit_note" else "Invoice"
+    customer = document["customer"]
+    stderr.print(
+        f"{kind} {document['number']} — {customer['name']} ({customer['slug']}), period "
+        f"{document['period']}, issued {document['issue_date']}, due {document['due_date']}"
+    )
+    if document.get("credits"):
+        stderr.print(f"Reverses invoice {document['credits']}.")
+    emit(document["lines"], output, INVOICE_LINE_COLUMNS)
+    totals = document["totals"]
+    stderr.print(
+        f"Excl. VAT {totals['excl_vat']} €, VAT {totals['vat']} €, incl. VAT "
+        f"{totals['incl_vat']} €. Pay with {document['payment']['reference']}"
+        + (f" to {document['payment']['iban']}" if document["payment"].get("iban") else "")
+    )

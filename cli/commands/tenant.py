@@ -77,6 +77,16 @@ def create(
         str | None,
         typer.Option("--enterprise-number", help="KBO number for invoices, e.g. 0207.451.227."),
     ] = None,
+    street: Annotated[
+        str | None, typer.Option(help="Postal address for invoices: street and number.")
+    ] = None,
+    postal_code: Annotated[
+        str | None, typer.Option("--postal-code", help="Postal code, e.g. 9000.")
+    ] = None,
+    city: Annotated[str | None, typer.Option(help="City of the postal address.")] = None,
+    country: Annotated[
+        str | None, typer.Option(help="Country code of the address (default BE).")
+    ] = None,
     group: Annotated[
         str | None, typer.Option(help="Billing group, e.g. an intercommunale.")
     ] = None,
@@ -98,6 +108,10 @@ def create(
         "inhabitants": inhabitants,
         "inhabitants_year": inhabitants_year,
         "enterprise_number": enterprise_number,
+        "street": street,
+        "postal_code": postal_code,
+        "city": city,
+        "country": country,
         "group": group,
         "max_instances": max_instances,
         "default_target": default_target,
@@ -120,6 +134,16 @@ def update(
     ] = None,
     enterprise_number: Annotated[
         str | None, typer.Option("--enterprise-number", help="KBO number for invoices.")
+    ] = None,
+    street: Annotated[
+        str | None, typer.Option(help="Postal address for invoices: street and number.")
+    ] = None,
+    postal_code: Annotated[
+        str | None, typer.Option("--postal-code", help="Postal code, e.g. 9000.")
+    ] = None,
+    city: Annotated[str | None, typer.Option(help="City of the postal address.")] = None,
+    country: Annotated[
+        str | None, typer.Option(help="Country code of the address (default BE).")
     ] = None,
     group: Annotated[str | None, typer.Option(help="Billing group.")] = None,
     max_instances: Annotated[
@@ -144,6 +168,10 @@ def update(
         "inhabitants": inhabitants,
         "inhabitants_year": inhabitants_year,
         "enterprise_number": enterprise_number,
+        "street": street,
+        "postal_code": postal_code,
+        "city": city,
+        "country": country,
         "group": group,
         "max_instances": max_instances,
         "max_cpu": max_cpu,

@@ -157,7 +157,15 @@ class MaintenanceWindow(RequestBody):
     end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "06:00"
 
 
-EnterpriseNumber = Annotated[str, Field(pattern=r"^[01][0-9]{3}\.[0-9]{3}\.[0-9]{3}$")]
+#: A KBO/BCE number as people write it (``0207.451.227``, ``0207451227``, ``BE 0207 451 227``);
+#: the tenants domain checks its mod-97 digits and stores the ten digits.
+EnterpriseNumber = Annotated[
+    str, Field(pattern=r"^(BE ?)?[01]?[0-9]{3}[. ]?[0-9]{3}[. ]?[0-9]{3}$", max_length=16)
+]
+Street = Annotated[str, Field(min_length=1, max_length=200)]
+PostalCode = Annotated[str, Field(pattern=r"^[0-9A-Za-z -]{2,10}$")]
+City = Annotated[str, Field(min_length=1, max_length=100)]
+Country = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", max_length=20)
 ]
@@ -172,6 +180,10 @@ class TenantCreate(RequestBody):
     inhabitants: Count | None = None
     inhabitants_year: Year | None = None
     enterprise_number: EnterpriseNumber | None = None
+    street: Street | None = None
+    postal_code: PostalCode | None = None
+    city: City | None = None
+    country: Country = "BE"
     contacts: list[Contact] = []
     group: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     max_instances: Annotated[int, Field(ge=0, le=10_000)] = 20
@@ -186,6 +198,10 @@ class TenantUpdate(RequestBody):
     inhabitants: Count | None = None
     inhabitants_year: Year | None = None
     enterprise_number: EnterpriseNumber | None = None
+    street: Street | None = None
+    postal_code: PostalCode | None = None
+    city: City | None = None
+    country: Country | None = None
     contacts: list[Contact] | None = None
     status: TenantStatusName | None = None
     group: Annotated[str, Field(min_length=1, max_length=100)] | None = None
@@ -204,6 +220,10 @@ class TenantPublic(Response):
     inhabitants: int | None
     inhabitants_year: int | None
     enterprise_number: str | None
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str = "BE"
     contacts: list[dict[str, Any]] | None
     status: TenantStatusName
     group: str | None

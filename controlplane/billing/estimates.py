@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from controlplane.billing.errors import InhabitantsMissing
 from controlplane.billing.models import (
     CostPool,
     PriceList,
@@ -25,7 +26,13 @@ from controlplane.billing.models import (
     UsageKind,
 )
 from controlplane.billing.periods import Period, require_aware
-from controlplane.billing.statements import LineKind, StatementSet, compute_statements
+from controlplane.billing.statements import (
+    DEFAULT_TRIAL_GRACE,
+    LineKind,
+    StatementSet,
+    compute_statements,
+)
+from controlplane.errors import ErrorItem
 
 _ESTIMATE_INSTANCE = "estimate"
 
@@ -83,6 +90,7 @@ def estimate_plan_cost(
     active_tenants: Collection[str] | None = None,
     cpu: Decimal | None = None,
     memory: Decimal | None = None,
+    trial_grace: timedelta = DEFAULT_TRIAL_GRACE,
 ) -> Estimate:
     """Estimate the monthly cost of ``service``/``plan`` for ``tenant`` (see the module doc)."""
     now = require_aware(now, "now")
@@ -111,6 +119,7 @@ def estimate_plan_cost(
         pools=pools,
         now=horizon,
         active_tenants=active_with,
+        trial_grace=trial_grace,
     )
     without = compute_statements(
         period=reference_period,
@@ -120,8 +129,18 @@ def estimate_plan_cost(
         pools=pools,
         now=horizon,
         active_tenants=active_tenants,
+        trial_grace=trial_grace,
     )
     mine = with_it.statement(tenant.slug)
+    if mine.flags:
+        # Its own data is missing: an estimate without its share would be wrong, not lower.
+        raise InhabitantsMissing(
+            detail=f"tenant {tenant.slug} has no inhabitants, so its share of "
+            + ", ".join(mine.flags)
+            + " cannot be estimated",
+            errors=[ErrorItem("inhabitants", "required by an inhabitants or mixed cost pool")],
+            hint=f"cityctl tenant update {tenant.slug} --inhabitants N",
+        )
     plan_fee = sum(
         (line.amount for line in mine.lines if line.instance_id == _ESTIMATE_INSTANCE),
         Decimal("0.00"),

@@ -72,3 +72,11 @@ def fraction_text(value: Fraction) -> str:
     return (
         str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     )
+
+
+def money_text(amount: Decimal) -> str:
+    """The documented money format: plain digits, two decimals, never ``1E+3`` or ``-0.00``."""
+    cents = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    if cents == 0:
+        cents = abs(cents)
+    return f"{cents:f}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -31,6 +31,7 @@ from sqlmodel import select as sm_select
 from controlplane.billing.errors import (
     CostPoolExists,
     CostPoolInvalid,
+    InhabitantsMissing,
     PeriodAlreadyClosed,
     PeriodNotClosed,
     PlanUnknown,
@@ -39,7 +40,8 @@ from controlplane.billing.errors import (
     StatementDigestMismatch,
 )
 from controlplane.billing.estimates import Estimate, estimate_plan_cost
-from controlplane.billing.metering import meter
+from controlplane.billing.invoices import issue_for_closing
+from controlplane.billing.metering import group_by_instance, meter
 from controlplane.billing.models import (
     CostPool,
     PoolKind,
@@ -77,8 +79,9 @@ from controlplane.billing.statements import (
 from controlplane.catalog.models import Plan, SharedCost
 from controlplane.catalog.publishing import version_key
 from controlplane.catalog.records import PublishedVersion
-from controlplane.db.types import UTCDateTime
+from controlplane.db.types import UTCDateTime, utcnow
 from controlplane.errors import ErrorItem
+from controlplane.settings import get_settings
 from controlplane.tenants.models import Tenant, TenantStatus
 
 # Read-only view of provisioning's usage_events table (see the module docstring).
@@ -271,6 +274,11 @@ def parse_period(text: str, now: datetime) -> Period:
     return Period.parse(text, now=now)
 
 
+def trial_grace() -> timedelta:
+    """The operator's trial grace (``CONTROLPLANE_BILLING_TRIAL_GRACE_HOURS``, default 24)."""
+    return timedelta(hours=get_settings().billing_trial_grace_hours)
+
+
 def compute(session: Session, period: Period, now: datetime) -> StatementSet:
     """The draft statements of ``period`` from the current data (month to date if running)."""
     inputs = load_inputs(session, period, now)
@@ -282,6 +290,7 @@ def compute(session: Session, period: Period, now: datetime) -> StatementSet:
         pools=inputs.pools,
         now=now,
         active_tenants=inputs.active,
+        trial_grace=trial_grace(),
     )
 
 
@@ -326,6 +335,8 @@ def close(session: Session, period: Period, *, closed_by: str, now: datetime) ->
         )
     )
     session.flush()
+    # Invoices and credit notes are issued in the closing transaction (own module).
+    issue_for_closing(session, closed, issued_by=closed_by)
     return closed
 
 
@@ -374,6 +385,80 @@ def scoped(statement_set: StatementSet, tenant: str) -> StatementSet:
     )
 
 
+# -- inhabitants needed up front ------------------------------------------------------------
+
+_BY_INHABITANTS = (SharingKey.INHABITANTS, SharingKey.MIXED)
+
+
+def running_services(session: Session, now: datetime) -> dict[str, set[str]]:
+    """tenant slug -> the services it runs an instance of at ``now`` (from the usage events)."""
+    slugs = {r.id: r.slug for r in session.exec(sm_select(Tenant)).all()}
+    events = load_events(session, now, load_catalogue(session), slugs)
+    result: dict[str, set[str]] = {}
+    for items in group_by_instance(events).values():
+        if items[-1].kind is not UsageKind.STOPPED:
+            result.setdefault(items[-1].tenant, set()).add(items[-1].service)
+    return result
+
+
+def _pools_by_inhabitants(session: Session, now: datetime) -> list[CostPool]:
+    period = Period.containing(now)
+    pools = load_pools(session, period, load_catalogue(session))
+    return [p for p in pools if p.key in _BY_INHABITANTS]
+
+
+def check_inhabitants_kept(session: Session, tenant: Tenant, now: datetime) -> None:
+    """Refuse to leave ``tenant`` without inhabitants while it takes part in such a pool.
+
+    It takes part when it runs an instance of a service whose pool has an inhabitants or
+    mixed key, or of any service when a platform pool has one.
+    """
+    services = running_services(session, now).get(tenant.slug, set())
+    if not services:
+        return
+    needing = sorted(
+        p.name
+        for p in _pools_by_inhabitants(session, now)
+        if p.kind is PoolKind.PLATFORM or p.service in services
+    )
+    if needing:
+        raise InhabitantsMissing(
+            detail=f"tenant {tenant.slug} runs instances shared by the cost pool(s) "
+            f"{', '.join(needing)} by inhabitants; it cannot be left without inhabitants",
+            errors=[
+                ErrorItem(
+                    "inhabitants",
+                    "required while the tenant takes part in an inhabitants or mixed cost pool",
+                )
+            ],
+            hint=f"cityctl tenant update {tenant.slug} --inhabitants N",
+        )
+
+
+def _check_pool_members_have_inhabitants(session: Session, pool: CostPool) -> None:
+    if pool.key not in _BY_INHABITANTS:
+        return
+    # Who takes part: the tenants running the service now (service pool), or the active
+    # tenants and every tenant running something (platform pool).
+    rows = session.exec(sm_select(Tenant)).all()
+    running = running_services(session, utcnow())
+    if pool.kind is PoolKind.SERVICE:
+        members = [r for r in rows if pool.service in running.get(r.slug, set())]
+    else:
+        members = [r for r in rows if r.status == TenantStatus.ACTIVE or r.slug in running]
+    missing = sorted(r.slug for r in members if r.inhabitants is None)
+    if missing:
+        raise CostPoolInvalid(
+            detail=f"cost pool {pool.name!r} shares by {pool.key_label}, but tenant(s) "
+            f"{', '.join(missing)} taking part in it have no inhabitants",
+            errors=[
+                ErrorItem("key", f"needs the inhabitants of {', '.join(missing)}"),
+            ],
+            hint=f"cityctl tenant update {missing[0]} --inhabitants N (for each), "
+            "or give the pool the equal or usage key",
+        )
+
+
 # -- estimates -----------------------------------------------------------------------------
 
 
@@ -400,6 +485,7 @@ def estimate(
         active_tenants=inputs.active,
         cpu=requests[0],
         memory=requests[1],
+        trial_grace=trial_grace(),
     )
 
 
@@ -565,6 +651,8 @@ def add_pool(
         limit=Decimal(100),
         error=CostPoolInvalid,
     )
+    if effective_from.day == 1:
+        _check_pool_members_have_inhabitants(session, pool)
     if effective_from.day != 1:
         raise CostPoolInvalid(
             detail=f"cost pool {name!r}: effective_from {effective_from} is not the first day "
@@ -673,6 +761,7 @@ def _line(data: dict[str, Any]) -> StatementLine:
         unit_price=Decimal(data["unit_price"]),
         amount=Decimal(data["amount"]),
         exact_share=Fraction(data["exact_share"]),
+        flag=data.get("flag"),
     )
 
 

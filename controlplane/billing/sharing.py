@@ -36,6 +36,10 @@ class Member:
 
     tenant: TenantInfo
     usage: Fraction | None = None
+    #: The part of the period the member took part in the pool (days used / days in the
+    #: month, see ``statements``); 1 for a full month. Equal, inhabitants and mixed keys
+    #: multiply the member's weight by it, then renormalise so the shares still sum to 1.
+    presence: Fraction = Fraction(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ def exact_shares(pool: CostPool, members: Sequence[Member]) -> dict[str, tuple[F
         return {}
     key = pool.key
     n = len(members)
+    if key is not SharingKey.USAGE and any(m.presence != 1 for m in members):
+        return _prorated_shares(pool, members)
     if key is SharingKey.EQUAL:
         one, equal = Fraction(1), Fraction(1, n)
         return {m.tenant.slug: (one, equal) for m in members}
@@ -75,7 +81,7 @@ def exact_shares(pool: CostPool, members: Sequence[Member]) -> dict[str, tuple[F
     if total_inhabitants == 0:
         raise InhabitantsMissing(
             detail=f"cost pool {pool.name!r} ({pool.key_label}) is shared by tenants with 0 "
-            "inhabitants in total: " + ", ".join(sorted(inhabitants)),
+            f"inhabitants in total ({n} members)",
             hint="fix the tenants' inhabitants in their master data, or use another key",
         )
     if key is SharingKey.INHABITANTS:
@@ -93,6 +99,41 @@ def exact_shares(pool: CostPool, members: Sequence[Member]) -> dict[str, tuple[F
             for slug, w in inhabitants.items()
         }
     raise CostPoolInvalid(detail=f"cost pool {pool.name!r}: unknown sharing key {key!r}")
+
+
+def _prorated_shares(
+    pool: CostPool, members: Sequence[Member]
+) -> dict[str, tuple[Fraction, Fraction]]:
+    """Equal/inhabitants/mixed shares when some members took part only part of the month.
+
+    With f the presence and w the inhabitants: equal f / sum(f); inhabitants w f / sum(w f);
+    mixed alpha f / sum(f) + (1 - alpha) w f / sum(w f). The weight kept for audit is f
+    (equal) or w f. With every f = 1 this is exactly the unprorated key.
+    """
+    presence = {m.tenant.slug: m.presence for m in members}
+    if any(f <= 0 for f in presence.values()):
+        raise CostPoolInvalid(detail=f"cost pool {pool.name!r}: a member with no presence")
+    total_presence = sum(presence.values(), Fraction(0))
+    equal = {slug: f / total_presence for slug, f in presence.items()}
+    if pool.key is SharingKey.EQUAL:
+        return {slug: (presence[slug], equal[slug]) for slug in presence}
+    weighted = {m.tenant.slug: _inhabitants(pool, m.tenant) * m.presence for m in members}
+    total = sum(weighted.values(), Fraction(0))
+    if total == 0:
+        raise InhabitantsMissing(
+            detail=f"cost pool {pool.name!r} ({pool.key_label}) is shared by tenants with 0 "
+            "inhabitants in total",
+            hint="fix the tenants' inhabitants in their master data, or use another key",
+        )
+    by_inhabitants = {slug: w / total for slug, w in weighted.items()}
+    if pool.key is SharingKey.INHABITANTS:
+        return {slug: (weighted[slug], by_inhabitants[slug]) for slug in weighted}
+    assert pool.equal_percent is not None  # CostPool checks this
+    alpha = Fraction(pool.equal_percent) / 100
+    return {
+        slug: (weighted[slug], alpha * equal[slug] + (1 - alpha) * by_inhabitants[slug])
+        for slug in weighted
+    }
 
 
 def _on_common_denominator(weights: dict[str, Fraction]) -> dict[str, int]:

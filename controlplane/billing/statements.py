@@ -19,7 +19,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, Inexact
 from enum import StrEnum
 from fractions import Fraction
@@ -34,17 +34,19 @@ from controlplane.billing.errors import (
     StatementDigestMismatch,
     TenantInvalid,
 )
-from controlplane.billing.metering import UsageInterval, meter
+from controlplane.billing.metering import UsageInterval, group_by_instance, meter
 from controlplane.billing.models import (
     CostPool,
     PoolKind,
     PriceList,
+    SharingKey,
     TenantInfo,
     UsageEvent,
+    UsageKind,
     UsageMeasure,
 )
 from controlplane.billing.money import fraction_text, from_cents
-from controlplane.billing.periods import MICROSECOND, Period, require_aware
+from controlplane.billing.periods import BRUSSELS, MICROSECOND, Period, require_aware
 from controlplane.billing.sharing import Member, Share, allocate
 from controlplane.catalog.models import canonical_json
 from controlplane.errors import NotFound
@@ -53,6 +55,11 @@ CURRENCY = "EUR"
 #: Decimals of a displayed quantity (the exact share is kept next to it).
 QUANTITY_PLACES = 6
 _HOUR_US = 3_600_000_000
+_FULL = Fraction(1)
+#: An instance that ran less than this in its whole life (a trial) takes no part in any pool.
+DEFAULT_TRIAL_GRACE = timedelta(hours=24)
+#: The flag on a tenant's pool line when its share could not be computed.
+INHABITANTS_MISSING_FLAG = "incomplete: inhabitants missing"
 
 
 class LineKind(StrEnum):
@@ -87,9 +94,12 @@ class StatementLine:
     unit_price: Decimal
     amount: Decimal
     exact_share: Fraction
+    #: Why this line is not a normal line (e.g. ``incomplete: inhabitants missing``: the
+    #: tenant's share of the pool was not computed); ``None`` for a normal line.
+    flag: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "kind": str(self.kind),
             "service": self.service,
             "instance_id": self.instance_id,
@@ -103,6 +113,9 @@ class StatementLine:
             "amount": str(self.amount),
             "exact_share": fraction_text(self.exact_share),
         }
+        if self.flag is not None:  # only when set: documents closed before stay as they were
+            body["flag"] = self.flag
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +159,14 @@ class Statement:
     def total(self) -> Decimal:
         return self.totals.total
 
+    @property
+    def flags(self) -> list[str]:
+        """What is incomplete on this statement (one text per flagged line), in line order."""
+        return [f"{line.flag} (pool {line.pool})" for line in self.lines if line.flag]
+
     def as_dict(self) -> dict[str, Any]:
         t = self.tenant
-        return {
+        body: dict[str, Any] = {
             "tenant": {
                 "slug": t.slug,
                 "name": t.name,
@@ -161,6 +179,10 @@ class Statement:
             "totals": self.totals.as_dict(),
             "lines": [line.as_dict() for line in self.lines],
         }
+        if self.flags:
+            body["status"] = "incomplete"
+            body["flags"] = self.flags
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +308,19 @@ def compute_statements(
     pools: Sequence[CostPool] = (),
     now: datetime,
     active_tenants: Collection[str] | None = None,
+    trial_grace: timedelta = DEFAULT_TRIAL_GRACE,
 ) -> StatementSet:
     """The draft statements of ``period`` (month to date if it is still running).
 
     The platform pools are shared by the *active tenants*: by default every tenant with usage
     in the period; pass ``active_tenants`` (slugs) to name them instead (e.g. every tenant with
     status active, so that a tenant without instances still pays its platform share).
+
+    A service pool's equal, inhabitants and mixed shares are prorated by the Brussels calendar
+    days each tenant used the service (:func:`_days_used`); an instance that ran less than
+    ``trial_grace`` in its whole life takes no part in any pool (its plan fee stays). A tenant
+    without inhabitants under an inhabitants or mixed key gets a flagged line instead of a
+    share, and the pool is shared by the other members.
     """
     now = require_aware(now, "now")
     period.ensure_started(now)
@@ -302,7 +331,8 @@ def compute_statements(
         by_slug[tenant.slug] = tenant
     _check_pools(pools)
     until = min(period.end, now)
-    intervals = meter(events, period, until=until)
+    grouped = events if isinstance(events, dict) else group_by_instance(events)
+    intervals = meter(grouped, period, until=until)
     for interval in intervals:
         if interval.tenant not in by_slug:
             raise TenantInvalid(
@@ -315,6 +345,8 @@ def compute_statements(
         lines[tenant_slug].append(line)
 
     usage = _usage_by_tenant(intervals)
+    trials = _trials(grouped, until, trial_grace)
+    days = _days_used([i for i in intervals if i.instance_id not in trials and i.microseconds > 0])
     if active_tenants is None:
         active = sorted(usage)
     else:
@@ -327,9 +359,27 @@ def compute_statements(
         active = sorted(set(active_tenants))
     allocations: list[PoolAllocation] = []
     for pool in sorted(pools, key=lambda p: (p.kind != PoolKind.SERVICE, p.service or "", p.name)):
-        allocation = _allocate_pool(pool, period, by_slug, usage, active)
+        allocation, incomplete = _allocate_pool(pool, period, by_slug, usage, active, days)
         allocations.append(allocation)
         kind = LineKind.SHARED_SERVICE if pool.kind is PoolKind.SERVICE else LineKind.PLATFORM
+        for slug in incomplete:
+            lines[slug].append(
+                StatementLine(
+                    kind=kind,
+                    service=pool.service,
+                    instance_id=None,
+                    plan=None,
+                    pool=pool.name,
+                    start=None,
+                    end=None,
+                    quantity=Decimal("0.000000"),
+                    unit="share",
+                    unit_price=allocation.amount,
+                    amount=Decimal("0.00"),
+                    exact_share=Fraction(0),
+                    flag=INHABITANTS_MISSING_FLAG,
+                )
+            )
         for share in allocation.shares:
             lines[share.tenant].append(
                 StatementLine(
@@ -506,22 +556,76 @@ def _add(total: Decimal | None, value: Decimal | None) -> Decimal | None:
     return None if total is None or value is None else _EXACT.add(total, value)
 
 
+def _trials(grouped: dict[str, list[UsageEvent]], until: datetime, grace: timedelta) -> set[str]:
+    """The instances that ran less than ``grace`` in their whole life (up to ``until``)."""
+    if grace <= timedelta(0):
+        return set()
+    result: set[str] = set()
+    for instance_id, items in grouped.items():
+        lived = timedelta(0)
+        since: datetime | None = None
+        for event in items:
+            if event.at >= until:
+                break
+            if since is None and event.kind is not UsageKind.STOPPED:
+                since = event.at
+            elif since is not None and event.kind is UsageKind.STOPPED:
+                lived += event.at - since
+                since = None
+        if since is not None:
+            lived += until - since
+        if lived < grace:
+            result.add(instance_id)
+    return result
+
+
+def _days_used(intervals: Sequence[UsageInterval]) -> dict[tuple[str, str], set[int]]:
+    """(tenant, service) -> the Brussels calendar days (ordinals) on which an instance ran."""
+    result: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for interval in intervals:
+        first = interval.start.astimezone(BRUSSELS).date().toordinal()
+        last = (interval.end - MICROSECOND).astimezone(BRUSSELS).date().toordinal()
+        result[(interval.tenant, interval.service)].update(range(first, last + 1))
+    return result
+
+
 def _allocate_pool(
     pool: CostPool,
     period: Period,
     tenants: dict[str, TenantInfo],
     usage: dict[str, _Usage],
     active: Sequence[str],
-) -> PoolAllocation:
+    days: dict[tuple[str, str], set[int]],
+) -> tuple[PoolAllocation, list[str]]:
+    """The pool's allocation, and the members left out because their data is missing."""
     amount = from_cents(
         int((pool.monthly_amount * 100).to_integral_value(rounding="ROUND_HALF_UP"))
     )
+    presence: dict[str, Fraction] = {}
     if pool.kind is PoolKind.SERVICE:
-        slugs = sorted(slug for slug, u in usage.items() if u.microseconds.get(pool.service, 0) > 0)
+        assert pool.service is not None  # CostPool checks this
+        in_month = (period.end.astimezone(BRUSSELS).date() - period.first_day).days
+        for slug in sorted(usage):
+            used = len(days.get((slug, pool.service), ()))
+            if used:
+                presence[slug] = _FULL if used >= in_month else Fraction(used, in_month)
+        slugs = sorted(presence)
         note = f"no tenant used {pool.service} in {period}" if not slugs else ""
     else:
         slugs = list(active)
         note = f"no active tenant in {period}" if not slugs else ""
+    incomplete: list[str] = []
+    if pool.key in (SharingKey.INHABITANTS, SharingKey.MIXED):
+        incomplete = [slug for slug in slugs if tenants[slug].inhabitants is None]
+        slugs = [slug for slug in slugs if tenants[slug].inhabitants is not None]
+        if incomplete:
+            # Counted, never named: tenant roles see the pool's note too.
+            note = (
+                f"{len(incomplete)} member(s) without inhabitants: their share is not "
+                "computed; the pool is shared by the members with inhabitants"
+            )
+            if not slugs:
+                note = "no member has inhabitants: the pool is not shared"
     empty = _Usage({}, {}, {})
     members = [
         Member(
@@ -529,11 +633,12 @@ def _allocate_pool(
             usage.get(slug, empty).measure(
                 pool.usage_measure, pool.service if pool.kind is PoolKind.SERVICE else None
             ),
+            presence=presence.get(slug, _FULL),
         )
         for slug in slugs
     ]
     shares = allocate(pool, members)
-    return PoolAllocation(pool=pool, amount=amount, shares=tuple(shares), note=note)
+    return PoolAllocation(pool=pool, amount=amount, shares=tuple(shares), note=note), incomplete
 
 
 def _statement(tenant: TenantInfo, lines: list[StatementLine]) -> Statement:

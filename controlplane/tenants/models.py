@@ -30,8 +30,16 @@ class Tenant(SQLModel, table=True):
     nis_code: str = Field(sa_column=Column(String(5), unique=True, nullable=False))
     inhabitants: int | None = Field(default=None, ge=0)
     inhabitants_year: int | None = None
-    #: KBO/BCE enterprise number, for invoices (``0207.451.227``).
+    #: KBO/BCE enterprise number, for invoices, ten digits (``0207451227``; shown
+    #: ``0207.451.227``).
     enterprise_number: str | None = Field(default=None, max_length=12)
+    #: Postal address, for invoices (``country`` is an ISO 3166-1 alpha-2 code).
+    street: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=10)
+    city: str | None = Field(default=None, max_length=100)
+    country: str = Field(
+        default="BE", sa_column=Column(String(2), nullable=False, server_default="BE")
+    )
     #: Contacts: ``[{"role": "technical", "name": …, "email": …}]``.
     contacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONDoc))
     status: TenantStatus = Field(

@@ -21,6 +21,7 @@ from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem, PreconditionFailed
+from controlplane.identifiers import normalise_enterprise_number
 from controlplane.tenants.errors import TenantExists, TenantInvalid, TenantNotFound
 from controlplane.tenants.models import Tenant, TenantStatus
 from controlplane.tenants.names import (
@@ -40,6 +41,10 @@ UPDATABLE = frozenset(
         "inhabitants",
         "inhabitants_year",
         "enterprise_number",
+        "street",
+        "postal_code",
+        "city",
+        "country",
         "contacts",
         "status",
         "group",
@@ -51,7 +56,7 @@ UPDATABLE = frozenset(
     }
 )
 
-NOT_NULL = frozenset({"name", "status", "max_instances", "max_cpu", "max_memory"})
+NOT_NULL = frozenset({"name", "status", "max_instances", "max_cpu", "max_memory", "country"})
 
 
 def slug_from_name(name: str) -> str:
@@ -96,6 +101,27 @@ def check_nis_code(nis_code: str, location: str = "nis_code") -> None:
             f"{nis_code!r} is not a NIS code.",
             errors=[ErrorItem(location, "a NIS code is five digits, e.g. 44021 for Gent")],
         )
+
+
+def checked_enterprise_number(value: str, location: str = "enterprise_number") -> str:
+    """The ten digits of a KBO/BCE number (mod-97 checked), or TenantInvalid naming it."""
+    try:
+        return normalise_enterprise_number(value)
+    except ValueError as exc:
+        raise TenantInvalid(
+            f"{value!r} is not a valid enterprise number.",
+            errors=[ErrorItem(location, str(exc))],
+            hint="Give the KBO/BCE number as on the KBO Public Search, e.g. 0207.451.227.",
+        ) from exc
+
+
+def _checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    checked = dict(fields)
+    if checked.get("enterprise_number"):
+        checked["enterprise_number"] = checked_enterprise_number(checked["enterprise_number"])
+    if checked.get("country"):
+        checked["country"] = str(checked["country"]).upper()
+    return checked
 
 
 def get_tenant(session: Session, slug: str) -> Tenant:
@@ -149,6 +175,7 @@ def create_tenant(
         raise TenantInvalid(
             "Unknown tenant fields.", errors=[ErrorItem(f, "unknown field") for f in unknown]
         )
+    fields = _checked_fields(fields)
     clash = session.exec(
         select(Tenant).where((Tenant.slug == slug) | (Tenant.nis_code == nis_code))
     ).first()
@@ -218,6 +245,7 @@ def update_tenant(
             "These tenant fields cannot be changed.",
             errors=[ErrorItem(f, "cannot be changed") for f in sorted(unknown)],
         )
+    changes = _checked_fields(changes)
     nulled = sorted(k for k in NOT_NULL if k in changes and changes[k] is None)
     if nulled:
         raise TenantInvalid(

@@ -163,6 +163,10 @@ ENDPOINTS = [
         operator_only(),
         body=lambda r: {"reason": "a late usage correction"},
     ),
+    # Invoices: every role lists (tenant roles get their own tenant's only); an invoice
+    # number nobody was issued is not found for anyone (the numbers reveal nothing).
+    Endpoint("GET", f"{BILL}/invoices", everyone()),
+    Endpoint("GET", f"{BILL}/invoices/9999999999", dict.fromkeys(ROLES, HIDDEN)),
     Endpoint("GET", f"{BILL}/prices", everyone()),
     Endpoint(
         "POST",

@@ -193,8 +193,19 @@ def test_a_closed_period_never_changes(client: TestClient, billed: World, engine
     assert frozen["status"] == "closed"
     assert frozen["digest"].startswith("sha256:")
 
-    # Afterwards: a new price for April and more usage in April.
-    price = _post_price(client, billed, "99.00")
+    # Afterwards: a price dated in closed April is refused, one from May is taken; more usage
+    # in April.
+    _problem(_post_price(client, billed, "99.00"), 409, "period_closed")
+    price = client.post(
+        f"{API}/prices",
+        headers=billed.auth("finance"),
+        json={
+            "service": "demo",
+            "plan": "small",
+            "monthly_price": "99.00",
+            "effective_from": "2024-05-01",
+        },
+    )
     assert price.status_code == 201, price.text
     with Session(engine) as session:
         _usage(
@@ -244,7 +255,11 @@ def test_reopen_is_an_audited_operator_action(
     assert reopened.status_code == 200, reopened.text
     assert reopened.json()["closed_digest"] == first["digest"]
     with Session(engine) as session:
-        event = session.exec(select(AuditEvent).where(AuditEvent.action == "billing.reopen")).one()
+        event = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "billing.reopen", AuditEvent.outcome == "success"
+            )
+        ).one()
         assert event.details["reason"] == reason["reason"]
         assert event.details["closed_digest"] == first["digest"]
         assert event.resource == f"billing-period:{PERIOD}"
@@ -294,7 +309,7 @@ def test_xlsx_totals_equal_the_json_totals(client: TestClient, billed: World) ->
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
     assert as_xlsx.headers["content-disposition"] == (
-        f'attachment; filename="statements-{PERIOD}.xlsx"'
+        f'attachment; filename="statements-{PERIOD}-{document["digest"][7:19]}.xlsx"'
     )
     sheet = load_workbook(io.BytesIO(as_xlsx.content))["Summary"]
     rows = list(sheet.iter_rows(values_only=True))
@@ -317,7 +332,7 @@ def test_belgian_csv_round_trips(client: TestClient, billed: World) -> None:
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.headers["content-disposition"] == (
-        f'attachment; filename="statements-{PERIOD}-be.csv"'
+        f'attachment; filename="statements-{PERIOD}-be-draft.csv"'
     )
     assert answer.content.startswith(b"\xef\xbb\xbf")  # BOM, so Excel reads the accents
     rows = read_csv(answer.content, belgian=True)
@@ -339,7 +354,7 @@ def test_a_tenant_exports_only_its_own_lines(client: TestClient, billed: World) 
         headers=billed.auth("tenant-admin"),
     )
     assert answer.headers["content-disposition"] == (
-        f'attachment; filename="statements-{PERIOD}-gent.csv"'
+        f'attachment; filename="statements-{PERIOD}-gent-draft.csv"'
     )
     assert {r["tenant"] for r in read_csv(answer.content)} == {"gent"}
 
@@ -438,7 +453,7 @@ def test_a_pool_without_a_key_is_refused(client: TestClient, billed: World, engi
         ).all()
 
 
-def test_a_tenant_without_inhabitants_under_an_inhabitants_key_is_named(
+def test_a_tenant_without_inhabitants_is_flagged_and_blocks_nobody(
     client: TestClient, billed: World, engine: Engine
 ) -> None:
     answer = _post_pool(
@@ -457,19 +472,43 @@ def test_a_tenant_without_inhabitants_under_an_inhabitants_key_is_named(
         brugge.inhabitants = None
         session.add(brugge)
         session.commit()
-    body = _problem(
-        client.get(f"{API}/periods/{PERIOD}/statements", headers=billed.auth("finance")),
-        422,
-        "inhabitants_missing",
+    # Finance: every statement, brugge's line flagged, gent pays the pool over the tenants
+    # that have inhabitants (here: gent alone).
+    document = _statements(client, billed, "finance")
+    by_tenant = {s["tenant"]["slug"]: s for s in document["statements"]}
+    brugge_line = next(x for x in by_tenant["brugge"]["lines"] if x["pool"] == "demo-licence")
+    assert brugge_line["flag"] == "incomplete: inhabitants missing"
+    assert brugge_line["amount"] == "0.00"
+    assert by_tenant["brugge"]["status"] == "incomplete"
+    gent_line = next(x for x in by_tenant["gent"]["lines"] if x["pool"] == "demo-licence")
+    assert gent_line["amount"] == "100.00"
+    assert "flag" not in gent_line
+    # gent's viewer gets its statement and export, and never reads brugge's name.
+    for answer in (
+        client.get(f"{API}/periods/{PERIOD}/statements", headers=billed.auth("tenant-viewer")),
+        client.get(f"{API}/periods/{PERIOD}/statements/gent", headers=billed.auth("tenant-viewer")),
+        client.get(
+            f"{API}/periods/{PERIOD}/export",
+            params={"format": "json"},
+            headers=billed.auth("tenant-viewer"),
+        ),
+    ):
+        assert answer.status_code == 200, answer.text
+        assert "brugge" not in answer.text.lower()
+    # brugge's admin sees its own flag (and the pool's note, which names nobody).
+    own = client.get(
+        f"{API}/periods/{PERIOD}/statements/brugge", headers=billed.auth("other-admin")
     )
-    assert "brugge" in body["detail"]
-    assert "demo-licence" in body["detail"]
-    _problem(
-        client.post(f"{API}/periods/{PERIOD}/close", headers=billed.auth("finance")),
-        422,
-        "inhabitants_missing",
-    )
-    assert _count(engine, ClosedStatementSet) == 0
+    assert own.status_code == 200, own.text
+    assert own.json()["flags"] == ["incomplete: inhabitants missing (pool demo-licence)"]
+    assert "gent" not in own.text.lower()
+    # The month closes, and the flag is kept in the closed document.
+    closed = client.post(f"{API}/periods/{PERIOD}/close", headers=billed.auth("finance"))
+    assert closed.status_code == 201, closed.text
+    again = _statements(client, billed, "finance")
+    assert again["status"] == "closed"
+    brugge_closed = next(s for s in again["statements"] if s["tenant"]["slug"] == "brugge")
+    assert brugge_closed["flags"] == ["incomplete: inhabitants missing (pool demo-licence)"]
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ def test_service_pool_is_shared_only_by_its_users() -> None:
     events = [
         started("i1", "gent", local(2024, 4, 1)),
         started("i2", "lier", local(2024, 4, 1), service="wiki"),
-        started("i3", "boom", local(2024, 4, 29)),
+        started("i3", "boom", local(2024, 4, 1)),  # all month: shares are prorated by days
     ]
     price_list = prices(small="10.00").with_entries(PriceEntry("wiki", "small", Decimal("10.00")))
     result = compute_statements(

@@ -119,10 +119,12 @@ def test_plan_fees() -> None:
 def test_shared_service_by_inhabitants_with_largest_remainder() -> None:
     licence = worked_example().pools[0]
     assert [(s.tenant, s.share, s.amount) for s in licence.shares] == [
-        ("aalst", Fraction(87332, 126465), Decimal("690.56")),
-        ("denderleeuw", Fraction(20551, 126465), Decimal("162.50")),
-        # 146.9339… has the largest remainder: it gets the cent that rounding each alone loses.
-        ("haaltert", Fraction(18582, 126465), Decimal("146.94")),
+        # Prorated by days used: haaltert used open-formulieren 15 of April's 30 days, so its
+        # weight is 18582 x 15/30 = 9291; total 87332 + 20551 + 9291 = 117174.
+        # 745.3189… and 175.3887… have the largest remainders: they get the 2 cents left.
+        ("aalst", Fraction(87332, 117174), Decimal("745.32")),
+        ("denderleeuw", Fraction(20551, 117174), Decimal("175.39")),
+        ("haaltert", Fraction(9291, 117174), Decimal("79.29")),
     ]
 
 
@@ -141,21 +143,21 @@ def test_totals_to_the_cent() -> None:
     assert totals == {
         "aalst": {
             "plan_fees": "248.00",
-            "shared_services": "690.56",
+            "shared_services": "745.32",
             "platform": "1369.18",
-            "total": "2307.74",
+            "total": "2362.50",
         },
         "denderleeuw": {
             "plan_fees": "208.00",
-            "shared_services": "162.50",
+            "shared_services": "175.39",
             "platform": "577.09",
-            "total": "947.59",
+            "total": "960.48",
         },
         "haaltert": {
             "plan_fees": "58.42",
-            "shared_services": "146.94",
+            "shared_services": "79.29",
             "platform": "553.73",
-            "total": "759.09",
+            "total": "691.44",
         },
     }
     assert closed.totals.total == Decimal("4014.42")

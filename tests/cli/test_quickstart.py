@@ -134,7 +134,7 @@ def test_readme_quickstart_runs_as_written(
         cluster.kubectl("delete", "namespace", "gent--login", "--ignore-not-found", "--wait=false")
     # Finance's exports landed in the folder the quickstart ran in.
     assert len(list(repo.glob("statements-*.xlsx"))) == 1
-    assert len(list(repo.glob("statements-*-be.csv"))) == 1
+    assert len(list(repo.glob("statements-*-be-*.csv"))) == 1
     contexts = platform.run("context", "list", "-o", "json")
     assert '"finance"' in contexts.stdout
     assert '"gent"' in contexts.stdout

@@ -9,14 +9,16 @@ transaction, so a refused request leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
-from sqlmodel import Session
+from pydantic import BaseModel, Field, PlainSerializer
+from sqlmodel import Session, col, select
 
 from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
@@ -25,14 +27,17 @@ from controlplane.auth import audit
 from controlplane.auth.audit import AuditContext
 from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
-from controlplane.billing import service
-from controlplane.billing.exports import FILE_SUFFIXES, MEDIA_TYPES, ExportFormat, export
+from controlplane.billing import invoices, service
+from controlplane.billing.errors import PeriodAlreadyClosed
+from controlplane.billing.exports import MEDIA_TYPES, ExportFormat, Lang, export, file_name
+from controlplane.billing.money import money_text
 from controlplane.billing.periods import Period
 from controlplane.billing.records import CostPoolRecord
 from controlplane.billing.statements import StatementSet
 from controlplane.db.paging import paginate_items
 from controlplane.db.types import utcnow
-from controlplane.errors import ErrorItem, Forbidden, InvalidInput
+from controlplane.errors import ControlPlaneError, ErrorItem, Forbidden, InvalidInput
+from controlplane.provisioning.models import Instance
 from controlplane.tenants.models import Tenant
 from controlplane.tenants.services import get_tenant_by_id
 
@@ -45,6 +50,9 @@ TenantPath = Annotated[str, Path(max_length=63)]
 #: Amounts: whole cents, at most 9,999,999,999.99 (the sign is checked by the domain, which
 #: names the price or pool).
 Money = Annotated[Decimal, Field(max_digits=12, allow_inf_nan=False)]
+
+#: Money in answers: the documented format, a JSON string with two decimals ("1000.00").
+MoneyOut = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
 
 _FINANCE = frozenset({Role.OPERATOR, Role.FINANCE})
 
@@ -62,7 +70,7 @@ class PriceCreate(RequestBody):
 class PricePublic(BaseModel):
     service: str
     plan: str
-    monthly_price: Decimal
+    monthly_price: MoneyOut
     #: None: the catalogue's price, "since always".
     effective_from: date | None
     source: Literal["catalogue", "finance"]
@@ -86,7 +94,7 @@ class PoolPublic(BaseModel):
     name: str
     kind: str
     service: str | None
-    monthly_amount: Decimal
+    monthly_amount: MoneyOut
     key: str
     equal_percent: Decimal | None
     usage_measure: str
@@ -113,7 +121,7 @@ class ClosingPublic(BaseModel):
     period: str
     status: str
     digest: str
-    total: Decimal
+    total: MoneyOut
     closed_at: datetime
     closed_by: str
     reopened_at: datetime | None
@@ -127,11 +135,11 @@ class EstimatePublic(BaseModel):
     plan: str
     reference_period: str
     currency: str
-    plan_fee: Decimal
-    service_share: Decimal
-    platform_share: Decimal
-    monthly_total: Decimal
-    additional: Decimal
+    plan_fee: MoneyOut
+    service_share: MoneyOut
+    platform_share: MoneyOut
+    monthly_total: MoneyOut
+    additional: MoneyOut
     service_members: int
     platform_members: int
 
@@ -153,6 +161,30 @@ def _commit_audited(
     """Commit a change together with its audit event: one transaction, so none without the other."""
     audit.record(session, context, action=action, resource=resource, details=details)
     session.commit()
+
+
+@contextmanager
+def _refusals_audited(
+    session: Session, context: AuditContext, action: str, period: str, details: dict[str, Any]
+) -> Iterator[None]:
+    """Audit a refused period change (outcome ``refused``, code and reason), then re-raise.
+
+    The refused change is rolled back first, so the audit event is all that is written.
+    """
+    try:
+        yield
+    except ControlPlaneError as exc:
+        session.rollback()
+        audit.record(
+            session,
+            context,
+            action=action,
+            resource=f"billing-period:{period}",
+            details={**details, "code": exc.code, "refusal": exc.detail},
+            outcome="refused",
+        )
+        session.commit()
+        raise
 
 
 def _own_tenant(session: Session, principal: Principal) -> Tenant | None:
@@ -230,19 +262,48 @@ def export_period(
     format: Annotated[ExportFormat, Query(description="csv, csv-be, xlsx or json")] = (
         ExportFormat.JSON
     ),
+    lang: Annotated[Lang, Query(description="Header language: en (default) or nl")] = Lang.EN,
 ) -> Response:
-    """The statements as CSV, Belgian CSV (``;``, decimal comma), XLSX or JSON."""
+    """The statements as CSV, Belgian CSV (``;``, decimal comma), XLSX or JSON.
+
+    A draft (open period) is computed to the start of the current hour, Brussels time, and
+    says so in the file: two exports in the same hour have the same figures. The file name
+    holds ``draft`` or the closed set's digest prefix.
+    """
     chosen = _period(period)
-    statement_set = _visible_set(session, principal, chosen)
+    principal.check(Action.TENANT_READ)
+    statement_set = service.statements(session, chosen, _export_cut_off(utcnow()))
     own = _own_tenant(session, principal)
-    stem = f"statements-{chosen}" + (f"-{own.slug}" if own else "")
-    if format is ExportFormat.CSV_BE:
-        stem += "-be"
+    if own is not None:
+        statement_set = service.scoped(statement_set, own.slug)
+    name = file_name(statement_set, format, tenant=own.slug if own else None)
     return Response(
-        content=export(statement_set, format),
+        content=export(
+            statement_set, format, lang=lang, names=_instance_names(session, statement_set)
+        ),
         media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{stem}{FILE_SUFFIXES[format]}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _export_cut_off(now: datetime) -> datetime:
+    # Brussels is a whole number of hours from UTC, so the UTC hour is the Brussels hour.
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def _instance_names(session: Session, statement_set: StatementSet) -> dict[str, str]:
+    ids: set[uuid.UUID] = set()
+    for statement in statement_set.statements:
+        for line in statement.lines:
+            if line.instance_id is not None:
+                try:
+                    ids.add(uuid.UUID(line.instance_id))
+                except ValueError:
+                    continue
+    if not ids:
+        return {}
+    rows = session.exec(select(Instance.id, Instance.name).where(col(Instance.id).in_(ids)))
+    return {str(i): n for i, n in rows}
 
 
 @router.post("/periods/{period}/close", status_code=201, response_model=dict[str, Any])
@@ -253,10 +314,14 @@ def close_period(
     context: AuditDep,
     response: Response,
 ) -> Any:
-    """Freeze the period's statements (finance, operator): stored with their digest."""
-    _require_finance(principal, "close a billing period")
-    chosen = _period(period)
-    closed = service.close(session, chosen, closed_by=principal.actor, now=utcnow())
+    """Freeze the period's statements (finance, operator): stored with their digest.
+
+    A refused close is audited too (``billing.close``, outcome ``refused``, with the reason).
+    """
+    with _refusals_audited(session, context, "billing.close", period, {}):
+        _require_finance(principal, "close a billing period")
+        chosen = _period(period)
+        closed = service.close(session, chosen, closed_by=principal.actor, now=utcnow())
     _commit_audited(
         session,
         context,
@@ -276,16 +341,20 @@ def reopen_period(
     principal: PrincipalDep,
     context: AuditDep,
 ) -> ReopeningPublic:
-    """Reopen a closed period (operator only; audited). The closed set stays in the history."""
-    if principal.role is not Role.OPERATOR:
-        raise Forbidden(
-            f"The role {principal.role} may not reopen a billing period.",
-            hint="Reopening a closed period is an operator action; ask a platform operator.",
+    """Reopen a closed period (operator only; audited). The closed set stays in the history.
+
+    A refused reopen is audited too (``billing.reopen``, outcome ``refused``, with the reason).
+    """
+    with _refusals_audited(session, context, "billing.reopen", period, {"reason": body.reason}):
+        if principal.role is not Role.OPERATOR:
+            raise Forbidden(
+                f"The role {principal.role} may not reopen a billing period.",
+                hint="Reopening a closed period is an operator action; ask a platform operator.",
+            )
+        chosen = _period(period)
+        reopening = service.reopen(
+            session, chosen, reason=body.reason, reopened_by=principal.actor, now=utcnow()
         )
-    chosen = _period(period)
-    reopening = service.reopen(
-        session, chosen, reason=body.reason, reopened_by=principal.actor, now=utcnow()
-    )
     _commit_audited(
         session,
         context,
@@ -374,12 +443,26 @@ def list_prices(
     )
 
 
+def _refuse_closed_month(session: Session, effective_from: date) -> None:
+    """A price dated inside a closed month would silently not apply to it: refuse it (409)."""
+    month = Period(effective_from.year, effective_from.month)
+    if service.closed_row(session, month) is not None:
+        raise PeriodAlreadyClosed(
+            detail=f"{effective_from} is inside the closed billing period {month}; "
+            "a price dated there would not change its closed statements",
+            hint=f"date the price in an open month, or reopen the period first: "
+            f"cityctl billing reopen {month} --reason '…'",
+            extra={"period": str(month)},
+        )
+
+
 @router.post("/prices", status_code=201, response_model=PricePublic)
 def create_price(
     body: PriceCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
 ) -> PricePublic:
     """A new monthly price of a plan from a date on (finance, operator); never edited."""
     _require_finance(principal, "set prices")
+    _refuse_closed_month(session, body.effective_from)
     record = service.add_price(
         session,
         service=body.service,
@@ -393,7 +476,7 @@ def create_price(
         context,
         action="billing.price.create",
         resource=f"price:{record.service}/{record.plan}@{record.effective_from}",
-        details={"monthly_price": str(record.monthly_price)},
+        details={"monthly_price": money_text(record.monthly_price)},
     )
     return PricePublic(
         service=record.service,
@@ -516,3 +599,60 @@ def estimate(
         )
     result = service.estimate(session, tenant=row, service=service_name, plan=plan, now=utcnow())
     return EstimatePublic.model_validate(result.as_dict())
+
+
+# -- invoices ------------------------------------------------------------------------------
+
+
+class InvoiceSummary(BaseModel):
+    number: str
+    kind: Literal["invoice", "credit_note"]
+    period: str
+    tenant: str
+    credits: str | None
+    issue_date: date
+    due_date: date
+    total_excl_vat: Decimal
+    total_vat: Decimal
+    total_incl_vat: Decimal
+    payment_reference: str
+    digest: str
+
+
+@router.get("/invoices", response_model=Page[InvoiceSummary])
+def list_invoices(
+    session: SessionDep,
+    principal: PrincipalDep,
+    period: Annotated[str | None, Query(max_length=20, description="YYYY-MM")] = None,
+    tenant: Annotated[str | None, Query(max_length=63)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[InvoiceSummary]:
+    """Issued invoices and credit notes by number (a tenant role: only its own tenant's)."""
+    principal.check(Action.TENANT_READ)
+    own = _own_tenant(session, principal)
+    if tenant is not None:
+        tenant = visible_tenant(session, principal, tenant, Action.TENANT_READ).slug
+    elif own is not None:
+        tenant = own.slug
+    rows = invoices.list_invoices(
+        session, period=None if period is None else Period.parse(period), tenant=tenant
+    )
+    items = [
+        InvoiceSummary.model_validate(r, from_attributes=True)
+        for r in rows
+        if principal.sees_tenant(r.tenant_id)
+    ]
+    return _page(items, lambda i: (i.number,), limit, cursor)
+
+
+@router.get("/invoices/{number}", response_model=dict[str, Any])
+def get_invoice(
+    number: Annotated[str, Path(max_length=20)], session: SessionDep, principal: PrincipalDep
+) -> Any:
+    """One issued invoice or credit note: the stored document, as issued (with its digest)."""
+    row = invoices.get_invoice(session, number)
+    if not principal.sees_tenant(row.tenant_id):
+        raise invoices.InvoiceNotFound(f"There is no invoice or credit note {number!r}.")
+    principal.check(Action.TENANT_READ, tenant_id=row.tenant_id)
+    return row.document

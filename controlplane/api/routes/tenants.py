@@ -20,6 +20,8 @@ from controlplane.api.deps import (
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.auth import audit
 from controlplane.auth.policy import Action
+from controlplane.billing import service as billing
+from controlplane.db.types import utcnow
 from controlplane.provisioning import admission, hostnames
 from controlplane.tenants import domains, importing, services
 from controlplane.tenants.errors import MunicipalityCsvInvalid
@@ -128,6 +130,8 @@ def update_tenant(
 ) -> schemas.TenantPublic:
     row = visible_tenant(session, principal, tenant, Action.TENANT_WRITE)
     changes = body.model_dump(exclude_unset=True, mode="json")
+    if "inhabitants" in changes and changes["inhabitants"] is None:
+        billing.check_inhabitants_kept(session, row, utcnow())
     diff = services.update_tenant(
         session,
         row,
