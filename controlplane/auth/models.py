@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
+from controlplane.db.types import JSONDoc, StrEnumText, UTCDateTime, new_id, utcnow
 
 
 class Role(StrEnum):
@@ -30,7 +30,7 @@ class ApiToken(SQLModel, table=True):
     prefix: str = Field(sa_column=Column(String(16), unique=True, nullable=False))
     token_hash: str = Field(sa_column=Column(String(64), nullable=False))
     name: str = Field(max_length=100)
-    role: Role = Field(sa_column=Column(String(16), nullable=False))
+    role: Role = Field(sa_column=Column(StrEnumText(Role, 16), nullable=False))
     #: Set for tenant roles only.
     tenant_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(ForeignKey("tenants.id"), nullable=True, index=True)
