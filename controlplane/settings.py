@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from controlplane.identifiers import normalise_enterprise_number, normalise_iban
 
+#: The Kubernetes minor version objects are validated against when nothing else says which
+#: (a target records its own; this is the default for new targets and offline renders).
+DEFAULT_KUBERNETES_VERSION = "1.33"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTROLPLANE_", extra="ignore")
@@ -31,7 +35,7 @@ class Settings(BaseSettings):
     #: Empty means: generate one on first start and keep it in the data directory.
     server_secret: SecretStr = SecretStr("")
     #: Kubernetes minor version the rendered objects are validated against.
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     #: Folders of the service catalogue and its templates; empty means the shipped ones.
     catalog_dir: Path | None = None
     templates_dir: Path | None = None

@@ -28,6 +28,7 @@ from controlplane.catalog.models import (
     TemplateBundle,
     VersionStatus,
 )
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.names import INSTANCE_NAME_MAX, TENANT_SLUG_MAX, TOKEN_NAME_MAX
 
 INT32_MAX = 2**31 - 1
@@ -442,7 +443,9 @@ class GitOpsConfig(RequestBody):
 class TargetCreate(RequestBody):
     name: DnsLabel
     config: Annotated[KubernetesConfig | GitOpsConfig, Field(discriminator="kind")]
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{1,2}$")] = "1.33"
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{1,2}$")] = (
+        DEFAULT_KUBERNETES_VERSION
+    )
     services: list[DnsLabel] = []
     is_default: bool = False
 

@@ -27,6 +27,7 @@ from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, InvalidInput
 from controlplane.provisioning.models import Instance
 from controlplane.rendering import Renderer
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant, TenantStatus
 from controlplane.tenants.names import (
     INSTANCE_NAME_MAX,
@@ -42,7 +43,9 @@ NAMESPACE_MAX = 63
 ParameterCheck = Callable[[ServiceRelease, Mapping[str, Any]], dict[str, Any]]
 
 
-def parameter_check(server_secret: bytes, kubernetes_version: str = "1.33") -> ParameterCheck:
+def parameter_check(
+    server_secret: bytes, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+) -> ParameterCheck:
     """The one place that decides how parameters are validated (the renderer's rules)."""
     return Renderer(
         server_secret=server_secret, kubernetes_version=kubernetes_version

@@ -79,6 +79,7 @@ from controlplane.provisioning.models import Instance, Phase, Target
 from controlplane.provisioning.volumes import storage_floor
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.rendering.tls import TlsIssuer
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def preview_instance(
     if tenant is None:
         raise instances.InstanceNotFound(f"Instance {instance.name!r} has no tenant.")
     target = session.exec(select(Target).where(Target.name == instance.target)).first()
-    renderer = renderer_for(target.kubernetes_version if target else "1.33")
+    renderer = renderer_for(target.kubernetes_version if target else DEFAULT_KUBERNETES_VERSION)
     # What the reconciler would render: volumes keep the largest size they ever had.
     floor = storage_floor(session, instance.id)
     stacks = []

@@ -33,6 +33,7 @@ from controlplane.provisioning.volumes import kept_storage_warning, storage_floo
 from controlplane.rendering.naming import namespace_for
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.rendering.tls import TlsIssuer
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
 
 
@@ -523,7 +524,9 @@ def dry_run_objects(
     if record is None:  # admission just accepted it: only a concurrent unpublish gets here
         raise InvalidInput(f"{instance.service} {instance.version} is not published.")
     target = session.exec(select(Target).where(Target.name == instance.target)).first()
-    rendered = renderer_for(target.kubernetes_version if target else "1.33").render(
+    rendered = renderer_for(
+        target.kubernetes_version if target else DEFAULT_KUBERNETES_VERSION
+    ).render(
         record.to_release(),
         plan=instance.plan,
         tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),

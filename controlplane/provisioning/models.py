@@ -15,6 +15,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueC
 from sqlmodel import Field, SQLModel
 
 from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
 
 class Phase(StrEnum):
@@ -47,7 +48,7 @@ class Target(SQLModel, table=True):
     #: gitops: ``{"path": dir, "git_commit": bool}``. Never credentials themselves.
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
     #: Kubernetes minor version the target runs (rendered objects are validated for it).
-    kubernetes_version: str = Field(default="1.33", max_length=10)
+    kubernetes_version: str = Field(default=DEFAULT_KUBERNETES_VERSION, max_length=10)
     #: Services this target may host; empty = all.
     services: list[str] = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
     is_default: bool = Field(default=False)

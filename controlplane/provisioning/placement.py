@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from controlplane.db.paging import Page, paginate, str_key
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, Unavailable
 from controlplane.provisioning.models import Instance, Target, TargetGrant, TargetKind
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
 
 DEFAULT_TARGET = "local"
@@ -90,7 +91,7 @@ def create_target(
     name: str,
     kind: TargetKind,
     config: dict[str, Any],
-    kubernetes_version: str = "1.33",
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     services: list[str] | None = None,
     is_default: bool = False,
     data_dir: Path | None = None,

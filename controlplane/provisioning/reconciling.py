@@ -70,6 +70,7 @@ from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.volumes import floor_of, kept_storage_warning
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
 from controlplane.rendering.tls import TlsIssuer
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -426,7 +427,11 @@ class Reconciler:
                 hint="Publish that catalogue version, or change the instance to a published one.",
             )
         release = self._release(loaded.published)
-        version = loaded.target_row.kubernetes_version if loaded.target_row else "1.33"
+        version = (
+            loaded.target_row.kubernetes_version
+            if loaded.target_row
+            else DEFAULT_KUBERNETES_VERSION
+        )
         rendered = self.renderer(version).render(
             release,
             plan=instance.plan,

@@ -37,6 +37,7 @@ from controlplane.errors import Conflict
 from controlplane.provisioning import queueing
 from controlplane.provisioning.fleet import FleetExecutor
 from controlplane.provisioning.reconciling import Outcome, Reconciler, Result
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,10 @@ class Worker:
         )
         # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
         self.fleet = (
-            FleetExecutor(engine, check_parameters=reconciler.renderer("1.33").resolve_parameters)
+            FleetExecutor(
+                engine,
+                check_parameters=reconciler.renderer(DEFAULT_KUBERNETES_VERSION).resolve_parameters,
+            )
             if fleet
             else None
         )

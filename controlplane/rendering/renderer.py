@@ -37,6 +37,7 @@ from controlplane.rendering.secrets import SecretValues, given_values
 from controlplane.rendering.storage import with_floor
 from controlplane.rendering.templates import BundleCache, CompiledBundle
 from controlplane.rendering.tls import TlsIssuer, with_tls
+from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Renderer:
         self,
         *,
         server_secret: bytes,
-        kubernetes_version: str = "1.33",
+        kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
         domain: str = "apps.city-platform.local",
         ingress_namespace: str = "ingress-nginx",
         private_ranges: Sequence[str] = baseline_module.DEFAULT_PRIVATE_RANGES,
