@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from controlplane.auth import models as auth_models
 from controlplane.billing import invoice_records as billing_invoice_records
+from controlplane.billing import metering_records as billing_metering_records
 from controlplane.billing import records as billing_records
 from controlplane.catalog import records as catalog_records
 from controlplane.provisioning import fleet_models
@@ -17,6 +18,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "auth_models",
     "billing_invoice_records",
+    "billing_metering_records",
     "billing_records",
     "catalog_records",
     "fleet_models",

@@ -237,7 +237,8 @@ def export(
         typer.Option(
             "--format",
             "-F",
-            help="csv, csv-be (Excel in Belgium: ';' and decimal comma), xlsx or json.",
+            help="csv, csv-be (Excel in Belgium: ';' and decimal comma), xlsx, json, pdf "
+            "(one statement per tenant) or ubl (one Peppol XML per invoice, closed months).",
         ),
     ] = "csv",
     lang: Annotated[
@@ -256,6 +257,18 @@ def export(
             "'-' writes to stdout).",
         ),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="--format pdf or ubl: only this tenant's documents."),
+    ] = None,
+    period_flag: Annotated[
+        str | None,
+        typer.Option("--period", help="The billing month, YYYY-MM (same as the argument)."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="--format ubl: write the XML files here (default: .)."),
+    ] = None,
 ) -> None:
     """Export a month's statements as a file for the finance department.
 
@@ -264,7 +277,13 @@ def export(
 
     Example: cityctl billing export 2025-01 --format xlsx --lang nl
     """
-    month = _period(period)
+    month = _period(period_flag or period)
+    if file_format == "ubl":
+        _export_ubl(month, tenant=tenant, output_dir=output_dir or Path("."))
+        return
+    if file_format == "pdf":
+        _export_pdfs(month, tenant=tenant, lang=lang, file=file)
+        return
     if file_format not in ("csv", "csv-be", "xlsx", "json"):
         raise CliError(
             f"--format {file_format!r} is not an export format.",
@@ -301,6 +320,102 @@ def export(
         ) from exc
     stderr.print(f"Wrote {file} ({len(response.content)} bytes).")
     typer.echo(str(file))
+
+
+def _export_pdfs(month: str, *, tenant: str | None, lang: str, file: Path | None) -> None:
+    """One PDF statement per tenant (every tenant the token may read, or --tenant)."""
+    if lang not in ("en", "nl"):
+        raise CliError(
+            f"--lang {lang!r} is not an export language.",
+            exit_code=ExitCode.USAGE,
+            hint="Use --lang en or --lang nl.",
+        )
+    with state.client() as client:
+        if tenant is not None:
+            slugs = [tenant]
+        else:
+            document = client.call("GET", f"{API}/billing/periods/{seg(month)}/statements").json()
+            slugs = [s["tenant"]["slug"] for s in document["statements"]]
+        if file is not None and len(slugs) != 1:
+            raise CliError(
+                f"{len(slugs)} statements cannot go into one --file.",
+                exit_code=ExitCode.USAGE,
+                hint="Add --tenant SLUG, or leave out --file to write one PDF per tenant.",
+            )
+        for slug in slugs:
+            response = client.call(
+                "GET",
+                f"{API}/billing/periods/{seg(month)}/statements/{seg(slug)}/pdf",
+                params={"lang": lang},
+                headers={"Accept": "application/pdf"},
+            )
+            header = response.headers.get("Content-Disposition", "")
+            match = re.search(r'filename="([^"/\\]+)"', header)
+            target = file or Path(match.group(1) if match else f"statement-{slug}-{month}.pdf")
+            try:
+                target.write_bytes(response.content)
+            except OSError as exc:
+                raise CliError(
+                    f"Cannot write {target}: {exc.strerror or exc}.",
+                    exit_code=ExitCode.USAGE,
+                    hint="Choose a writable path with --file.",
+                ) from exc
+            stderr.print(f"Wrote {target} ({len(response.content)} bytes).")
+            typer.echo(str(target))
+
+
+def _export_ubl(month: str, *, tenant: str | None, output_dir: Path) -> None:
+    """One Peppol UBL file per invoice and credit note issued for ``month``."""
+    params: dict[str, Any] = {"period": month, **({"tenant": tenant} if tenant else {})}
+    refused: list[str] = []
+    with state.client() as client:
+        items = client.list_all(f"{API}/billing/invoices", **params)
+        if not items:
+            status = client.get_json(f"{API}/billing/periods/{seg(month)}/statements")
+            if status.get("status") != "closed":
+                raise CliError(
+                    f"Billing period {month} is open (draft): it has no invoices yet.",
+                    exit_code=ExitCode.CONFLICT,
+                    hint=f"Close it first: cityctl billing close {month}",
+                )
+            raise CliError(
+                f"No invoices were issued for {month}" + (f" to {tenant}." if tenant else "."),
+                exit_code=ExitCode.NOT_FOUND,
+                hint="cityctl billing invoices --period " + month + " lists what was issued.",
+            )
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            number = item["number"]
+            try:
+                response = client.call(
+                    "GET",
+                    f"{API}/billing/invoices/{seg(number)}/ubl",
+                    headers={"Accept": "application/xml"},
+                )
+            except CliError as exc:
+                if exc.exit_code is not ExitCode.USAGE:
+                    raise
+                stderr.print(f"Not written: {exc.message} Hint: {exc.hint}", highlight=False)
+                refused.append(number)
+                continue
+            kind = "credit-note" if item["kind"] == "credit_note" else "invoice"
+            target = output_dir / f"{kind}-{number}.xml"
+            try:
+                target.write_bytes(response.content)
+            except OSError as exc:
+                raise CliError(
+                    f"Cannot write {target}: {exc.strerror or exc}.",
+                    exit_code=ExitCode.USAGE,
+                    hint="Choose a writable folder with --output-dir.",
+                ) from exc
+            typer.echo(str(target))
+    stderr.print(f"Wrote {len(items) - len(refused)} UBL file(s) for {month}.", highlight=False)
+    if refused:
+        raise CliError(
+            f"{len(refused)} document(s) could not be written as UBL: {', '.join(refused)}.",
+            exit_code=ExitCode.USAGE,
+            hint="Fix what each message above names, then reopen and close the period.",
+        )
 
 
 INVOICE_COLUMNS = [

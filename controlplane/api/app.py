@@ -28,6 +28,8 @@ from controlplane.api.gate import RequestGate
 from controlplane.api.middleware import IdempotencyMiddleware, Metrics, RequestContextMiddleware
 from controlplane.api.routes import audit, catalog, instances, system, targets, tenants, tokens
 from controlplane.api.routes import billing as billing_routes
+from controlplane.api.routes import billing_metering as billing_metering_routes
+from controlplane.api.routes import billing_vat as billing_vat_routes
 from controlplane.api.routes import fleet as fleet_routes
 from controlplane.db.engine import make_engine
 from controlplane.provisioning.admission import parameter_check
@@ -125,6 +127,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for module in (system, tenants, instances, catalog, targets, tokens, audit):
         app.include_router(module.router)
     app.include_router(billing_routes.router)
+    app.include_router(billing_metering_routes.router)
+    app.include_router(billing_vat_routes.router)
     app.include_router(fleet_routes.router)
     # Outermost last: request id and headers → gate (size, token, role) → idempotency.
     app.add_middleware(

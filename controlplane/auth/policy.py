@@ -39,6 +39,13 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     FLEET_READ = "fleet.read"
     FLEET_WRITE = "fleet.write"
+    #: Finance's VAT rules (plan, pool, service); issued invoices never change with them.
+    VAT_RULE_READ = "vat-rule.read"
+    VAT_RULE_WRITE = "vat-rule.write"
+    #: Metering: unit rates (read by every billing reader) and measured usage imports.
+    RATE_READ = "rate.read"
+    RATE_WRITE = "rate.write"
+    USAGE_WRITE = "usage.write"
 
 
 _READ_ALL = {
@@ -52,7 +59,11 @@ _READ_ALL = {
 #: The roles matrix (docs/api.md shows it as a table).
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.OPERATOR: frozenset(Action),
-    Role.FINANCE: frozenset(_READ_ALL),
+    Role.FINANCE: frozenset(
+        _READ_ALL
+        | {Action.VAT_RULE_READ, Action.VAT_RULE_WRITE}
+        | {Action.RATE_READ, Action.RATE_WRITE, Action.USAGE_WRITE}
+    ),
     Role.TENANT_ADMIN: frozenset(
         {
             Action.TENANT_READ,
@@ -62,10 +73,19 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.CREDENTIALS_READ,
             Action.CREDENTIALS_WRITE,
             Action.AUDIT_READ,
+            Action.VAT_RULE_READ,
+            Action.RATE_READ,
         }
     ),
     Role.TENANT_VIEWER: frozenset(
-        {Action.TENANT_READ, Action.CATALOG_READ, Action.INSTANCE_READ, Action.AUDIT_READ}
+        {
+            Action.TENANT_READ,
+            Action.CATALOG_READ,
+            Action.INSTANCE_READ,
+            Action.AUDIT_READ,
+            Action.VAT_RULE_READ,
+            Action.RATE_READ,
+        }
     ),
 }
 

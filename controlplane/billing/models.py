@@ -65,6 +65,8 @@ class UsageMeasure(StrEnum):
     INSTANCE_HOURS = "instance_hours"
     CPU_HOURS = "cpu_hours"
     MEMORY_HOURS = "memory_hours"
+    #: The tenant's rated usage cost (the sum of its usage lines, see ``metering``).
+    USAGE_COST = "usage_cost"
 
 
 def _money(
@@ -112,6 +114,8 @@ class UsageEvent:
 
     ``cpu`` (cores) and ``memory`` (GiB) are the instance's requested resources from this
     event on; only the ``usage`` key with ``cpu_hours``/``memory_hours`` needs them.
+    ``storage`` (GiB) is the instance's persistent volume size from this event on (the plan's
+    storage raised to the instance's storage floor); only the ``storage_gib_months`` rate uses it.
     """
 
     instance_id: str
@@ -122,6 +126,7 @@ class UsageEvent:
     plan: str | None = None
     cpu: Decimal | None = None
     memory: Decimal | None = None
+    storage: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", _enum(UsageKind, self.kind, "usage event kind"))
@@ -134,6 +139,7 @@ class UsageEvent:
             )
         object.__setattr__(self, "cpu", _optional_resource(self.cpu, f"{where}: cpu"))
         object.__setattr__(self, "memory", _optional_resource(self.memory, f"{where}: memory"))
+        object.__setattr__(self, "storage", _optional_resource(self.storage, f"{where}: storage"))
 
 
 @dataclass(frozen=True, slots=True)

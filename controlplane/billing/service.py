@@ -42,6 +42,7 @@ from controlplane.billing.errors import (
 from controlplane.billing.estimates import Estimate, estimate_plan_cost
 from controlplane.billing.invoices import issue_for_closing
 from controlplane.billing.metering import group_by_instance, meter
+from controlplane.billing.metering_store import load_measured, load_rates, with_storage
 from controlplane.billing.models import (
     CostPool,
     PoolKind,
@@ -280,17 +281,27 @@ def trial_grace() -> timedelta:
 
 
 def compute(session: Session, period: Period, now: datetime) -> StatementSet:
-    """The draft statements of ``period`` from the current data (month to date if running)."""
+    """The draft statements of ``period`` from the current data (month to date if running).
+
+    Unit rates and measured usage (own module) are passed only when some rate exists, so a
+    period without rates is computed (and digested) exactly as before metering.
+    """
     inputs = load_inputs(session, period, now)
+    rates = load_rates(session)
+    events = inputs.events
+    if rates.rates:
+        events = with_storage(events, inputs.catalogue)
     return compute_statements(
         period=period,
         tenants=inputs.tenants,
-        events=inputs.events,
+        events=events,
         prices=inputs.prices,
         pools=inputs.pools,
         now=now,
         active_tenants=inputs.active,
         trial_grace=trial_grace(),
+        rates=rates if rates.rates else None,
+        measured=load_measured(session, period) if rates.rates else (),
     )
 
 
@@ -743,6 +754,7 @@ def _statement(data: dict[str, Any]) -> Statement:
             Decimal(totals["plan_fees"]),
             Decimal(totals["shared_services"]),
             Decimal(totals["platform"]),
+            Decimal(totals.get("usage", "0.00")),
         ),
     )
 
@@ -762,6 +774,7 @@ def _line(data: dict[str, Any]) -> StatementLine:
         amount=Decimal(data["amount"]),
         exact_share=Fraction(data["exact_share"]),
         flag=data.get("flag"),
+        measure=data.get("measure"),
     )
 
 

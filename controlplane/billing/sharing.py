@@ -4,7 +4,8 @@ A key turns the pool's members into exact shares (fractions summing to 1):
 
 - ``equal``: 1/n each;
 - ``inhabitants``: inhabitants / total inhabitants;
-- ``usage``: the member's instance-hours (or requested CPU- or memory-hours) / the total;
+- ``usage``: the member's instance-hours (or requested CPU- or memory-hours, or rated usage
+  cost in cents) / the total;
 - ``mixed``: alpha/100 * 1/n + (1 - alpha/100) * inhabitants / total inhabitants.
 
 The pool is rounded to cents once, then split by largest remainder (tie-break: NIS code, then

@@ -34,7 +34,15 @@ from controlplane.billing.errors import (
     StatementDigestMismatch,
     TenantInvalid,
 )
-from controlplane.billing.metering import UsageInterval, group_by_instance, meter
+from controlplane.billing.metering import (
+    MeasuredUsage,
+    RateCard,
+    RatedUsage,
+    UsageInterval,
+    group_by_instance,
+    meter,
+    rate_usage,
+)
 from controlplane.billing.models import (
     CostPool,
     PoolKind,
@@ -64,6 +72,8 @@ INHABITANTS_MISSING_FLAG = "incomplete: inhabitants missing"
 
 class LineKind(StrEnum):
     PLAN_FEE = "plan_fee"
+    #: Rated usage: quantity of a measure * its unit rate (see ``metering.rate_usage``).
+    USAGE = "usage"
     SHARED_SERVICE = "shared_service"
     PLATFORM = "platform"
 
@@ -97,6 +107,8 @@ class StatementLine:
     #: Why this line is not a normal line (e.g. ``incomplete: inhabitants missing``: the
     #: tenant's share of the pool was not computed); ``None`` for a normal line.
     flag: str | None = None
+    #: The measure of a usage line (``cpu_core_hours`` …); ``None`` on other lines.
+    measure: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         body = {
@@ -115,6 +127,8 @@ class StatementLine:
         }
         if self.flag is not None:  # only when set: documents closed before stay as they were
             body["flag"] = self.flag
+        if self.measure is not None:  # usage lines only
+            body["measure"] = self.measure
         return body
 
 
@@ -123,25 +137,31 @@ class Totals:
     plan_fees: Decimal
     shared_services: Decimal
     platform: Decimal
+    #: Rated usage; shown only when there is any (documents closed before stay as they were).
+    usage: Decimal = Decimal("0.00")
 
     @property
     def total(self) -> Decimal:
-        return self.plan_fees + self.shared_services + self.platform
+        return self.plan_fees + self.usage + self.shared_services + self.platform
 
     def __add__(self, other: Totals) -> Totals:
         return Totals(
             self.plan_fees + other.plan_fees,
             self.shared_services + other.shared_services,
             self.platform + other.platform,
+            self.usage + other.usage,
         )
 
     def as_dict(self) -> dict[str, str]:
-        return {
+        body = {
             "plan_fees": str(self.plan_fees),
             "shared_services": str(self.shared_services),
             "platform": str(self.platform),
             "total": str(self.total),
         }
+        if self.usage:
+            body["usage"] = str(self.usage)
+        return body
 
 
 _ZERO = Totals(Decimal("0.00"), Decimal("0.00"), Decimal("0.00"))
@@ -309,6 +329,8 @@ def compute_statements(
     now: datetime,
     active_tenants: Collection[str] | None = None,
     trial_grace: timedelta = DEFAULT_TRIAL_GRACE,
+    rates: RateCard | None = None,
+    measured: Iterable[MeasuredUsage] = (),
 ) -> StatementSet:
     """The draft statements of ``period`` (month to date if it is still running).
 
@@ -321,6 +343,10 @@ def compute_statements(
     ``trial_grace`` in its whole life takes no part in any pool (its plan fee stays). A tenant
     without inhabitants under an inhabitants or mixed key gets a flagged line instead of a
     share, and the pool is shared by the other members.
+
+    With ``rates``, every instance's usage (requested, and ``measured`` records) is rated into
+    usage lines; a ``usage`` pool with measure ``usage_cost`` weighs each member by the sum of
+    its usage lines (of the pool's service, or all of them for a platform pool).
     """
     now = require_aware(now, "now")
     period.ensure_started(now)
@@ -343,6 +369,18 @@ def compute_statements(
     lines: dict[str, list[StatementLine]] = defaultdict(list)
     for tenant_slug, line in _plan_fee_lines(period, intervals, prices):
         lines[tenant_slug].append(line)
+    rated = [] if rates is None else rate_usage(intervals, measured, rates, period, until=until)
+    costs: dict[str, dict[str | None, int]] = defaultdict(dict)
+    for item in rated:
+        if item.tenant not in by_slug:
+            raise TenantInvalid(
+                detail=f"measured usage of instance {item.instance_id} names tenant "
+                f"{item.tenant}, which is not in the tenant master data",
+                hint="pass every tenant that has usage in the period",
+            )
+        lines[item.tenant].append(_usage_line(item))
+        for service in {item.service, None}:
+            costs[item.tenant][service] = costs[item.tenant].get(service, 0) + item.cents
 
     usage = _usage_by_tenant(intervals)
     trials = _trials(grouped, until, trial_grace)
@@ -359,7 +397,7 @@ def compute_statements(
         active = sorted(set(active_tenants))
     allocations: list[PoolAllocation] = []
     for pool in sorted(pools, key=lambda p: (p.kind != PoolKind.SERVICE, p.service or "", p.name)):
-        allocation, incomplete = _allocate_pool(pool, period, by_slug, usage, active, days)
+        allocation, incomplete = _allocate_pool(pool, period, by_slug, usage, active, days, costs)
         allocations.append(allocation)
         kind = LineKind.SHARED_SERVICE if pool.kind is PoolKind.SERVICE else LineKind.PLATFORM
         for slug in incomplete:
@@ -596,6 +634,7 @@ def _allocate_pool(
     usage: dict[str, _Usage],
     active: Sequence[str],
     days: dict[tuple[str, str], set[int]],
+    costs: dict[str, dict[str | None, int]] | None = None,
 ) -> tuple[PoolAllocation, list[str]]:
     """The pool's allocation, and the members left out because their data is missing."""
     amount = from_cents(
@@ -627,12 +666,13 @@ def _allocate_pool(
             if not slugs:
                 note = "no member has inhabitants: the pool is not shared"
     empty = _Usage({}, {}, {})
+    scope = pool.service if pool.kind is PoolKind.SERVICE else None
     members = [
         Member(
             tenants[slug],
-            usage.get(slug, empty).measure(
-                pool.usage_measure, pool.service if pool.kind is PoolKind.SERVICE else None
-            ),
+            Fraction((costs or {}).get(slug, {}).get(scope, 0))
+            if pool.usage_measure is UsageMeasure.USAGE_COST
+            else usage.get(slug, empty).measure(pool.usage_measure, scope),
             presence=presence.get(slug, _FULL),
         )
         for slug in slugs
@@ -642,7 +682,12 @@ def _allocate_pool(
 
 
 def _statement(tenant: TenantInfo, lines: list[StatementLine]) -> Statement:
-    order = {LineKind.PLAN_FEE: 0, LineKind.SHARED_SERVICE: 1, LineKind.PLATFORM: 2}
+    order = {
+        LineKind.PLAN_FEE: 0,
+        LineKind.USAGE: 1,
+        LineKind.SHARED_SERVICE: 2,
+        LineKind.PLATFORM: 3,
+    }
     lines.sort(
         key=lambda line: (
             order[line.kind],
@@ -650,6 +695,7 @@ def _statement(tenant: TenantInfo, lines: list[StatementLine]) -> Statement:
             line.instance_id or "",
             line.start or datetime.min.replace(tzinfo=UTC),
             line.pool or "",
+            line.measure or "",
         )
     )
     sums = {kind: Decimal("0.00") for kind in LineKind}
@@ -659,8 +705,29 @@ def _statement(tenant: TenantInfo, lines: list[StatementLine]) -> Statement:
         tenant=tenant,
         lines=tuple(lines),
         totals=Totals(
-            sums[LineKind.PLAN_FEE], sums[LineKind.SHARED_SERVICE], sums[LineKind.PLATFORM]
+            sums[LineKind.PLAN_FEE],
+            sums[LineKind.SHARED_SERVICE],
+            sums[LineKind.PLATFORM],
+            sums[LineKind.USAGE],
         ),
+    )
+
+
+def _usage_line(item: RatedUsage) -> StatementLine:
+    return StatementLine(
+        kind=LineKind.USAGE,
+        service=item.service,
+        instance_id=item.instance_id,
+        plan=None,
+        pool=None,
+        start=item.start,
+        end=item.end,
+        quantity=_places(item.quantity),
+        unit=item.unit,
+        unit_price=item.rate,
+        amount=from_cents(item.cents),
+        exact_share=item.quantity,
+        measure=item.measure,
     )
 
 

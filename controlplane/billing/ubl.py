@@ -15,7 +15,6 @@ This module must not know about the database, tenants, FastAPI or Typer.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +24,7 @@ from enum import StrEnum
 from lxml import etree
 
 from controlplane.errors import InvalidInput
+from controlplane.identifiers import normalise_enterprise_number
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
@@ -156,13 +156,13 @@ def line_net_amount(line: Line) -> Decimal:
 
 def enterprise_number_digits(number: str) -> str:
     """The 10 digits of a Belgian enterprise number, checked (mod 97); dots and spaces dropped."""
-    digits = re.sub(r"[\s.]", "", number).removeprefix("BE")
-    if not re.fullmatch(r"[01]\d{9}", digits) or 97 - int(digits[:8]) % 97 != int(digits[8:]):
+    try:
+        return normalise_enterprise_number(number)
+    except ValueError as exc:
         raise UblDocumentInvalid(
             detail=f"{number!r} is not a valid Belgian enterprise number",
             hint="10 digits starting with 0 or 1, the last two 97 - (first eight mod 97)",
-        )
-    return digits
+        ) from exc
 
 
 def totals(lines: Sequence[Line]) -> Totals:

@@ -154,6 +154,7 @@ ENDPOINTS = [
     # own period ({role_period}) so that the second close is not a conflict.
     Endpoint("GET", f"{BILL}/periods/2025-01/statements", everyone()),
     Endpoint("GET", f"{BILL}/periods/2025-01/statements/gent", OWN_READ),
+    Endpoint("GET", f"{BILL}/periods/2025-01/statements/gent/pdf", OWN_READ),
     Endpoint("GET", f"{BILL}/periods/2025-01/export?format=csv", everyone()),
     Endpoint("POST", f"{BILL}/periods/{{role_period}}/close", FINANCE_WRITE),
     Endpoint("GET", f"{BILL}/periods/2025-01/closings", FINANCE_WRITE),
@@ -167,6 +168,7 @@ ENDPOINTS = [
     # number nobody was issued is not found for anyone (the numbers reveal nothing).
     Endpoint("GET", f"{BILL}/invoices", everyone()),
     Endpoint("GET", f"{BILL}/invoices/9999999999", dict.fromkeys(ROLES, HIDDEN)),
+    Endpoint("GET", f"{BILL}/invoices/9999999999/ubl", dict.fromkeys(ROLES, HIDDEN)),
     Endpoint("GET", f"{BILL}/prices", everyone()),
     Endpoint(
         "POST",
@@ -193,6 +195,21 @@ ENDPOINTS = [
         },
     ),
     Endpoint("GET", f"{BILL}/estimate?service=demo&plan=small&tenant=gent", OWN_READ),
+    Endpoint("GET", f"{BILL}/rates", everyone()),
+    Endpoint(
+        "POST",
+        f"{BILL}/rates",
+        FINANCE_WRITE,
+        body=lambda r: {
+            "measure": "cpu_core_hours",
+            "rate": "0.03",
+            "effective_from": f"2030-0{ROLES.index(r) + 1}-01",
+        },
+    ),
+    Endpoint("POST", f"{BILL}/usage", FINANCE_WRITE, body=lambda r: {"batch": r, "records": []}),
+    Endpoint("GET", f"{BILL}/vat-rules", everyone()),
+    Endpoint("PUT", f"{BILL}/vat-rules/service:demo", FINANCE_WRITE, body=lambda r: {"rate": "6"}),
+    Endpoint("DELETE", f"{BILL}/vat-rules/service:demo", FINANCE_WRITE),
     # Fleet upgrades (docs/fleet.md): operators only, every other role 403.
     Endpoint(
         "POST",

@@ -27,12 +27,13 @@ from controlplane.auth import audit
 from controlplane.auth.audit import AuditContext
 from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
-from controlplane.billing import invoices, service
+from controlplane.billing import invoices, pdf, peppol, service
 from controlplane.billing.errors import PeriodAlreadyClosed
 from controlplane.billing.exports import MEDIA_TYPES, ExportFormat, Lang, export, file_name
+from controlplane.billing.invoice_records import InvoiceRecord
 from controlplane.billing.money import money_text
 from controlplane.billing.periods import Period
-from controlplane.billing.records import CostPoolRecord
+from controlplane.billing.records import ClosedSetStatus, ClosedStatementSet, CostPoolRecord
 from controlplane.billing.statements import StatementSet
 from controlplane.db.paging import paginate_items
 from controlplane.db.types import utcnow
@@ -86,7 +87,9 @@ class PoolCreate(RequestBody):
     #: equal | inhabitants | usage | mixed (checked by the domain, which lists them).
     key: Annotated[str, Field(max_length=32)] | None = None
     equal_percent: Annotated[Decimal, Field(max_digits=5, allow_inf_nan=False)] | None = None
-    usage_measure: Literal["instance_hours", "cpu_hours", "memory_hours"] | None = None
+    usage_measure: Literal["instance_hours", "cpu_hours", "memory_hours", "usage_cost"] | None = (
+        None
+    )
     effective_from: date = Field(description="The first day of the first month of this amount.")
 
 
@@ -282,6 +285,51 @@ def export_period(
             statement_set, format, lang=lang, names=_instance_names(session, statement_set)
         ),
         media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/periods/{period}/statements/{tenant}/pdf",
+    response_class=Response,
+    responses={200: {"content": {pdf.MEDIA_TYPE: {}}, "description": "The statement as PDF."}},
+)
+def tenant_statement_pdf(
+    period: PeriodPath,
+    tenant: TenantPath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    lang: Annotated[Lang, Query(description="Language: en (default) or nl")] = Lang.EN,
+) -> Response:
+    """One tenant's statement as a PDF for people (another tenant's, for a tenant role: 404).
+
+    The chart shows the tenant's totals of the 12 months ending with ``period``: the closed
+    months' stored totals, this month's own (closed or draft) total, "no data" otherwise.
+    """
+    row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
+    chosen = _period(period)
+    statement_set = service.statements(session, chosen, _export_cut_off(utcnow()))
+    months = pdf.chart_months(chosen)
+    history: dict[str, Decimal] = {}
+    closed = select(ClosedStatementSet).where(
+        col(ClosedStatementSet.period).in_(months),
+        ClosedStatementSet.status == ClosedSetStatus.CLOSED,
+    )
+    for record in session.exec(closed):
+        for statement in record.document.get("statements", []):
+            if statement["tenant"]["slug"] == row.slug:
+                history[record.period] = Decimal(statement["totals"]["total"])
+    content = pdf.statement_pdf(
+        statement_set,
+        row.slug,
+        history=history,
+        lang=lang,
+        names=_instance_names(session, statement_set),
+    )
+    name = pdf.file_name(statement_set, row.slug)
+    return Response(
+        content=content,
+        media_type=pdf.MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
@@ -651,8 +699,33 @@ def get_invoice(
     number: Annotated[str, Path(max_length=20)], session: SessionDep, principal: PrincipalDep
 ) -> Any:
     """One issued invoice or credit note: the stored document, as issued (with its digest)."""
+    return _visible_invoice(session, principal, number).document
+
+
+def _visible_invoice(session: Session, principal: Principal, number: str) -> InvoiceRecord:
     row = invoices.get_invoice(session, number)
     if not principal.sees_tenant(row.tenant_id):
         raise invoices.InvoiceNotFound(f"There is no invoice or credit note {number!r}.")
     principal.check(Action.TENANT_READ, tenant_id=row.tenant_id)
-    return row.document
+    return row
+
+
+@router.get(
+    "/invoices/{number}/ubl",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}, "description": "UBL 2.1 XML."}},
+)
+def get_invoice_ubl(
+    number: Annotated[str, Path(max_length=20)], session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """The invoice or credit note as Peppol BIS Billing 3.0 UBL 2.1 (Invoice or CreditNote).
+
+    Refused (422 ``ubl_invalid``) when the document lacks what Peppol needs, e.g. the
+    customer's enterprise number; the problem names the command that fixes it.
+    """
+    document = _visible_invoice(session, principal, number).document
+    return Response(
+        content=peppol.ubl_xml(document),
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{peppol.file_name(document)}"'},
+    )
