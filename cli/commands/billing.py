@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -290,12 +291,7 @@ def export(
             exit_code=ExitCode.USAGE,
             hint="Use csv, csv-be, xlsx or json.",
         )
-    if lang not in ("en", "nl"):
-        raise CliError(
-            f"--lang {lang!r} is not an export language.",
-            exit_code=ExitCode.USAGE,
-            hint="Use --lang en or --lang nl.",
-        )
+    _check_lang(lang)
     with state.client() as client:
         response = client.call(
             "GET",
@@ -307,29 +303,46 @@ def export(
         sys.stdout.buffer.write(response.content)
         sys.stdout.flush()
         return
-    if file is None:
-        match = re.search(r'filename="([^"/\\]+)"', response.headers.get("Content-Disposition", ""))
-        file = Path(match.group(1) if match else f"statements-{month}.{file_format}")
-    try:
-        file.write_bytes(response.content)
-    except OSError as exc:
-        raise CliError(
-            f"Cannot write {file}: {exc.strerror or exc}.",
-            exit_code=ExitCode.USAGE,
-            hint="Choose a writable path with --file.",
-        ) from exc
-    stderr.print(f"Wrote {file} ({len(response.content)} bytes).")
-    typer.echo(str(file))
+    _save_download(
+        file or _attachment_name(response.headers, f"statements-{month}.{file_format}"),
+        response.content,
+    )
 
 
-def _export_pdfs(month: str, *, tenant: str | None, lang: str, file: Path | None) -> None:
-    """One PDF statement per tenant (every tenant the token may read, or --tenant)."""
+def _check_lang(lang: str) -> None:
     if lang not in ("en", "nl"):
         raise CliError(
             f"--lang {lang!r} is not an export language.",
             exit_code=ExitCode.USAGE,
             hint="Use --lang en or --lang nl.",
         )
+
+
+def _attachment_name(headers: Mapping[str, str], default: str) -> Path:
+    """The file name the API gave in Content-Disposition (no folders), else ``default``."""
+    match = re.search(r'filename="([^"/\\]+)"', headers.get("Content-Disposition", ""))
+    return Path(match.group(1) if match else default)
+
+
+def _write_file(target: Path, content: bytes, *, hint: str) -> None:
+    try:
+        target.write_bytes(content)
+    except OSError as exc:
+        raise CliError(
+            f"Cannot write {target}: {exc.strerror or exc}.", exit_code=ExitCode.USAGE, hint=hint
+        ) from exc
+
+
+def _save_download(target: Path, content: bytes) -> None:
+    """Write one downloaded file, say so on stderr and print its path on stdout."""
+    _write_file(target, content, hint="Choose a writable path with --file.")
+    stderr.print(f"Wrote {target} ({len(content)} bytes).")
+    typer.echo(str(target))
+
+
+def _export_pdfs(month: str, *, tenant: str | None, lang: str, file: Path | None) -> None:
+    """One PDF statement per tenant (every tenant the token may read, or --tenant)."""
+    _check_lang(lang)
     with state.client() as client:
         if tenant is not None:
             slugs = [tenant]
@@ -349,19 +362,10 @@ def _export_pdfs(month: str, *, tenant: str | None, lang: str, file: Path | None
                 params={"lang": lang},
                 headers={"Accept": "application/pdf"},
             )
-            header = response.headers.get("Content-Disposition", "")
-            match = re.search(r'filename="([^"/\\]+)"', header)
-            target = file or Path(match.group(1) if match else f"statement-{slug}-{month}.pdf")
-            try:
-                target.write_bytes(response.content)
-            except OSError as exc:
-                raise CliError(
-                    f"Cannot write {target}: {exc.strerror or exc}.",
-                    exit_code=ExitCode.USAGE,
-                    hint="Choose a writable path with --file.",
-                ) from exc
-            stderr.print(f"Wrote {target} ({len(response.content)} bytes).")
-            typer.echo(str(target))
+            _save_download(
+                file or _attachment_name(response.headers, f"statement-{slug}-{month}.pdf"),
+                response.content,
+            )
 
 
 def _export_ubl(month: str, *, tenant: str | None, output_dir: Path) -> None:
@@ -400,14 +404,9 @@ def _export_ubl(month: str, *, tenant: str | None, output_dir: Path) -> None:
                 continue
             kind = "credit-note" if item["kind"] == "credit_note" else "invoice"
             target = output_dir / f"{kind}-{number}.xml"
-            try:
-                target.write_bytes(response.content)
-            except OSError as exc:
-                raise CliError(
-                    f"Cannot write {target}: {exc.strerror or exc}.",
-                    exit_code=ExitCode.USAGE,
-                    hint="Choose a writable folder with --output-dir.",
-                ) from exc
+            _write_file(
+                target, response.content, hint="Choose a writable folder with --output-dir."
+            )
             typer.echo(str(target))
     stderr.print(f"Wrote {len(items) - len(refused)} UBL file(s) for {month}.", highlight=False)
     if refused:

@@ -16,11 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
-from sqlmodel import Session, select, update
 
-from controlplane.auth.models import Role
 from controlplane.billing.exports import DUTCH, LINE_COLUMNS
-from controlplane.provisioning.models import UsageEvent
+from tests.cli.billing_world import last_month, new_token, open_platform, run_keycloak_since_40_days
 from tests.cli.conftest import Platform, municipalities_csv
 
 BRUSSELS_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00$")
@@ -36,61 +34,21 @@ def _this_month() -> str:
     return datetime.now(ZoneInfo("Europe/Brussels")).strftime("%Y-%m")
 
 
-def _last_month() -> str:
-    first = datetime.now(ZoneInfo("Europe/Brussels")).date().replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
-
-
 @pytest.fixture(scope="module")
 def finance(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> str:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent", "Aalst"))
-    platform.ok("tenant", "import", str(towns), token=operator)
-    admin = platform.ok(
-        "token",
-        "create",
-        "--name",
-        "gent-admin",
-        "--role",
-        "tenant-admin",
-        "--tenant",
-        "gent",
-        token=operator,
-    ).stdout.strip()
-    platform.ok(
-        "instance",
-        "create",
-        "loket",
-        "--service",
-        "keycloak",
-        "--version",
-        "25.0.6",
-        "--plan",
-        "small",
-        "--set",
-        "admin_username=gentadmin",
-        "--wait",
-        "--timeout",
-        "60",
-        token=admin,
+    operator = open_platform(
+        platform, municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent", "Aalst"))
     )
-    # The instance has run since 40 days ago, so all of last month (a draft: not closed).
-    with Session(platform.engine) as session:
-        assert session.exec(select(UsageEvent)).all()
-        session.exec(update(UsageEvent).values(at=datetime.now(UTC) - timedelta(days=40)))  # type: ignore[call-overload]
-        session.commit()
-    token: str = platform.json(
-        "token", "create", "--name", "finance", "--role", "finance", token=operator
-    )["token"]
-    return token
+    admin = new_token(platform, operator, "gent-admin", "tenant-admin", "gent")
+    run_keycloak_since_40_days(platform, admin)
+    return new_token(platform, operator, "finance", "finance")
 
 
 def test_belgian_csv_in_dutch_opens_with_numbers_names_and_brussels_times(
     platform: Platform, finance: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    month = _last_month()
+    month = last_month()
     result = platform.ok(
         "billing", "export", month, "--format", "csv-be", "--lang", "nl", token=finance
     )

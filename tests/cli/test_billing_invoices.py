@@ -8,64 +8,29 @@ closes again: a credit note and a new invoice, and the first invoice is still th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, select
 
-from controlplane.auth.models import Role
 from controlplane.billing.invoices import is_structured_communication
-from controlplane.provisioning.models import UsageEvent, UsageKind
-from controlplane.tenants.models import Tenant
+from tests.cli.billing_world import (
+    invoice_towns,
+    last_month,
+    new_token,
+    open_platform,
+    started_keycloak,
+)
 from tests.cli.conftest import Platform
-from tests.factories import make_instance
-
-
-def _last_month() -> str:
-    first = datetime.now(ZoneInfo("Europe/Brussels")).date().replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 @pytest.fixture(scope="module")
 def tokens(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = tmp_path_factory.mktemp("towns") / "municipalities.csv"
-    towns.write_text(
-        "nis_code,name_nl,province,population,population_year,enterprise_number,street,"
-        "postal_code,city\n"
-        "44021,Gent,Oost-Vlaanderen,265086,2024,0207.451.227,Botermarkt 1,9000,Gent\n"
-        "41002,Aalst,Oost-Vlaanderen,88000,2024,,,,\n",
-        encoding="utf-8",
-    )
-    platform.ok("tenant", "import", str(towns), token=operator)
-    with Session(platform.engine) as session:
-        gent = session.exec(select(Tenant).where(Tenant.slug == "gent")).one()
-        instance = make_instance(session, gent, "loket", service="keycloak", plan="small")
-        session.add(
-            UsageEvent(
-                instance_id=instance.id,
-                tenant_id=gent.id,
-                service=instance.service,
-                plan="small",
-                kind=UsageKind.STARTED,
-                at=datetime.now(UTC) - timedelta(days=70),
-            )
-        )
-        session.commit()
-    finance = platform.json("token", "create", "--name", "fin", "--role", "finance", token=operator)
-    viewer = platform.json(
-        "token",
-        "create",
-        "--name",
-        "aalst-v",
-        "--role",
-        "tenant-viewer",
-        "--tenant",
-        "aalst",
-        token=operator,
-    )
-    return {"operator": operator, "finance": finance["token"], "aalst": viewer["token"]}
+    operator = open_platform(platform, invoice_towns(tmp_path_factory.mktemp("towns")))
+    started_keycloak(platform, "gent", datetime.now(UTC) - timedelta(days=70))
+    return {
+        "operator": operator,
+        "finance": new_token(platform, operator, "fin", "finance"),
+        "aalst": new_token(platform, operator, "aalst-v", "tenant-viewer", "aalst"),
+    }
 
 
 def test_import_and_update_take_invoice_master_data(
@@ -104,7 +69,7 @@ def test_import_and_update_take_invoice_master_data(
 def test_close_reopen_close_gives_invoice_credit_note_and_new_invoice(
     platform: Platform, tokens: dict[str, str]
 ) -> None:
-    month = _last_month()
+    month = last_month()
     platform.ok("billing", "close", month, "--yes", token=tokens["finance"])
     listed = platform.json("billing", "invoices", "--period", month, token=tokens["finance"])
     # Aalst used nothing (and no pool is shared by all): it gets no invoice.

@@ -13,49 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
 
-from controlplane.auth.models import Role
-from controlplane.provisioning.models import UsageEvent, UsageKind
-from controlplane.tenants.models import Tenant
+from tests.cli.billing_world import new_token, open_platform, started_keycloak
 from tests.cli.conftest import Platform, municipalities_csv
-from tests.factories import make_instance
 
 
 @pytest.fixture(scope="module")
 def world(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent",))
-    platform.ok("tenant", "import", str(towns), token=operator)
-    with Session(platform.engine) as session:
-        gent = session.exec(select(Tenant).where(Tenant.slug == "gent")).one()
-        instance = make_instance(session, gent, "loket", service="keycloak", plan="small")
-        session.add(
-            UsageEvent(
-                instance_id=instance.id,
-                tenant_id=gent.id,
-                service="keycloak",
-                plan="small",
-                kind=UsageKind.STARTED,
-                at=datetime(2024, 3, 1, tzinfo=UTC),
-            )
-        )
-        session.commit()
-        instance_id = str(instance.id)
-    finance = platform.json("token", "create", "--name", "fin", "--role", "finance", token=operator)
-    viewer = platform.json(
-        "token",
-        "create",
-        "--name",
-        "v",
-        "--role",
-        "tenant-viewer",
-        "--tenant",
-        "gent",
-        token=operator,
+    operator = open_platform(
+        platform, municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent",))
     )
-    return {"finance": finance["token"], "viewer": viewer["token"], "instance": instance_id}
+    instance_id = started_keycloak(platform, "gent", datetime(2024, 3, 1, tzinfo=UTC))
+    return {
+        "finance": new_token(platform, operator, "fin", "finance"),
+        "viewer": new_token(platform, operator, "v", "tenant-viewer", "gent"),
+        "instance": instance_id,
+    }
 
 
 def _record(instance: str, quantity: str, tenant: str = "gent") -> dict[str, Any]:

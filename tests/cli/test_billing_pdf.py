@@ -7,26 +7,17 @@ extracted with pypdf and compared with the statement JSON of the API.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from pypdf import PdfReader
-from sqlmodel import Session, update
 
-from controlplane.auth.models import Role
 from controlplane.billing.exports import share_decimal
-from controlplane.provisioning.models import UsageEvent
+from tests.cli.billing_world import last_month, new_token, open_platform, run_keycloak_since_40_days
 from tests.cli.conftest import Platform, municipalities_csv
-
-
-def _last_month() -> str:
-    first = datetime.now(ZoneInfo("Europe/Brussels")).date().replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 def _months_to(month: str) -> list[str]:
@@ -42,32 +33,12 @@ def _text(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def world(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent", "Aalst"))
-    platform.ok("tenant", "import", str(towns), token=operator)
-    viewer = platform.ok(
-        "token",
-        "create",
-        "--name",
-        "gent-admin",
-        "--role",
-        "tenant-admin",
-        "--tenant",
-        "gent",
-        token=operator,
-    ).stdout.strip()
-    platform.ok(
-        "instance", "create", "loket", "--service", "keycloak", "--version", "25.0.6",
-        "--plan", "small", "--set", "admin_username=gentadmin", "--wait", "--timeout", "60",
-        token=viewer,
-    )  # fmt: skip
-    with Session(platform.engine) as session:
-        session.exec(update(UsageEvent).values(at=datetime.now(UTC) - timedelta(days=40)))  # type: ignore[call-overload]
-        session.commit()
-    finance = platform.json(
-        "token", "create", "--name", "finance", "--role", "finance", token=operator
-    )["token"]
+    operator = open_platform(
+        platform, municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent", "Aalst"))
+    )
+    viewer = new_token(platform, operator, "gent-admin", "tenant-admin", "gent")
+    run_keycloak_since_40_days(platform, viewer)
+    finance = new_token(platform, operator, "finance", "finance")
     answer = httpx.post(
         f"{platform.url}/api/v1/billing/pools",
         headers={"Authorization": f"Bearer {finance}"},
@@ -77,7 +48,7 @@ def world(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[
             "monthly_amount": "1000.00",
             "key": "mixed",
             "equal_percent": "30",
-            "effective_from": _last_month() + "-01",
+            "effective_from": last_month() + "-01",
         },
     )
     assert answer.status_code == 201, answer.text
@@ -88,7 +59,7 @@ def test_pdf_through_cityctl_holds_the_statement_of_the_api(
     platform: Platform, world: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    month = _last_month()
+    month = last_month()
     result = platform.ok("billing", "export", month, "--format", "pdf", token=world["finance"])
     written = sorted(Path(p).name for p in result.stdout.split())
     # One PDF per tenant of the statement set; a draft's name says so.
@@ -130,7 +101,7 @@ def test_pdf_through_cityctl_holds_the_statement_of_the_api(
 def test_pdf_in_dutch_for_one_tenant(
     platform: Platform, world: dict[str, str], tmp_path: Path
 ) -> None:
-    month = _last_month()
+    month = last_month()
     target = tmp_path / "gent.pdf"
     platform.ok(
         "billing", "export", month, "--format", "pdf", "--tenant", "gent", "--lang", "nl",
@@ -146,7 +117,7 @@ def test_pdf_in_dutch_for_one_tenant(
 def test_a_tenant_cannot_fetch_another_tenants_pdf(
     platform: Platform, world: dict[str, str]
 ) -> None:
-    month = _last_month()
+    month = last_month()
     base = f"{platform.url}/api/v1/billing/periods/{month}/statements"
     headers = {"Authorization": f"Bearer {world['gent']}"}
     own = httpx.get(f"{base}/gent/pdf", headers=headers)

@@ -12,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from lxml import etree
-from sqlmodel import Session, select
 
-from controlplane.auth.models import Role
-from controlplane.provisioning.models import UsageEvent, UsageKind
 from controlplane.settings import get_settings
-from controlplane.tenants.models import Tenant
 from tests.billing.peppol import fatal, validate
+from tests.cli.billing_world import (
+    invoice_towns,
+    last_month,
+    new_token,
+    open_platform,
+    started_keycloak,
+)
 from tests.cli.conftest import Platform
-from tests.factories import make_instance
 
 SUPPLIER = {
     "NAME": "City Platform cv",
@@ -35,11 +36,6 @@ SUPPLIER = {
     "CITY": "Gent",
     "IBAN": "BE08 0682 0523 1213",
 }
-
-
-def _last_month() -> str:
-    first = datetime.now(ZoneInfo("Europe/Brussels")).date().replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 @pytest.fixture(scope="module")
@@ -57,34 +53,10 @@ def supplier() -> Iterator[None]:
 def tokens(
     platform: Platform, supplier: None, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = tmp_path_factory.mktemp("towns") / "municipalities.csv"
-    towns.write_text(
-        "nis_code,name_nl,province,population,population_year,enterprise_number,street,"
-        "postal_code,city\n"
-        "44021,Gent,Oost-Vlaanderen,265086,2024,0207.451.227,Botermarkt 1,9000,Gent\n"
-        "41002,Aalst,Oost-Vlaanderen,88000,2024,,,,\n",
-        encoding="utf-8",
-    )
-    platform.ok("tenant", "import", str(towns), token=operator)
-    with Session(platform.engine) as session:
-        for slug in ("gent", "aalst"):
-            tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).one()
-            instance = make_instance(session, tenant, "loket", service="keycloak", plan="small")
-            session.add(
-                UsageEvent(
-                    instance_id=instance.id,
-                    tenant_id=tenant.id,
-                    service=instance.service,
-                    plan="small",
-                    kind=UsageKind.STARTED,
-                    at=datetime.now(UTC) - timedelta(days=70),
-                )
-            )
-        session.commit()
-    finance = platform.json("token", "create", "--name", "fin", "--role", "finance", token=operator)
-    return {"operator": operator, "finance": finance["token"]}
+    operator = open_platform(platform, invoice_towns(tmp_path_factory.mktemp("towns")))
+    for slug in ("gent", "aalst"):
+        started_keycloak(platform, slug, datetime.now(UTC) - timedelta(days=70))
+    return {"operator": operator, "finance": new_token(platform, operator, "fin", "finance")}
 
 
 def _root(path: Path) -> str:
@@ -97,7 +69,7 @@ def test_ubl_export_of_a_month(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    month = _last_month()
+    month = last_month()
     finance = tokens["finance"]
 
     draft = platform.run("billing", "export", "--format", "ubl", "--period", month, token=finance)

@@ -9,56 +9,26 @@ changing the rule afterwards does not change the issued invoice.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
 
-from controlplane.auth.models import AuditEvent, Role
-from controlplane.provisioning.models import UsageEvent, UsageKind
-from controlplane.tenants.models import Tenant
+from controlplane.auth.models import AuditEvent
+from tests.cli.billing_world import last_month, new_token, open_platform, started_keycloak
 from tests.cli.conftest import Platform, municipalities_csv
-from tests.factories import make_instance
-
-
-def _last_month() -> str:
-    first = datetime.now(ZoneInfo("Europe/Brussels")).date().replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 @pytest.fixture(scope="module")
 def tokens(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    towns = municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent",))
-    platform.ok("tenant", "import", str(towns), token=operator)
-    with Session(platform.engine) as session:
-        gent = session.exec(select(Tenant).where(Tenant.slug == "gent")).one()
-        instance = make_instance(session, gent, "loket", service="keycloak", plan="small")
-        session.add(
-            UsageEvent(
-                instance_id=instance.id,
-                tenant_id=gent.id,
-                service=instance.service,
-                plan="small",
-                kind=UsageKind.STARTED,
-                at=datetime.now(UTC) - timedelta(days=70),
-            )
-        )
-        session.commit()
-    finance = platform.json("token", "create", "--name", "fin", "--role", "finance", token=operator)
-    viewer = platform.json(
-        "token",
-        "create",
-        "--name",
-        "gent-v",
-        "--role",
-        "tenant-viewer",
-        "--tenant",
-        "gent",
-        token=operator,
+    operator = open_platform(
+        platform, municipalities_csv(tmp_path_factory.mktemp("towns"), ("Gent",))
     )
-    return {"operator": operator, "finance": finance["token"], "viewer": viewer["token"]}
+    started_keycloak(platform, "gent", datetime.now(UTC) - timedelta(days=70))
+    return {
+        "operator": operator,
+        "finance": new_token(platform, operator, "fin", "finance"),
+        "viewer": new_token(platform, operator, "gent-v", "tenant-viewer", "gent"),
+    }
 
 
 def test_set_list_and_remove(platform: Platform, tokens: dict[str, str]) -> None:
@@ -153,7 +123,7 @@ def test_invoice_issued_after_set_uses_the_rule_and_stays_as_issued(
 ) -> None:
     fin = tokens["finance"]
     platform.ok("billing", "vat", "set", "plan:keycloak/small", "--rate", "6", token=fin)
-    month = _last_month()
+    month = last_month()
     platform.ok("billing", "close", month, "--yes", token=fin)
     (listed,) = platform.json("billing", "invoices", "--period", month, token=fin)
     invoice = platform.json("billing", "invoice", listed["number"], token=fin)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from controlplane.auth.models import Role
+from tests.cli.billing_world import new_token, open_platform
 from tests.cli.conftest import Platform, municipalities_csv
 
 USAGE, AUTH, NOT_FOUND, CONFLICT, SERVER, FAILED, TIMEOUT = 2, 3, 4, 5, 6, 1, 7
@@ -35,22 +35,13 @@ def assert_fails(result: Result, code: int) -> str:
 
 @pytest.fixture(scope="module")
 def tokens(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    operator = platform.issue_token(Role.OPERATOR, "bootstrap-operator")
-    platform.ok("catalog", "publish", token=operator)
-    csv_file = municipalities_csv(tmp_path_factory.mktemp("csv"), ("Gent", "Aalst"))
-    platform.ok("tenant", "import", str(csv_file), token=operator)
-    admin = platform.json(
-        "token",
-        "create",
-        "--name",
-        "gent-admin",
-        "--role",
-        "tenant-admin",
-        "--tenant",
-        "gent",
-        token=operator,
-    )["token"]
-    return {"operator": operator, "admin": admin}
+    operator = open_platform(
+        platform, municipalities_csv(tmp_path_factory.mktemp("csv"), ("Gent", "Aalst"))
+    )
+    return {
+        "operator": operator,
+        "admin": new_token(platform, operator, "gent-admin", "tenant-admin", "gent"),
+    }
 
 
 def test_unknown_instance_is_not_found(platform: Platform, tokens: dict[str, str]) -> None:
