@@ -29,6 +29,23 @@ COLUMNS = [
 Slug = Annotated[str, typer.Argument(help="Tenant slug, e.g. gent.")]
 
 
+# Options that tenant create and update share (master data for statements and invoices).
+InhabitantsOpt = Annotated[int | None, typer.Option(help="Number of inhabitants.")]
+InhabitantsYearOpt = Annotated[
+    int | None, typer.Option("--inhabitants-year", help="Reference year of inhabitants.")
+]
+EnterpriseNumberOpt = Annotated[
+    str | None,
+    typer.Option("--enterprise-number", help="KBO number for invoices, e.g. 0207.451.227."),
+]
+StreetOpt = Annotated[
+    str | None, typer.Option(help="Postal address for invoices: street and number.")
+]
+PostalCodeOpt = Annotated[str | None, typer.Option("--postal-code", help="Postal code, e.g. 9000.")]
+CityOpt = Annotated[str | None, typer.Option(help="City of the postal address.")]
+CountryOpt = Annotated[str | None, typer.Option(help="Country code of the address (default BE).")]
+
+
 @app.command("list")
 def list_(
     status: Annotated[
@@ -69,24 +86,13 @@ def create(
             "ending with a letter or digit; default derived from the name."
         ),
     ] = None,
-    inhabitants: Annotated[int | None, typer.Option(help="Number of inhabitants.")] = None,
-    inhabitants_year: Annotated[
-        int | None, typer.Option("--inhabitants-year", help="Reference year of inhabitants.")
-    ] = None,
-    enterprise_number: Annotated[
-        str | None,
-        typer.Option("--enterprise-number", help="KBO number for invoices, e.g. 0207.451.227."),
-    ] = None,
-    street: Annotated[
-        str | None, typer.Option(help="Postal address for invoices: street and number.")
-    ] = None,
-    postal_code: Annotated[
-        str | None, typer.Option("--postal-code", help="Postal code, e.g. 9000.")
-    ] = None,
-    city: Annotated[str | None, typer.Option(help="City of the postal address.")] = None,
-    country: Annotated[
-        str | None, typer.Option(help="Country code of the address (default BE).")
-    ] = None,
+    inhabitants: InhabitantsOpt = None,
+    inhabitants_year: InhabitantsYearOpt = None,
+    enterprise_number: EnterpriseNumberOpt = None,
+    street: StreetOpt = None,
+    postal_code: PostalCodeOpt = None,
+    city: CityOpt = None,
+    country: CountryOpt = None,
     group: Annotated[
         str | None, typer.Option(help="Billing group, e.g. an intercommunale.")
     ] = None,
@@ -128,23 +134,13 @@ def update(
     slug: Slug,
     name: Annotated[str | None, typer.Option(help="New display name.")] = None,
     status: Annotated[str | None, typer.Option(help="active, suspended or offboarded.")] = None,
-    inhabitants: Annotated[int | None, typer.Option(help="Number of inhabitants.")] = None,
-    inhabitants_year: Annotated[
-        int | None, typer.Option("--inhabitants-year", help="Reference year of inhabitants.")
-    ] = None,
-    enterprise_number: Annotated[
-        str | None, typer.Option("--enterprise-number", help="KBO number for invoices.")
-    ] = None,
-    street: Annotated[
-        str | None, typer.Option(help="Postal address for invoices: street and number.")
-    ] = None,
-    postal_code: Annotated[
-        str | None, typer.Option("--postal-code", help="Postal code, e.g. 9000.")
-    ] = None,
-    city: Annotated[str | None, typer.Option(help="City of the postal address.")] = None,
-    country: Annotated[
-        str | None, typer.Option(help="Country code of the address (default BE).")
-    ] = None,
+    inhabitants: InhabitantsOpt = None,
+    inhabitants_year: InhabitantsYearOpt = None,
+    enterprise_number: EnterpriseNumberOpt = None,
+    street: StreetOpt = None,
+    postal_code: PostalCodeOpt = None,
+    city: CityOpt = None,
+    country: CountryOpt = None,
     group: Annotated[str | None, typer.Option(help="Billing group.")] = None,
     max_instances: Annotated[
         int | None, typer.Option("--max-instances", help="Most live instances allowed.")

@@ -27,7 +27,8 @@ from sqlalchemy import String, Uuid, column, select, table
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
-from controlplane.billing.errors import PeriodAlreadyClosed, PriceExists, UsageInvalid
+from controlplane.billing.closed_periods import refuse_closed
+from controlplane.billing.errors import PriceExists, UsageInvalid
 from controlplane.billing.metering import (
     _MEASURE,
     MeasuredUsage,
@@ -42,7 +43,6 @@ from controlplane.billing.metering_records import (
 )
 from controlplane.billing.models import UsageEvent, UsageKind, _quantity
 from controlplane.billing.periods import Period
-from controlplane.billing.records import ClosedSetStatus, ClosedStatementSet
 from controlplane.errors import Conflict, ErrorItem
 from controlplane.tenants.models import Tenant
 
@@ -134,27 +134,6 @@ def with_storage(events: Sequence[UsageEvent], catalogue: Catalogue) -> list[Usa
 
 
 # -- rates ---------------------------------------------------------------------------------
-
-
-def closed_period(session: Session, month: Period) -> ClosedStatementSet | None:
-    return session.exec(
-        sm_select(ClosedStatementSet).where(
-            ClosedStatementSet.period == str(month),
-            ClosedStatementSet.status == ClosedSetStatus.CLOSED,
-        )
-    ).first()
-
-
-def refuse_closed(session: Session, day: date, what: str) -> None:
-    month = Period(day.year, day.month)
-    if closed_period(session, month) is not None:
-        raise PeriodAlreadyClosed(
-            detail=f"{what} is dated inside the closed billing period {month}; "
-            "it would not change its closed statements",
-            hint=f"date it in an open month, or reopen the period first: "
-            f"cityctl billing reopen {month} --reason '…'",
-            extra={"period": str(month)},
-        )
 
 
 def add_rate(

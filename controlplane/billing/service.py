@@ -28,6 +28,7 @@ from sqlalchemy import String, Uuid, column, select, table
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
+from controlplane.billing.closed_periods import closed_row
 from controlplane.billing.errors import (
     CostPoolExists,
     CostPoolInvalid,
@@ -303,15 +304,6 @@ def compute(session: Session, period: Period, now: datetime) -> StatementSet:
         rates=rates if rates.rates else None,
         measured=load_measured(session, period) if rates.rates else (),
     )
-
-
-def closed_row(session: Session, period: Period) -> ClosedStatementSet | None:
-    return session.exec(
-        sm_select(ClosedStatementSet).where(
-            ClosedStatementSet.period == str(period),
-            ClosedStatementSet.status == ClosedSetStatus.CLOSED,
-        )
-    ).first()
 
 
 def statements(session: Session, period: Period, now: datetime) -> StatementSet:

@@ -28,7 +28,7 @@ from controlplane.auth.audit import AuditContext
 from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
 from controlplane.billing import invoices, pdf, peppol, service
-from controlplane.billing.errors import PeriodAlreadyClosed
+from controlplane.billing.closed_periods import refuse_closed
 from controlplane.billing.exports import MEDIA_TYPES, ExportFormat, Lang, export, file_name
 from controlplane.billing.invoice_records import InvoiceRecord
 from controlplane.billing.money import money_text
@@ -491,26 +491,13 @@ def list_prices(
     )
 
 
-def _refuse_closed_month(session: Session, effective_from: date) -> None:
-    """A price dated inside a closed month would silently not apply to it: refuse it (409)."""
-    month = Period(effective_from.year, effective_from.month)
-    if service.closed_row(session, month) is not None:
-        raise PeriodAlreadyClosed(
-            detail=f"{effective_from} is inside the closed billing period {month}; "
-            "a price dated there would not change its closed statements",
-            hint=f"date the price in an open month, or reopen the period first: "
-            f"cityctl billing reopen {month} --reason '…'",
-            extra={"period": str(month)},
-        )
-
-
 @router.post("/prices", status_code=201, response_model=PricePublic)
 def create_price(
     body: PriceCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
 ) -> PricePublic:
     """A new monthly price of a plan from a date on (finance, operator); never edited."""
     _require_finance(principal, "set prices")
-    _refuse_closed_month(session, body.effective_from)
+    refuse_closed(session, body.effective_from, f"a price from {body.effective_from}")
     record = service.add_price(
         session,
         service=body.service,
