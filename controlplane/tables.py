@@ -9,8 +9,8 @@ from controlplane.billing import invoice_records as billing_invoice_records
 from controlplane.billing import metering_records as billing_metering_records
 from controlplane.billing import records as billing_records
 from controlplane.catalog import records as catalog_records
-from controlplane.provisioning import fleet_models
 from controlplane.provisioning import models as provisioning_models
+from controlplane.provisioning.fleet import models as fleet_models
 from controlplane.tenants import models as tenant_models
 
 metadata = SQLModel.metadata

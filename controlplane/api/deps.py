@@ -35,7 +35,7 @@ from controlplane.auth.tokens import check_token_form, verify_token
 from controlplane.db.paging import DEFAULT_LIMIT, MAX_LIMIT
 from controlplane.errors import ErrorItem, PreconditionFailed
 from controlplane.provisioning.admission import ParameterCheck
-from controlplane.provisioning.fleet import RendererFor
+from controlplane.provisioning.fleet.planning import RendererFor
 from controlplane.rendering import Renderer
 from controlplane.settings import Settings
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from controlplane.auth.models import Role
 from controlplane.catalog.publishing import publish_release
-from controlplane.provisioning.fleet_models import FleetPlan
+from controlplane.provisioning.fleet.models import FleetPlan
 from controlplane.tenants.models import Tenant
 from tests.cli.conftest import Platform
 from tests.provisioning.fleet_support import shop_release

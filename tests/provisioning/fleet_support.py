@@ -33,7 +33,7 @@ from controlplane.catalog.records import PublishedVersion
 from controlplane.kube.retrying import RetryPolicy
 from controlplane.kube.target import KubeTarget
 from controlplane.provisioning import fleet, queueing
-from controlplane.provisioning.fleet_models import FleetRun, FleetRunItem
+from controlplane.provisioning.fleet.models import FleetRun, FleetRunItem
 from controlplane.provisioning.models import Instance, Phase, Target, TargetKind
 from controlplane.provisioning.reconciling import Reconciler
 from controlplane.provisioning.targets.building import TargetRegistry

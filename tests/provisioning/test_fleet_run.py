@@ -14,7 +14,7 @@ from controlplane.auth.audit import AuditContext
 from controlplane.auth.models import AuditEvent
 from controlplane.db.engine import make_engine
 from controlplane.provisioning import fleet
-from controlplane.provisioning.fleet_models import ItemState, RunStatus
+from controlplane.provisioning.fleet.models import ItemState, RunStatus
 from controlplane.provisioning.models import Phase, Revision
 from tests.cluster.fixtures import Cluster, cluster  # noqa: F401
 from tests.provisioning.fleet_support import SERVICE, FleetWorld, make_world

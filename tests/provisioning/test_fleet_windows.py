@@ -13,7 +13,7 @@ from sqlmodel import Session
 from controlplane.auth.audit import AuditContext
 from controlplane.db.engine import make_engine
 from controlplane.provisioning import fleet
-from controlplane.provisioning.fleet_models import ItemState, RunStatus
+from controlplane.provisioning.fleet.models import ItemState, RunStatus
 from tests.cluster.fixtures import Cluster, cluster  # noqa: F401
 from tests.provisioning.fleet_support import SATURDAY_NOON, SERVICE, FleetWorld, make_world
 

@@ -28,7 +28,7 @@ from controlplane.auth.policy import Action
 from controlplane.db.types import utcnow
 from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.provisioning import fleet
-from controlplane.provisioning.fleet_models import (
+from controlplane.provisioning.fleet.models import (
     FAILURE_STATES,
     FleetPlan,
     FleetPlanItem,

@@ -3,7 +3,7 @@
 A plan is frozen when it is made: the affected instances, their wave, the version they
 start from and the objects that would change. A run executes one plan; every decision the
 executor takes is a row update here, so a run survives a restart of the control plane and
-any worker can pick it up (``provisioning.fleet.tick``).
+any worker can pick it up (``provisioning.fleet.executor.tick``).
 
 This module must not know about HTTP, rendering or how the executor is scheduled.
 """
