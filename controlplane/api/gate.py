@@ -33,8 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.api import problems
 from controlplane.auth.errors import InvalidToken
-from controlplane.auth.models import Role
-from controlplane.auth.policy import Action, Principal
+from controlplane.auth.policy import BILLING_WRITES, Action, Principal
 from controlplane.auth.tokens import verify_token
 from controlplane.errors import ControlPlaneError, ErrorItem, Forbidden
 from controlplane.tenants.services import get_tenant
@@ -56,9 +55,8 @@ WRITE_GUARDS: tuple[tuple[str, Callable[[Principal], bool]], ...] = (
     ("/api/v1/targets", _may_write(Action.TARGET_WRITE)),
     ("/api/v1/tokens", _may_write(Action.TOKEN_WRITE)),
     ("/api/v1/fleet", _may_write(Action.FLEET_WRITE)),
-    # Billing changes are for finance and operators (routes/billing.py refines: reopen
-    # is for operators only).
-    ("/api/v1/billing", lambda principal: principal.role in {Role.OPERATOR, Role.FINANCE}),
+    # Billing changes (routes/billing*.py refine per action: reopen is for operators only).
+    ("/api/v1/billing", lambda principal: any(map(principal.may, BILLING_WRITES))),
 )
 
 #: Routes whose bodies may be larger than ``max_body_bytes`` (``max_upload_bytes``).

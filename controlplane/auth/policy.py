@@ -46,6 +46,14 @@ class Action(StrEnum):
     RATE_READ = "rate.read"
     RATE_WRITE = "rate.write"
     USAGE_WRITE = "usage.write"
+    #: Billing periods (docs/billing.md): closing one and reading its closings are finance's;
+    #: reopening a closed period is for operators only.
+    BILLING_CLOSE = "billing.close"
+    BILLING_CLOSINGS_READ = "billing.closings.read"
+    BILLING_REOPEN = "billing.reopen"
+    #: Finance's dated prices and cost pools (never edited, only added).
+    BILLING_PRICE_WRITE = "billing.price.write"
+    BILLING_POOL_WRITE = "billing.pool.write"
 
 
 _READ_ALL = {
@@ -63,6 +71,12 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
         _READ_ALL
         | {Action.VAT_RULE_READ, Action.VAT_RULE_WRITE}
         | {Action.RATE_READ, Action.RATE_WRITE, Action.USAGE_WRITE}
+        | {
+            Action.BILLING_CLOSE,
+            Action.BILLING_CLOSINGS_READ,
+            Action.BILLING_PRICE_WRITE,
+            Action.BILLING_POOL_WRITE,
+        }
     ),
     Role.TENANT_ADMIN: frozenset(
         {
@@ -86,6 +100,33 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.VAT_RULE_READ,
             Action.RATE_READ,
         }
+    ),
+}
+
+#: Every change under ``/api/v1/billing`` (the API gate refuses early a role with none of them).
+BILLING_WRITES = frozenset(
+    {
+        Action.BILLING_CLOSE,
+        Action.BILLING_REOPEN,
+        Action.BILLING_PRICE_WRITE,
+        Action.BILLING_POOL_WRITE,
+        Action.RATE_WRITE,
+        Action.USAGE_WRITE,
+        Action.VAT_RULE_WRITE,
+    }
+)
+
+_BILLING_HINT = "Billing changes are for the finance and operator roles."
+
+#: What a refusal says, where the generic "read/change <noun>s" would not say it well.
+_REFUSALS: dict[Action, tuple[str, str]] = {
+    Action.BILLING_CLOSE: ("close a billing period", _BILLING_HINT),
+    Action.BILLING_CLOSINGS_READ: ("read the closing history", _BILLING_HINT),
+    Action.BILLING_PRICE_WRITE: ("set prices", _BILLING_HINT),
+    Action.BILLING_POOL_WRITE: ("set cost pools", _BILLING_HINT),
+    Action.BILLING_REOPEN: (
+        "reopen a billing period",
+        "Reopening a closed period is an operator action; ask a platform operator.",
     ),
 }
 
@@ -120,10 +161,10 @@ class Principal:
         if tenant_id is not None and not self.sees_tenant(tenant_id):
             raise NotFound("The resource does not exist (or is not visible to you).")
         if not self.may(action):
-            raise Forbidden(
-                f"The role {self.role} may not {_describe(action)}.",
-                hint="Ask a platform operator if you need this.",
+            what, hint = _REFUSALS.get(
+                action, (_describe(action), "Ask a platform operator if you need this.")
             )
+            raise Forbidden(f"The role {self.role} may not {what}.", hint=hint)
 
 
 def _describe(action: Action) -> str:

@@ -1,13 +1,13 @@
 """Metering's adapter: unit rates and measured usage from the database to the domain and back.
 
-``load_rates`` and ``load_measured`` feed :func:`controlplane.billing.service.compute`;
+``load_rates`` and ``load_measured`` feed :func:`controlplane.billing.ledger.compute`;
 ``add_rate`` and ``import_usage`` store what the API receives. A usage batch is idempotent by
 its id: the SHA-256 of its canonical body is kept, the same body again answers as the first
 time, a different body under the same id is a conflict. Every write is flushed, never
 committed (the caller commits with its audit event).
 
 Instances and tenants are read through narrow, read-only column lists (billing does not import
-provisioning, see ``service.py``).
+provisioning, see ``inputs.py``).
 
 This module must not know about FastAPI or Typer.
 """
@@ -47,7 +47,7 @@ from controlplane.errors import Conflict, ErrorItem
 from controlplane.tenants.models import Tenant
 
 if TYPE_CHECKING:
-    from controlplane.billing.service import Catalogue
+    from controlplane.billing.inputs import Catalogue
 
 _INSTANCES = table(
     "instances",

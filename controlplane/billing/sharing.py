@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from controlplane.billing.documents import doc
 from controlplane.billing.errors import CostPoolInvalid, InhabitantsMissing, UsageInvalid
 from controlplane.billing.models import CostPool, SharingKey, TenantInfo
 from controlplane.billing.money import cents_of, from_cents, largest_remainder
@@ -50,7 +51,8 @@ class Share:
     tenant: str
     weight: Fraction
     share: Fraction
-    amount_cents: int
+    #: Written as the money amount (``"12.34"``) under ``amount`` in documents.
+    amount_cents: int = field(metadata=doc(key="amount", cents=True))
 
     @property
     def amount(self) -> Decimal:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, Inexact
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
+from controlplane.billing.documents import doc, from_document, to_document
 from controlplane.billing.errors import (
     CostPoolInvalid,
     PeriodAlreadyClosed,
@@ -53,7 +54,7 @@ from controlplane.billing.models import (
     UsageKind,
     UsageMeasure,
 )
-from controlplane.billing.money import fraction_text, from_cents
+from controlplane.billing.money import from_cents
 from controlplane.billing.periods import BRUSSELS, MICROSECOND, Period, require_aware
 from controlplane.billing.sharing import Member, Share, allocate
 from controlplane.catalog.models import canonical_json
@@ -97,39 +98,22 @@ class StatementLine:
     instance_id: str | None
     plan: str | None
     pool: str | None
-    start: datetime | None
-    end: datetime | None
+    start: datetime | None = field(metadata=doc(key="from"))
+    end: datetime | None = field(metadata=doc(key="to"))
     quantity: Decimal
     unit: str
     unit_price: Decimal
     amount: Decimal
     exact_share: Fraction
     #: Why this line is not a normal line (e.g. ``incomplete: inhabitants missing``: the
-    #: tenant's share of the pool was not computed); ``None`` for a normal line.
-    flag: str | None = None
+    #: tenant's share of the pool was not computed); ``None`` for a normal line. Written only
+    #: when set: documents closed before stay as they were.
+    flag: str | None = field(default=None, metadata=doc(omit_default=True))
     #: The measure of a usage line (``cpu_core_hours`` …); ``None`` on other lines.
-    measure: str | None = None
+    measure: str | None = field(default=None, metadata=doc(omit_default=True))
 
     def as_dict(self) -> dict[str, Any]:
-        body = {
-            "kind": str(self.kind),
-            "service": self.service,
-            "instance_id": self.instance_id,
-            "plan": self.plan,
-            "pool": self.pool,
-            "from": _iso(self.start),
-            "to": _iso(self.end),
-            "quantity": str(self.quantity),
-            "unit": self.unit,
-            "unit_price": str(self.unit_price),
-            "amount": str(self.amount),
-            "exact_share": fraction_text(self.exact_share),
-        }
-        if self.flag is not None:  # only when set: documents closed before stay as they were
-            body["flag"] = self.flag
-        if self.measure is not None:  # usage lines only
-            body["measure"] = self.measure
-        return body
+        return to_document(self)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +122,15 @@ class Totals:
     shared_services: Decimal
     platform: Decimal
     #: Rated usage; shown only when there is any (documents closed before stay as they were).
-    usage: Decimal = Decimal("0.00")
+    usage: Decimal = field(default=Decimal("0.00"), metadata=doc(omit_default=True))
+
+    document_order: ClassVar[tuple[str, ...]] = (
+        "plan_fees",
+        "shared_services",
+        "platform",
+        "total",
+        "usage",
+    )
 
     @property
     def total(self) -> Decimal:
@@ -152,16 +144,11 @@ class Totals:
             self.usage + other.usage,
         )
 
+    def document_extras(self) -> dict[str, Any]:
+        return {"total": self.total}
+
     def as_dict(self) -> dict[str, str]:
-        body = {
-            "plan_fees": str(self.plan_fees),
-            "shared_services": str(self.shared_services),
-            "platform": str(self.platform),
-            "total": str(self.total),
-        }
-        if self.usage:
-            body["usage"] = str(self.usage)
-        return body
+        return to_document(self)  # type: ignore[no-any-return]
 
 
 _ZERO = Totals(Decimal("0.00"), Decimal("0.00"), Decimal("0.00"))
@@ -175,6 +162,8 @@ class Statement:
     lines: tuple[StatementLine, ...]
     totals: Totals
 
+    document_order: ClassVar[tuple[str, ...]] = ("tenant", "totals", "lines", "status", "flags")
+
     @property
     def total(self) -> Decimal:
         return self.totals.total
@@ -184,64 +173,47 @@ class Statement:
         """What is incomplete on this statement (one text per flagged line), in line order."""
         return [f"{line.flag} (pool {line.pool})" for line in self.lines if line.flag]
 
+    def document_extras(self) -> dict[str, Any]:
+        return {"status": "incomplete", "flags": self.flags} if self.flags else {}
+
     def as_dict(self) -> dict[str, Any]:
-        t = self.tenant
-        body: dict[str, Any] = {
-            "tenant": {
-                "slug": t.slug,
-                "name": t.name,
-                "nis_code": t.nis_code,
-                "inhabitants": t.inhabitants,
-                "inhabitants_year": t.inhabitants_year,
-                "enterprise_number": t.enterprise_number,
-                "group": t.group,
-            },
-            "totals": self.totals.as_dict(),
-            "lines": [line.as_dict() for line in self.lines],
-        }
-        if self.flags:
-            body["status"] = "incomplete"
-            body["flags"] = self.flags
-        return body
+        return to_document(self)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
 class PoolAllocation:
     """How one pool was shared: the members' weights, exact shares and cents (for audit)."""
 
-    pool: CostPool
+    #: The pool's own keys sit in the allocation's document (``name``, ``kind``, ``key`` …).
+    pool: CostPool = field(metadata=doc(flatten=True))
     amount: Decimal
     shares: tuple[Share, ...]
     note: str = ""
+
+    document_order: ClassVar[tuple[str, ...]] = (
+        "name",
+        "kind",
+        "service",
+        "key",
+        "key_label",
+        "equal_percent",
+        "usage_measure",
+        "monthly_amount",
+        "amount",
+        "allocated",
+        "note",
+        "shares",
+    )
 
     @property
     def allocated(self) -> Decimal:
         return from_cents(sum(s.amount_cents for s in self.shares))
 
+    def document_extras(self) -> dict[str, Any]:
+        return {"key_label": self.pool.key_label, "allocated": self.allocated}
+
     def as_dict(self) -> dict[str, Any]:
-        p = self.pool
-        return {
-            "name": p.name,
-            "kind": str(p.kind),
-            "service": p.service,
-            "key": str(p.key),
-            "key_label": p.key_label,
-            "equal_percent": None if p.equal_percent is None else str(p.equal_percent),
-            "usage_measure": str(p.usage_measure),
-            "monthly_amount": str(p.monthly_amount),
-            "amount": str(self.amount),
-            "allocated": str(self.allocated),
-            "note": self.note,
-            "shares": [
-                {
-                    "tenant": s.tenant,
-                    "weight": fraction_text(s.weight),
-                    "share": fraction_text(s.share),
-                    "amount": str(s.amount),
-                }
-                for s in self.shares
-            ],
-        }
+        return to_document(self)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +232,22 @@ class StatementSet:
     closed_by: str | None = None
     digest: str | None = None
 
+    document_order: ClassVar[tuple[str, ...]] = (
+        "period",
+        "period_start",
+        "period_end",
+        "currency",
+        "status",
+        "computed_at",
+        "metered_until",
+        "closed_at",
+        "closed_by",
+        "totals",
+        "pools",
+        "statements",
+        "digest",
+    )
+
     @property
     def totals(self) -> Totals:
         result = _ZERO
@@ -275,9 +263,19 @@ class StatementSet:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document of the set (amounts as strings, so no float creeps in)."""
-        body = self._content()
-        body["digest"] = self.digest
-        return body
+        return to_document(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> StatementSet:
+        """The set written as ``document`` by :meth:`as_dict` (the digest is not checked here)."""
+        return from_document(cls, document)
+
+    def document_extras(self) -> dict[str, Any]:
+        return {
+            "period_start": self.period.start,
+            "period_end": self.period.end,
+            "totals": self.totals,
+        }
 
     def content_digest(self) -> str:
         """sha256 of the canonical JSON of everything except the digest itself."""
@@ -292,20 +290,9 @@ class StatementSet:
             )
 
     def _content(self) -> dict[str, Any]:
-        return {
-            "period": str(self.period),
-            "period_start": _iso(self.period.start),
-            "period_end": _iso(self.period.end),
-            "currency": self.currency,
-            "status": str(self.status),
-            "computed_at": _iso(self.computed_at),
-            "metered_until": _iso(self.metered_until),
-            "closed_at": _iso(self.closed_at),
-            "closed_by": self.closed_by,
-            "totals": self.totals.as_dict(),
-            "pools": [p.as_dict() for p in self.pools],
-            "statements": [s.as_dict() for s in self.statements],
-        }
+        body = self.as_dict()
+        del body["digest"]
+        return body
 
 
 @dataclass(frozen=True, slots=True)

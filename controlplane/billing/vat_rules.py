@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
-from controlplane.billing import service
+from controlplane.billing import inputs, pricing
 from controlplane.billing.invoice_records import VatRuleRecord
 from controlplane.billing.invoices import VATEX, VatCategory, VatRuleInvalid
 from controlplane.db.types import utcnow
@@ -52,11 +52,11 @@ def parse_subject(subject: str) -> re.Match[str]:
 def check_subject_exists(session: Session, subject: str) -> None:
     """Refuse a subject whose service, plan or pool this platform does not know."""
     found = parse_subject(subject)
-    catalogue = service.load_catalogue(session)
+    catalogue = inputs.load_catalogue(session)
     services = {s for s, _ in catalogue.plans}
     if found["kind"] == "pool":
-        pools = {r.name for r in service.list_pools(session)}
-        pools |= {p.name for p in service.catalogue_pools(session)}
+        pools = {r.name for r in pricing.list_pools(session)}
+        pools |= {p.name for p in pricing.catalogue_pools(session)}
         if found["name"] not in pools:
             raise VatSubjectInvalid(
                 f"There is no cost pool {found['name']!r}.",

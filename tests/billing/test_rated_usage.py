@@ -226,7 +226,7 @@ def test_totals_to_the_cent() -> None:
 
 
 def test_closing_keeps_the_usage_lines_in_the_digest() -> None:
-    from controlplane.billing.service import from_document
+    from controlplane.billing.ledger import from_document
 
     closed = close_period(worked_example(), closed_by="finance", at=NOW)
     again = from_document(closed.as_dict())

@@ -25,9 +25,8 @@ from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.api.schemas import DnsLabel, Page, RequestBody
 from controlplane.auth import audit
 from controlplane.auth.audit import AuditContext
-from controlplane.auth.models import Role
 from controlplane.auth.policy import Action, Principal
-from controlplane.billing import invoices, pdf, peppol, service
+from controlplane.billing import estimating, invoices, ledger, pdf, peppol, pricing
 from controlplane.billing.closed_periods import refuse_closed
 from controlplane.billing.exports import MEDIA_TYPES, ExportFormat, Lang, export, file_name
 from controlplane.billing.invoice_records import InvoiceRecord
@@ -37,7 +36,7 @@ from controlplane.billing.records import ClosedSetStatus, ClosedStatementSet, Co
 from controlplane.billing.statements import StatementSet
 from controlplane.db.paging import paginate_items
 from controlplane.db.types import utcnow
-from controlplane.errors import ControlPlaneError, ErrorItem, Forbidden, InvalidInput
+from controlplane.errors import ControlPlaneError, ErrorItem, InvalidInput
 from controlplane.provisioning.models import Instance
 from controlplane.tenants.models import Tenant
 from controlplane.tenants.services import get_tenant_by_id
@@ -54,9 +53,6 @@ Money = Annotated[Decimal, Field(max_digits=12, allow_inf_nan=False)]
 
 #: Money in answers: the documented format, a JSON string with two decimals ("1000.00").
 MoneyOut = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
-
-_FINANCE = frozenset({Role.OPERATOR, Role.FINANCE})
-
 
 # -- bodies --------------------------------------------------------------------------------
 
@@ -150,14 +146,6 @@ class EstimatePublic(BaseModel):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _require_finance(principal: Principal, what: str) -> None:
-    if principal.role not in _FINANCE:
-        raise Forbidden(
-            f"The role {principal.role} may not {what}.",
-            hint="Billing changes are for the finance and operator roles.",
-        )
-
-
 def _commit_audited(
     session: Session, context: AuditContext, *, action: str, resource: str, details: dict[str, Any]
 ) -> None:
@@ -198,14 +186,14 @@ def _own_tenant(session: Session, principal: Principal) -> Tenant | None:
 
 
 def _period(text: str) -> Period:
-    return service.parse_period(text, utcnow())
+    return ledger.parse_period(text, utcnow())
 
 
 def _visible_set(session: Session, principal: Principal, period: Period) -> StatementSet:
     principal.check(Action.TENANT_READ)
-    statement_set = service.statements(session, period, utcnow())
+    statement_set = ledger.statements(session, period, utcnow())
     own = _own_tenant(session, principal)
-    return statement_set if own is None else service.scoped(statement_set, own.slug)
+    return statement_set if own is None else ledger.scoped(statement_set, own.slug)
 
 
 def _document(statement_set: StatementSet, principal: Principal, session: Session) -> Any:
@@ -237,7 +225,7 @@ def tenant_statement(
     """One tenant's statement of the period (another tenant's, for a tenant role: 404)."""
     row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
     chosen = _period(period)
-    statement_set = service.statements(session, chosen, utcnow())
+    statement_set = ledger.statements(session, chosen, utcnow())
     statement = statement_set.statement(row.slug)
     return {
         "period": str(chosen),
@@ -275,10 +263,10 @@ def export_period(
     """
     chosen = _period(period)
     principal.check(Action.TENANT_READ)
-    statement_set = service.statements(session, chosen, _export_cut_off(utcnow()))
+    statement_set = ledger.statements(session, chosen, _export_cut_off(utcnow()))
     own = _own_tenant(session, principal)
     if own is not None:
-        statement_set = service.scoped(statement_set, own.slug)
+        statement_set = ledger.scoped(statement_set, own.slug)
     name = file_name(statement_set, format, tenant=own.slug if own else None)
     return Response(
         content=export(
@@ -308,7 +296,7 @@ def tenant_statement_pdf(
     """
     row = visible_tenant(session, principal, tenant, Action.TENANT_READ)
     chosen = _period(period)
-    statement_set = service.statements(session, chosen, _export_cut_off(utcnow()))
+    statement_set = ledger.statements(session, chosen, _export_cut_off(utcnow()))
     months = pdf.chart_months(chosen)
     history: dict[str, Decimal] = {}
     closed = select(ClosedStatementSet).where(
@@ -367,9 +355,9 @@ def close_period(
     A refused close is audited too (``billing.close``, outcome ``refused``, with the reason).
     """
     with _refusals_audited(session, context, "billing.close", period, {}):
-        _require_finance(principal, "close a billing period")
+        principal.check(Action.BILLING_CLOSE)
         chosen = _period(period)
-        closed = service.close(session, chosen, closed_by=principal.actor, now=utcnow())
+        closed = ledger.close(session, chosen, closed_by=principal.actor, now=utcnow())
     _commit_audited(
         session,
         context,
@@ -394,13 +382,9 @@ def reopen_period(
     A refused reopen is audited too (``billing.reopen``, outcome ``refused``, with the reason).
     """
     with _refusals_audited(session, context, "billing.reopen", period, {"reason": body.reason}):
-        if principal.role is not Role.OPERATOR:
-            raise Forbidden(
-                f"The role {principal.role} may not reopen a billing period.",
-                hint="Reopening a closed period is an operator action; ask a platform operator.",
-            )
+        principal.check(Action.BILLING_REOPEN)
         chosen = _period(period)
-        reopening = service.reopen(
+        reopening = ledger.reopen(
             session, chosen, reason=body.reason, reopened_by=principal.actor, now=utcnow()
         )
     _commit_audited(
@@ -428,7 +412,7 @@ def period_closings(
     cursor: CursorQuery = None,
 ) -> Page[ClosingPublic]:
     """Every closing of the period, oldest first, reopened ones included (finance, operator)."""
-    _require_finance(principal, "read the closing history")
+    principal.check(Action.BILLING_CLOSINGS_READ)
     closings = [
         ClosingPublic(
             period=r.period,
@@ -441,7 +425,7 @@ def period_closings(
             reopened_by=r.reopened_by,
             reopen_reason=r.reopen_reason,
         )
-        for r in service.history(session, _period(period))
+        for r in ledger.history(session, _period(period))
     ]
     return _page(closings, lambda c: (c.closed_at.isoformat(), c.digest), limit, cursor)
 
@@ -481,7 +465,7 @@ def list_prices(
             created_by=v.created_by,
             created_at=v.created_at,
         )
-        for v in service.list_prices(session)
+        for v in pricing.list_prices(session)
     ]
     return _page(
         prices,
@@ -496,9 +480,9 @@ def create_price(
     body: PriceCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
 ) -> PricePublic:
     """A new monthly price of a plan from a date on (finance, operator); never edited."""
-    _require_finance(principal, "set prices")
+    principal.check(Action.BILLING_PRICE_WRITE)
     refuse_closed(session, body.effective_from, f"a price from {body.effective_from}")
-    record = service.add_price(
+    record = pricing.add_price(
         session,
         service=body.service,
         plan=body.plan,
@@ -564,9 +548,9 @@ def list_pools(
             effective_from=None,
             source="catalogue",
         )
-        for p in service.catalogue_pools(session)
+        for p in pricing.catalogue_pools(session)
     ]
-    pools = catalogue + [_pool_public(r) for r in service.list_pools(session)]
+    pools = catalogue + [_pool_public(r) for r in pricing.list_pools(session)]
     # The catalogue's shared costs first, then finance's pools by name and date.
     return _page(
         pools,
@@ -586,8 +570,8 @@ def create_pool(
     body: PoolCreate, session: SessionDep, principal: PrincipalDep, context: AuditDep
 ) -> PoolPublic:
     """A cost pool's monthly amount and key from a month on (finance, operator)."""
-    _require_finance(principal, "set cost pools")
-    record = service.add_pool(
+    principal.check(Action.BILLING_POOL_WRITE)
+    record = pricing.add_pool(
         session,
         name=body.name,
         kind=body.kind,
@@ -632,7 +616,7 @@ def estimate(
             errors=[ErrorItem("query.tenant", "required for the operator and finance roles")],
             hint="Add ?tenant=<slug>.",
         )
-    result = service.estimate(session, tenant=row, service=service_name, plan=plan, now=utcnow())
+    result = estimating.estimate(session, tenant=row, service=service_name, plan=plan, now=utcnow())
     return EstimatePublic.model_validate(result.as_dict())
 
 

@@ -20,7 +20,7 @@ from controlplane.api.deps import (
 from controlplane.api.routes.common import PROBLEMS, visible_tenant
 from controlplane.auth import audit
 from controlplane.auth.policy import Action
-from controlplane.billing import service as billing
+from controlplane.billing import pricing as billing
 from controlplane.db.types import utcnow
 from controlplane.provisioning import admission, hostnames
 from controlplane.tenants import domains, importing, services
