@@ -6,6 +6,11 @@ works, found by cached discovery), writes only by server-side apply with the pla
 manager and ``force=true``, and retries what is worth retrying (see ``retrying.py``). Every
 failure leaves as an error of ``controlplane.kube.errors`` with the client's exception chained.
 
+Reads for drift, readiness, prune and the owner check (:meth:`KubeTarget.read`) come from a
+watch cache (``cache.py``: one LIST+WATCH per kind, cluster-wide, on the instance label) once
+it has synced, and from the apiserver otherwise. Apply writes the objects of one apply rank
+at once on a small thread pool, one rank after the other (see :meth:`KubeTarget.apply`).
+
 It must not know about tenants, instances, revisions, digests or the database: the caller
 decides *what* to apply (only what changed, so a no-op reconcile makes zero writes) and
 records inventories; the port only carries it out.
@@ -19,7 +24,10 @@ import logging
 import random
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 import kubernetes.client
@@ -27,6 +35,7 @@ import kubernetes.config
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from controlplane.kube.cache import WATCH_SECONDS, KindCache, WatchCache
 from controlplane.kube.errors import (
     KubeStatus,
     ObjectRejected,
@@ -53,6 +62,10 @@ from controlplane.kube.volumes import check as check_volumes
 logger = logging.getLogger(__name__)
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+#: Objects of one apply tier written at the same time (see ``apply``).
+APPLY_WORKERS = 8
+#: Pooled connections per host: the apply workers and the reconciler's own reads.
+POOL_SIZE = APPLY_WORKERS + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +147,26 @@ class KubeTarget:
         *,
         field_manager: str = "city-platform",
         retry: RetryPolicy = RetryPolicy(),
+        watch_label: str | None = INSTANCE_LABEL,
+        watch_seconds: int = WATCH_SECONDS,
+        apply_workers: int = APPLY_WORKERS,
     ) -> None:
+        """``watch_label``: objects carrying this label are cached from one watch per kind
+        (``controlplane.kube.cache``) and read from there once synced; None reads directly.
+        ``apply_workers``: how many objects of one apply tier are written at once."""
         self._client = api_client
         self.field_manager = field_manager
         self.retry = retry
+        self.apply_workers = apply_workers
         self._rng = random.Random(retry.seed)  # noqa: S311 - jitter, not security
         self._discovery: dict[str, dict[str, ApiResource]] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._watches = (
+            WatchCache(self._watch_client, label=watch_label, watch_seconds=watch_seconds)
+            if watch_label
+            else None
+        )
 
     @classmethod
     def from_kubeconfig(
@@ -157,6 +183,7 @@ class KubeTarget:
         )
         # The port's retry policy is the only one: urllib3's own retries would hide failures.
         config.retries = 0
+        config.connection_pool_maxsize = POOL_SIZE
         return cls(kubernetes.client.ApiClient(config), field_manager=field_manager, retry=retry)
 
     @classmethod
@@ -171,10 +198,32 @@ class KubeTarget:
             client_configuration=config
         )
         config.retries = 0
+        config.connection_pool_maxsize = POOL_SIZE
         return cls(kubernetes.client.ApiClient(config), field_manager=field_manager, retry=retry)
 
     def close(self) -> None:
+        """Stop the watches and the apply workers, and close the connections."""
+        if self._watches is not None:
+            self._watches.close()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self._client.close()  # type: ignore[no-untyped-call]
+
+    def _watch_client(self) -> kubernetes.client.ApiClient:
+        """A client of its own for the watches: each holds a connection for minutes."""
+        config = copy.deepcopy(self._client.configuration)
+        config.connection_pool_maxsize = len(PRUNABLE_KINDS) + 4
+        return kubernetes.client.ApiClient(config)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.apply_workers, thread_name_prefix="kube-apply"
+                )
+            return self._pool
 
     @property
     def host(self) -> str:
@@ -335,37 +384,67 @@ class KubeTarget:
                 change.desired,
                 change.storage_class,
             )
-        for obj in ordered:
-            oid = object_id(obj)
-            if only is not None and oid not in only:
-                result.skipped.append(oid)
-                continue
-            if oid in kept:
-                obj = _with_storage(obj, kept[oid])
-            meta = obj.get("metadata") or {}
-            resource, namespace = self._locate(obj, meta.get("namespace"))
-            name = str(meta.get("name") or "")
-            if not name:
-                raise ObjectRejected(detail=f"{oid} has no metadata.name")
-            answer = self._request(
-                "PATCH",
-                resource.path(namespace, name),
-                query=[("fieldManager", self.field_manager), ("force", "true")],
-                body=json.dumps(obj),
-                content_type=APPLY_CONTENT_TYPE,
-                subject=oid,
-                kind=resource.kind,
-            )
-            result.attempts += answer.attempts
-            if answer.status == 404:
-                raise ObjectRejected(
-                    detail=f"{oid}: namespace {namespace!r} does not exist on {self.host}",
-                    hint="apply the Namespace object first (it sorts first in one apply call)",
-                )
-            result.writes += 1
-            result.applied.append(oid)
-            result.live[oid] = answer.data
+        result.skipped = [
+            object_id(o) for o in ordered if only is not None and object_id(o) not in only
+        ]
+        # Objects of one rank do not depend on each other: they are written at once; a tier
+        # starts when the one before it is written, and its first error (in apply order)
+        # stops the apply there.
+        for _rank, tier in groupby(chosen, key=lambda o: apply_rank(str(o.get("kind")))):
+            batch = [
+                _with_storage(o, kept[object_id(o)]) if object_id(o) in kept else o for o in tier
+            ]
+            if len(batch) == 1 or self.apply_workers <= 1:
+                answers = [self._apply_one(o) for o in batch]
+            else:
+                pool = self._workers()
+                futures: list[Future[_Response]] = [pool.submit(self._apply_one, o) for o in batch]
+                wait_all(futures)
+                for future in futures:
+                    failure = future.exception()
+                    if failure is not None:
+                        raise failure
+                answers = [f.result() for f in futures]
+            for obj, answer in zip(batch, answers, strict=True):
+                oid = object_id(obj)
+                result.attempts += answer.attempts
+                result.writes += 1
+                result.applied.append(oid)
+                result.live[oid] = answer.data
+                self._remember(obj, answer.data)
         return result
+
+    def _apply_one(self, obj: Mapping[str, Any]) -> _Response:
+        """Server-side apply one object (one logical request, retried)."""
+        oid = object_id(obj)
+        meta = obj.get("metadata") or {}
+        resource, namespace = self._locate(obj, meta.get("namespace"))
+        name = str(meta.get("name") or "")
+        if not name:
+            raise ObjectRejected(detail=f"{oid} has no metadata.name")
+        answer = self._request(
+            "PATCH",
+            resource.path(namespace, name),
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+            body=json.dumps(obj),
+            content_type=APPLY_CONTENT_TYPE,
+            subject=oid,
+            kind=resource.kind,
+        )
+        if answer.status == 404:
+            raise ObjectRejected(
+                detail=f"{oid}: namespace {namespace!r} does not exist on {self.host}",
+                hint="apply the Namespace object first (it sorts first in one apply call)",
+            )
+        return answer
+
+    def _remember(self, obj: Mapping[str, Any], live: Mapping[str, Any] | None) -> None:
+        """Put the apply's answer into the kind's cache (when watched and newer)."""
+        if live is None:
+            return
+        cache = self._kind_cache(str(obj.get("apiVersion")), str(obj.get("kind")), start=False)
+        if cache is not None:
+            cache.offer(live)
 
     def volume_changes(self, objects: Sequence[Mapping[str, Any]]) -> list[VolumeChange]:
         """How applying ``objects`` would change the size of existing claims (reads only).
@@ -405,11 +484,61 @@ class KubeTarget:
         answer = self._request("GET", resource.path(ns, ref.name), subject=oid, kind=ref.kind)
         return answer.data if answer.status == 200 else None
 
+    def read(self, namespace: str | None, oid: str) -> dict[str, Any] | None:
+        """The live object for an id from the watch cache once it is synced, else :meth:`get`.
+
+        The cache holds only objects carrying the watch label, so an id it does not hold is
+        read directly (an unlabelled or just deleted object). Secrets come without their
+        ``data`` from the cache: read their values with :meth:`get`.
+        """
+        hit = self.cached(namespace, oid)
+        return hit if hit is not None else self.get(namespace, oid)
+
+    def cached(self, namespace: str | None, oid: str) -> dict[str, Any] | None:
+        """The object as the watch cache holds it (starting the kind's watch); None when the
+        cache is not synced or does not hold it. No request once the kind is watched."""
+        ref = ObjectRef.parse(oid)
+        cache = self._kind_cache(ref.api_version, ref.kind)
+        return cache.get(namespace, ref.name) if cache is not None else None
+
     def observe(
         self, namespace: str, object_ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | None]:
         """Live state of each id (None for missing ones), for drift detection."""
-        return {oid: self.get(namespace, oid) for oid in object_ids}
+        return {oid: self.read(namespace, oid) for oid in object_ids}
+
+    # -- the watch cache -----------------------------------------------------------------------
+
+    def _kind_cache(self, api_version: str, kind: str, *, start: bool = True) -> KindCache | None:
+        """The watch cache of a kind (started on first use), or None when not cached."""
+        if self._watches is None:
+            return None
+        try:
+            resource = self.resource(api_version, kind)
+        except UnknownKind:
+            return None
+        return self._watches.kind(
+            api_version, kind, path=resource.path(None), namespaced=resource.namespaced, start=start
+        )
+
+    def watch_synced(self, api_version: str, kind: str) -> bool:
+        """Whether reads of ``kind`` are answered from its watch cache now."""
+        cache = self._kind_cache(api_version, kind, start=False)
+        return cache is not None and cache.synced
+
+    def wait_synced(self, timeout: float = 30.0) -> bool:
+        """Wait until every started watch has listed and is watching; False on timeout."""
+        if self._watches is None:
+            return True
+        deadline = self.retry.clock() + timeout
+        return all(
+            cache.wait_synced(max(0.0, deadline - self.retry.clock()))
+            for cache in self._watches.kinds()
+        )
+
+    def watched(self) -> list[KindCache]:
+        """The kind caches started so far (for tests and figures)."""
+        return self._watches.kinds() if self._watches is not None else []
 
     def list_objects(
         self, api_version: str, kind: str, namespace: str | None, *, label_selector: str = ""
@@ -429,7 +558,7 @@ class KubeTarget:
             if kind not in WORKLOAD_KINDS:
                 continue
             oid = object_id(obj)
-            live = self.get((obj.get("metadata") or {}).get("namespace"), oid)
+            live = self.read((obj.get("metadata") or {}).get("namespace"), oid)
             verdicts[oid] = evaluate(oid, kind, live)
         return Readiness(verdicts)
 
@@ -469,7 +598,6 @@ class KubeTarget:
             ref = ObjectRef.parse(oid)
             if (ref.api_version, ref.kind) not in searched and ref.kind != "Namespace":
                 searched.append((ref.api_version, ref.kind))
-        selector = f"{INSTANCE_LABEL}={instance_id}"
         for api_version, kind in searched:
             try:
                 resource = self.resource(api_version, kind)
@@ -477,7 +605,7 @@ class KubeTarget:
                 continue
             if not resource.namespaced:
                 continue
-            for item in self.list_objects(api_version, kind, namespace, label_selector=selector):
+            for item in self._labelled(api_version, kind, namespace, instance_id):
                 if not self._applied_here(item):
                     # Made by a controller that copied the labels (a StatefulSet's claims
                     # from its volumeClaimTemplates, a CronJob's Jobs): not ours to delete.
@@ -497,6 +625,21 @@ class KubeTarget:
             if self._delete(resource, ns, ref.name, ref.id):
                 deleted.append(ref.id)
         return deleted
+
+    def _labelled(
+        self, api_version: str, kind: str, namespace: str, instance_id: str
+    ) -> list[dict[str, Any]]:
+        """The objects of ``kind`` in ``namespace`` with the instance label of ``instance_id``."""
+        cache = (
+            self._kind_cache(api_version, kind)
+            if self._watches is not None and self._watches.label == INSTANCE_LABEL
+            else None
+        )
+        found = cache.items(namespace, INSTANCE_LABEL, instance_id) if cache else None
+        if found is not None:
+            return found
+        selector = f"{INSTANCE_LABEL}={instance_id}"
+        return self.list_objects(api_version, kind, namespace, label_selector=selector)
 
     def _applied_here(self, item: Mapping[str, Any]) -> bool:
         """Whether this port's field manager applied (part of) ``item``."""

@@ -85,6 +85,7 @@ class ClusterPlatform:
 
     def close(self) -> None:
         self.worker.stop()
+        self.port.close()  # stops its watches
         self.platform.engine.dispose()
 
     # -- driving

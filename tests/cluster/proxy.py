@@ -105,11 +105,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream: Upstream, faults: Faults, writes: Writes) -> None:
+    def __init__(
+        self, upstream: Upstream, faults: Faults, writes: Writes, requests: Writes | None = None
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream = upstream
         self.faults = faults
         self.writes = writes
+        #: Every request, reads (and watches) included.
+        self.requests = requests if requests is not None else Writes()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer (a closed watch, a timed-out request) is normal.
@@ -142,6 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         path = urlsplit(self.path).path
+        self.server.requests.record(method, path, None)
         if method in WRITE_METHODS:
             self.server.writes.record(method, path, self.server.upstream.kind_of(path))
         rule = self.server.faults.pick(method, path)
@@ -217,7 +222,9 @@ class FaultProxy:
     def __init__(self, kubeconfig: Path, *, seed: int = 0) -> None:
         self.faults = Faults(seed=seed)
         self.writes = Writes()
-        self._server = _Server(Upstream(kubeconfig), self.faults, self.writes)
+        #: All requests received (GET, watches included), counted like ``writes``.
+        self.requests = Writes()
+        self._server = _Server(Upstream(kubeconfig), self.faults, self.writes, self.requests)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

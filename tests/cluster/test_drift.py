@@ -11,6 +11,11 @@ platform sends is counted. Then:
   (``kubectl delete``): the next resync finds exactly that object, rewrites only it, the live
   object is back to what the platform renders, and the resync after it writes nothing.
 
+Drift is read from the port's watch cache (``controlplane.kube.cache``): each test waits
+until the watch has brought the change (the cache holds the live resourceVersion, or no
+longer holds a deleted object), so the resync that follows finds it without a single read;
+a resync of an unchanged instance then costs no apiserver request at all.
+
 The instance is shared by the module's tests (one settling time, not six); each test leaves
 it repaired and Ready.
 """
@@ -57,6 +62,21 @@ class Instance:
     def kubectl(self, *args: str) -> None:
         self.cluster.kubectl("--namespace", self.namespace, *args)
 
+    def watch_sees(self, kind: str, name: str, api_version: str) -> None:
+        """Wait until the port's watch cache holds what the apiserver holds now."""
+        port = self.cp.port
+        oid = f"{api_version}/{kind}/{name}"
+        live = self.cluster.get(kind, name, self.namespace, api_version=api_version)
+        want = None if live is None else int(live["metadata"]["resourceVersion"])
+
+        def seen() -> bool:
+            held = port.cached(self.namespace, oid)
+            if want is None:
+                return held is None and port.watch_synced(api_version, kind)
+            return held is not None and int(held["metadata"]["resourceVersion"]) >= want
+
+        self.cluster.wait_for(f"the watch of {kind} to bring {name}'s change", seen, timeout=30)
+
     def resync_repairs(self, path: str) -> None:
         """The next resync rewrites exactly ``path``; the one after it writes nothing."""
         self.proxy.writes.reset()
@@ -98,9 +118,24 @@ def test_a_resync_of_a_ready_instance_finds_no_drift_and_writes_nothing(
     assert instance.cp.platform.get(instance.id).phase == Phase.READY
 
 
+def test_an_unchanged_resync_is_answered_from_the_watch_cache(instance: Instance) -> None:
+    """Once the watches have synced, a resync of an unchanged instance (drift, owner,
+    readiness) costs at most 2 apiserver requests of any method, and writes nothing."""
+    assert instance.cp.resync().outcome == Outcome.UNCHANGED  # starts the watches it needs
+    assert instance.cp.port.wait_synced(timeout=30), instance.cp.port.watched()
+
+    instance.proxy.requests.reset()
+    result = instance.cp.resync()
+
+    assert result.outcome == Outcome.UNCHANGED, result
+    assert instance.proxy.requests.total <= 2, instance.proxy.requests.log
+    assert instance.proxy.writes.total == 0
+
+
 def test_kubectl_scale_by_another_manager_is_repaired(instance: Instance) -> None:
     instance.kubectl("scale", "deployment/keycloak", "--replicas=3")
     assert instance.live("Deployment", "keycloak", "apps/v1")["spec"]["replicas"] == 3
+    instance.watch_sees("Deployment", "keycloak", "apps/v1")
 
     instance.resync_repairs(instance.path("apps/v1", "deployments", "keycloak"))
 
@@ -116,6 +151,7 @@ def test_kubectl_set_env_of_an_owned_variable_is_repaired(instance: Instance) ->
     rendered = pgdata()
     instance.kubectl("set", "env", "statefulset/postgres", "PGDATA=/tmp/elsewhere")
     assert pgdata() == "/tmp/elsewhere"
+    instance.watch_sees("StatefulSet", "postgres", "apps/v1")
 
     instance.resync_repairs(instance.path("apps/v1", "statefulsets", "postgres"))
 
@@ -132,6 +168,7 @@ def test_kubectl_annotate_of_an_owned_annotation_is_repaired(instance: Instance)
     rendered = body_size()
     instance.kubectl("annotate", "--overwrite", "ingress/keycloak", f"{key}=500m")
     assert body_size() == "500m"
+    instance.watch_sees("Ingress", "keycloak", "networking.k8s.io/v1")
 
     instance.resync_repairs(instance.path("networking.k8s.io/v1", "ingresses", "keycloak"))
 
@@ -147,6 +184,7 @@ def test_kubectl_patch_of_a_configmap_value_is_repaired(instance: Instance) -> N
         "patch", "configmap/keycloak", "--type=merge", "-p", '{"data":{"KC_LOG_LEVEL":"DEBUG"}}'
     )
     assert log_level() == "DEBUG"
+    instance.watch_sees("ConfigMap", "keycloak", "v1")
 
     instance.resync_repairs(instance.path("v1", "configmaps", "keycloak"))
 
@@ -166,6 +204,7 @@ def test_kubectl_delete_of_an_object_is_repaired(
     before = instance.live(kind, name, api_version)
     instance.kubectl("delete", f"{kind.lower()}/{name}", "--wait=true")
     assert instance.cluster.get(kind, name, instance.namespace, api_version=api_version) is None
+    instance.watch_sees(kind, name, api_version)
 
     instance.resync_repairs(instance.path(api_version, plural, name))
 

@@ -211,7 +211,7 @@ class KubernetesTarget:
     # -- who owns the namespace
     def _check_owner(self, stack: Stack) -> None:
         """Refuse to write into a namespace another instance owns (its owner label)."""
-        live = self.port.get(None, f"v1/Namespace/{stack.namespace}")
+        live = self.port.read(None, f"v1/Namespace/{stack.namespace}")
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         owner = labels.get(OWNER_LABEL)
         if owner is not None and owner != stack.instance_id:
@@ -227,7 +227,7 @@ class KubernetesTarget:
     # -- quotas across a rollout
     def _quota_for_rollout(self, quota: KubeObject) -> KubeObject:
         """The quota to apply now: never below what the running pods use (see the module)."""
-        live = self.port.get(quota["metadata"].get("namespace"), _id(quota))
+        live = self.port.read(quota["metadata"].get("namespace"), _id(quota))
         if live is None:
             return quota
         hard = _hard(quota)
@@ -244,7 +244,7 @@ class KubernetesTarget:
         for obj in stack.objects:
             if obj.get("kind") != "ResourceQuota":
                 continue
-            live = self.port.get(stack.namespace, _id(obj))
+            live = self.port.read(stack.namespace, _id(obj))
             annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
             if QUOTA_UNTIL_READY in annotations:
                 self.port.apply([_annotated(obj, stack.digests)])
