@@ -59,5 +59,9 @@ def build_worker(
         settings=ReconcileSettings(),
     )
     return Worker(
-        engine, reconciler, concurrency=concurrency, poll_seconds=settings.worker_poll_seconds
+        engine,
+        reconciler,
+        concurrency=concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        render_processes=settings.render_processes,
     )

@@ -27,7 +27,7 @@ from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, PreconditionFailed
 from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
-from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision, Target
+from controlplane.provisioning.models import Instance, Phase, Revision, Target
 from controlplane.provisioning.placement import place
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.rendering.naming import namespace_for
@@ -480,23 +480,11 @@ def _apply(
 
 
 def _enqueue(session: Session, instance: Instance, reason: str) -> None:
-    """Upsert the instance's one reconcile request: due now (a held lease is kept)."""
-    now = utcnow()
-    request = session.exec(
-        select(ReconcileRequest).where(ReconcileRequest.instance_id == instance.id)
-    ).first()
-    if request is None:
-        request = ReconcileRequest(instance_id=instance.id, due_at=now, requested_at=now)
-    request.due_at = now
-    request.requested_at = now
-    # A lease held by a worker stays: it finishes and, seeing the new generation, keeps the
-    # request due now (provisioning.queueing.finish). Clearing it would let a second worker
-    # reconcile the same instance at the same time.
-    request.attempts = 0
-    request.reason = reason
-    session.add(request)
+    """Make the instance's one reconcile request due now (``queueing.enqueue``: a lease a
+    worker holds is kept; it finishes and, seeing the new generation, keeps the request due
+    now) and wake the workers of every process on commit (PostgreSQL)."""
+    queueing.enqueue(session, instance.id, reason=reason)
     session.flush()
-    queueing.announce(session)  # wakes the workers of every process on commit (PostgreSQL)
 
 
 def instance_by_id(session: Session, instance_id: uuid.UUID) -> Instance | None:

@@ -94,7 +94,9 @@ def enqueue(session: Session, instance_id: uuid.UUID, *, reason: str = "changed"
     )
     announce(session)
     if request is None:
-        session.add(ReconcileRequest(instance_id=instance_id, due_at=now, reason=reason))
+        session.add(
+            ReconcileRequest(instance_id=instance_id, due_at=now, requested_at=now, reason=reason)
+        )
         return
     request.due_at = now
     request.reason = reason

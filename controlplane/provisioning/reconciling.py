@@ -16,7 +16,8 @@ target, pinned published release and last applied revision, then:
   with ``started`` and ``plan_changed`` usage events.
 
 A worker hands the reconciler a whole claimed batch: it loads the batch with one query per
-table, works on the targets (GitOps folders concurrently in a thread pool), then writes
+table, works on the targets (GitOps folders concurrently in a thread pool; the renders of
+new generations in the worker's render processes, when it has them), then writes
 status, revisions, usage events and the queue's next due times of the whole batch in one
 transaction — each instance's part only while this worker still holds its lease (the
 worker's heartbeat renews it; an instance whose lease was taken over gets no further step). Render
@@ -59,6 +60,7 @@ from controlplane.provisioning.models import (
     UsageKind,
 )
 from controlplane.provisioning.queueing import Backoff, Claim
+from controlplane.provisioning.render_pool import Pending, Rendered, RenderPool, RenderTask
 from controlplane.provisioning.targets import (
     Deletion,
     Readiness,
@@ -124,6 +126,8 @@ class _Loaded:
     last: Revision | None
     max_number: int
     history: list[Revision]
+    #: The render started in a render process for this batch, if any.
+    pending: Pending | None = None
 
 
 #: Records one reconcile's outcome inside the batch's transaction (the lease is checked there).
@@ -156,6 +160,11 @@ class Reconciler:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         # The lease check of the claim the current thread works on (between target steps).
         self._fence = threading.local()
+
+    @property
+    def server_secret(self) -> bytes:
+        """The secret renders derive credentials from (render processes need it too)."""
+        return self._server_secret
 
     # -- caches (published releases are immutable; renderers hold compiled templates)
     def renderer(self, kubernetes_version: str) -> Renderer:
@@ -192,6 +201,7 @@ class Reconciler:
         pool: Executor | None = None,
         should_stop: Callable[[], bool] | None = None,
         lost: Callable[[Claim], bool] | None = None,
+        renders: RenderPool | None = None,
     ) -> list[Result | None]:
         """Reconcile a batch of claims; results in the order of ``claims``.
 
@@ -202,9 +212,12 @@ class Reconciler:
         guarded by its own lease check. A claim not started because ``should_stop`` said so
         is released untouched and its result is None. ``lost`` (the worker's heartbeat)
         says whether another worker took a lease over: such a claim gets no further step
-        and records nothing.
+        and records nothing. ``renders`` (render processes) renders the batch's new
+        generations beside the target work, so that rendering uses every core.
         """
         loaded = self._load_batch([held.instance_id for held in claims])
+        if renders is not None and len(claims) > 1:
+            self._prerender(loaded, renders)
 
         def work(held: Claim) -> Finisher | None:
             if should_stop is not None and should_stop():
@@ -413,27 +426,22 @@ class Reconciler:
             )
         return out
 
-    def _render(self, loaded: _Loaded) -> tuple[Stack, str]:
-        """The stack and the storage its volumes were rendered with.
-
-        The storage floor comes from the applied history, so a plan change down (or a
-        rollback to a smaller plan) never asks a volume to shrink, and a resync renders
-        exactly what the last revision applied.
-        """
+    def _render_task(self, loaded: _Loaded) -> RenderTask:
+        """The inputs of one render (what a render process needs, the release by key)."""
         instance, tenant = loaded.instance, loaded.tenant
         if loaded.published is None:
             raise InvalidInput(
                 f"{instance.service} {instance.version} is not published.",
                 hint="Publish that catalogue version, or change the instance to a published one.",
             )
-        release = self._release(loaded.published)
-        version = (
-            loaded.target_row.kubernetes_version
-            if loaded.target_row
-            else DEFAULT_KUBERNETES_VERSION
-        )
-        rendered = self.renderer(version).render(
-            release,
+        published = loaded.published
+        return RenderTask(
+            release_key=(published.service, published.version, published.digest),
+            kubernetes_version=(
+                loaded.target_row.kubernetes_version
+                if loaded.target_row
+                else DEFAULT_KUBERNETES_VERSION
+            ),
             plan=instance.plan,
             tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
             instance=InstanceRef(
@@ -443,20 +451,61 @@ class Reconciler:
                 hostname=instance.hostname,
                 credentials_rotation=instance.credentials_rotation,
             ),
-            parameters=instance.parameters,
+            parameters=dict(instance.parameters),
             storage_floor=floor_of(loaded.history),
             tls=TlsIssuer.from_config(loaded.target_row.config if loaded.target_row else None),
         )
+
+    def _prerender(self, loaded: dict[uuid.UUID, _Loaded], renders: RenderPool) -> None:
+        """Start the batch's renders of new generations in the render processes."""
+        for item in loaded.values():
+            instance, last = item.instance, item.last
+            if instance.deletion_requested or item.published is None or item.target_row is None:
+                continue
+            if last is not None and last.generation == instance.generation:
+                continue  # a resync renders only when something drifted
+            item.pending = renders.submit(self._render_task(item), item.published.release)
+
+    def _render(self, loaded: _Loaded) -> tuple[Stack, str]:
+        """The stack and the storage its volumes were rendered with.
+
+        The storage floor comes from the applied history, so a plan change down (or a
+        rollback to a smaller plan) never asks a volume to shrink, and a resync renders
+        exactly what the last revision applied. A render started in a render process is
+        taken from there; one that failed there is rendered here (raising its error).
+        """
+        instance, tenant = loaded.instance, loaded.tenant
+        pending, loaded.pending = loaded.pending, None
+        done = pending.result() if pending is not None else None
+        if done is None:
+            task = self._render_task(loaded)
+            assert loaded.published is not None
+            rendered = self.renderer(task.kubernetes_version).render(
+                self._release(loaded.published),
+                plan=task.plan,
+                tenant=task.tenant,
+                instance=task.instance,
+                parameters=task.parameters,
+                storage_floor=task.storage_floor,
+                tls=task.tls,
+            )
+            done = Rendered(
+                namespace=rendered.namespace,
+                objects=rendered.objects,
+                digests=rendered.object_digests(),
+                digest=rendered.digest,
+                storage=rendered.storage,
+            )
         stack = Stack(
             tenant=tenant.slug,
             instance=instance.name,
             instance_id=str(instance.id),
-            namespace=rendered.namespace,
-            objects=rendered.objects,
-            digests=rendered.object_digests(),
-            digest=rendered.digest,
+            namespace=done.namespace,
+            objects=done.objects,
+            digests=done.digests,
+            digest=done.digest,
         )
-        return stack, rendered.storage
+        return stack, done.storage
 
     def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
         instance, last = loaded.instance, loaded.last

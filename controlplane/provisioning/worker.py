@@ -35,8 +35,9 @@ from controlplane.db.engine import is_postgres
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict
 from controlplane.provisioning import queueing
-from controlplane.provisioning.fleet import FleetExecutor
+from controlplane.provisioning.fleet.executor import FleetExecutor
 from controlplane.provisioning.reconciling import Outcome, Reconciler, Result
+from controlplane.provisioning.render_pool import RenderPool
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Worker:
         io_threads: int = 4,
         heartbeat_seconds: float | None = None,
         listen: bool = True,
+        render_processes: int = 0,
     ) -> None:
         check_concurrency(engine, concurrency)
         self.engine = engine
@@ -119,6 +121,11 @@ class Worker:
             if io_threads > 1
             else None
         )
+        # Rendering is GIL-bound: with ``render_processes`` > 1 a batch's renders run in
+        # that many child processes (started at the first batch, ended by ``stop()``).
+        self.render_processes = render_processes
+        self._renders: RenderPool | None = None
+        self._renders_lock = threading.Lock()
         # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
         self.fleet = (
             FleetExecutor(
@@ -159,6 +166,36 @@ class Worker:
             log.info("reconcile workers stopped", extra={"worker": self.name})
         self._threads = []
         self.listening.clear()
+        self.close_render_processes()
+
+    def close_render_processes(self) -> None:
+        """End the render processes (idempotent; the next batch starts them again)."""
+        with self._renders_lock:
+            renders, self._renders = self._renders, None
+        if renders is not None:
+            renders.close()
+
+    @property
+    def rendered_in_children(self) -> int:
+        """Renders the current render processes did (0 without them)."""
+        renders = self._renders
+        return renders.rendered if renders is not None else 0
+
+    def start_render_processes(self) -> None:
+        """Start the render processes now (a worker otherwise starts them at its first batch)."""
+        renders = self._render_pool()
+        if renders is not None:
+            renders.warm()
+
+    def _render_pool(self) -> RenderPool | None:
+        if self.render_processes <= 1:
+            return None
+        with self._renders_lock:
+            if self._renders is None:
+                self._renders = RenderPool(
+                    self.render_processes, server_secret=self.reconciler.server_secret
+                )
+            return self._renders
 
     def notify(self) -> None:
         """New work was recorded: wake the idle threads now instead of at the next tick."""
@@ -234,7 +271,11 @@ class Worker:
         )
         with heartbeat:
             results = self.reconciler.reconcile_batch(
-                claims, pool=self._pool, should_stop=self._stop.is_set, lost=heartbeat.lost
+                claims,
+                pool=self._pool,
+                should_stop=self._stop.is_set,
+                lost=heartbeat.lost,
+                renders=self._render_pool() if len(claims) > 1 else None,
             )
         processed = 0
         for result in results:

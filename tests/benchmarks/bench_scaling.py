@@ -39,6 +39,7 @@ from controlplane.provisioning.reconciling import Reconciler, ReconcileSettings
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.sealing import ensure_keypair
 from controlplane.provisioning.worker import Worker
+from controlplane.settings import Settings
 from controlplane.tenants.models import Tenant
 from controlplane.tenants.reference import FLEMISH_MUNICIPALITIES_CSV
 from tests.benchmarks import Figure
@@ -106,7 +107,14 @@ def _load_fleet(root: Path, size: int) -> Worker:
     reconciler = Reconciler(
         engine, server_secret=SECRET, targets=TargetRegistry(), settings=ReconcileSettings()
     )
-    return Worker(engine, reconciler, batch_size=200, fleet=False)
+    # The embedded default renders in child processes (``Settings.render_processes``).
+    return Worker(
+        engine,
+        reconciler,
+        batch_size=200,
+        fleet=False,
+        render_processes=Settings().render_processes,
+    )
 
 
 def scratch_dir() -> str | None:
@@ -130,12 +138,14 @@ def measure_one(size: int) -> dict[str, float]:
     """Reconcile a fresh fleet of ``size``; runs in its own process (see ``run``)."""
     with tempfile.TemporaryDirectory(prefix="bench-scaling-", dir=scratch_dir()) as tmp:
         worker = _load_fleet(Path(tmp), size)
+        worker.start_render_processes()  # process start-up, not the reconcile
         before_kib = _peak_rss_kib()
         start = time.perf_counter()
         done = worker.run_until_idle(timeout=3600)
         seconds = time.perf_counter() - start
         peak_kib = _peak_rss_kib()
         failed = worker.counts.get("failed", 0) + worker.counts.get("retry", 0)
+        worker.close_render_processes()
         worker.engine.dispose()
     return {
         "size": size,

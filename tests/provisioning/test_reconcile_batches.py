@@ -130,3 +130,39 @@ def test_a_crash_in_one_reconcile_keeps_its_lease_and_records_the_others(
         ).one()
     # Still held by w/0 (its per-claim lease holder): retried when the lease expires, not at once.
     assert (request.lease_owner or "").startswith("w/0#")
+
+
+def test_render_processes_render_exactly_what_the_in_process_render_does(
+    gitops_platform: Platform, tmp_path: Path
+) -> None:
+    """A batch rendered in child processes; the same inputs rendered again in-process
+    (a new generation, nothing else changed) find every object's digest equal: nothing is
+    written. A render error in a child reads as it does in-process."""
+    p = gitops_platform
+    tenants = [p.tenant(f"t{i}", f"{30000 + i}") for i in range(3)]
+    ids = []
+    for tenant in tenants:
+        ids.append(p.create(tenant, "one", parameters={"greeting": tenant.slug}))
+        ids.append(p.create(tenant, "two", version="2.0.0", plan="large"))
+    bad = p.create(tenants[0], "bad", parameters={"colour": "red"})  # not in the schema
+    pooled = make_worker(p, batch_size=20, render_processes=2)
+    try:
+        pooled.run_until_idle()
+        assert pooled.rendered_in_children == 6
+    finally:
+        pooled.stop()
+    assert pooled.counts[Outcome.APPLIED] == 6
+    assert [p.get(i).phase for i in ids] == [Phase.COMMITTED] * 6
+    failed = p.get(bad)
+    assert failed.phase == Phase.FAILED
+    assert "colour" in (failed.message or "")
+    before = _tree_state(tmp_path / "tree")
+    for instance_id in [*ids, bad]:
+        p.change(instance_id)
+    results = []
+    in_process = make_worker(p, batch_size=20, on_result=results.append)
+    in_process.run_until_idle()
+    assert {r.outcome for r in results if r.instance_id != bad} == {Outcome.APPLIED}
+    assert [r.written for r in results if r.instance_id != bad] == [0] * 6
+    assert _tree_state(tmp_path / "tree") == before
+    assert p.get(bad).message == failed.message

@@ -1,0 +1,185 @@
+"""Rendering in worker processes, so that one reconcile process uses every core.
+
+Rendering and validating a stack is pure Python and holds the GIL; a worker's threads
+cannot share it. A :class:`RenderPool` sends renders to child processes (a
+``ProcessPoolExecutor`` with the ``forkserver`` context: ``fork`` is unsafe in a process
+with threads and open database connections) while the worker's own threads write the
+targets. Each child keeps its own :class:`Renderer` per Kubernetes version and a cache of
+published releases keyed by digest: a task names the release by its key and carries the
+release itself only when a child said it does not have it yet.
+
+A render that fails in a child (a render error, a broken pool) is simply rendered again in
+the reconciling process, which raises the error there with its full detail: the pool is an
+accelerator and never decides an outcome.
+
+This module must not know about the database, the queue or the targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from controlplane.catalog.models import ServiceRelease
+from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.tls import TlsIssuer
+
+log = logging.getLogger(__name__)
+
+#: Release key: (service, version, digest). Published releases are immutable.
+ReleaseKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """One render, as sent to a child (small: the release goes by key)."""
+
+    release_key: ReleaseKey
+    kubernetes_version: str
+    plan: str
+    tenant: TenantRef
+    instance: InstanceRef
+    parameters: dict[str, Any]
+    storage_floor: str | None
+    tls: TlsIssuer | None
+    #: The published release document, only when the child lacks it.
+    release: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What the reconciler needs of a render: objects, their digests, the stack digest."""
+
+    namespace: str
+    objects: tuple[dict[str, Any], ...]
+    digests: dict[str, str]
+    digest: str
+    storage: str
+
+
+class _Missing:
+    """The child does not hold the release yet: send the task again with it."""
+
+
+_MISSING = _Missing()
+
+# -- the child's state (one per child process)
+_secret: bytes = b""
+_renderers: dict[str, Renderer] = {}
+_releases: dict[ReleaseKey, ServiceRelease] = {}
+#: Releases a child keeps; a fleet uses a few dozen, an upgrade run two per service.
+_RELEASES_KEPT = 256
+
+
+def _init_child(server_secret: bytes) -> None:
+    global _secret
+    _secret = server_secret
+
+
+def _ready() -> bool:
+    return True
+
+
+def _render_in_child(task: RenderTask) -> Rendered | _Missing | None:
+    """Render one task in a child; None when it fails (the parent renders it again)."""
+    release = _releases.get(task.release_key)
+    if release is None:
+        if task.release is None:
+            return _MISSING
+        release = ServiceRelease.model_validate(task.release)
+        if len(_releases) >= _RELEASES_KEPT:
+            _releases.pop(next(iter(_releases)))
+        _releases[task.release_key] = release
+    renderer = _renderers.get(task.kubernetes_version)
+    if renderer is None:
+        renderer = Renderer(server_secret=_secret, kubernetes_version=task.kubernetes_version)
+        _renderers[task.kubernetes_version] = renderer
+    try:
+        rendered = renderer.render(
+            release,
+            plan=task.plan,
+            tenant=task.tenant,
+            instance=task.instance,
+            parameters=task.parameters,
+            storage_floor=task.storage_floor,
+            tls=task.tls,
+        )
+    except Exception:  # render errors are raised again, in full, by the parent's render
+        return None
+    return Rendered(
+        namespace=rendered.namespace,
+        objects=rendered.objects,
+        digests=rendered.object_digests(),
+        digest=rendered.digest,
+        storage=rendered.storage,
+    )
+
+
+class Pending:
+    """A render under way in a child; ``result()`` waits for it (None: render it here)."""
+
+    def __init__(self, pool: RenderPool, task: RenderTask, release: dict[str, Any]) -> None:
+        self._pool = pool
+        self._task = task
+        self._release = release
+        self._future = pool._submit(task)
+
+    def result(self) -> Rendered | None:
+        try:
+            result = self._future.result()
+            if isinstance(result, _Missing):
+                # This child had not seen the release yet: once more, with the release.
+                task = replace(self._task, release=self._release)
+                result = self._pool._submit(task).result()
+        except Exception:  # a broken pool: the reconciler renders in-process
+            log.warning("render in a child process failed", exc_info=True)
+            return None
+        if not isinstance(result, Rendered):
+            return None
+        self._pool.count()
+        return result
+
+
+class RenderPool:
+    """Child processes that render; ``submit`` starts a render and returns its handle."""
+
+    def __init__(self, processes: int, *, server_secret: bytes) -> None:
+        self.processes = processes
+        #: Renders done in the children and used (the rest were rendered in-process).
+        self.rendered = 0
+        self._count_lock = threading.Lock()
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_child,
+            initargs=(server_secret,),
+        )
+
+    def submit(self, task: RenderTask, release: dict[str, Any]) -> Pending:
+        """Start rendering ``task`` in a child (``release``: the document, sent if needed)."""
+        return Pending(self, task, release)
+
+    def _submit(self, task: RenderTask) -> Future[Rendered | _Missing | None]:
+        try:
+            return self._executor.submit(_render_in_child, task)
+        except RuntimeError:  # shut down or broken: rendered in-process
+            failed: Future[Rendered | _Missing | None] = Future()
+            failed.set_result(None)
+            return failed
+
+    def warm(self) -> None:
+        """Start every child now (imports included) rather than at the first batch."""
+        for future in [self._executor.submit(_ready) for _ in range(self.processes)]:
+            future.result()
+
+    def count(self) -> None:
+        with self._count_lock:
+            self.rendered += 1
+
+    def close(self) -> None:
+        """Stop the children (idempotent); renders not started are dropped."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
