@@ -6,6 +6,7 @@ tenants, instances, revisions, rendering or the database (see docs/kubernetes.md
 
 from __future__ import annotations
 
+from controlplane.kube.client import ApplyResult, KubeClient
 from controlplane.kube.errors import (
     ApplyConflict,
     ObjectRejected,
@@ -16,14 +17,13 @@ from controlplane.kube.errors import (
 from controlplane.kube.objects import APPLY_ORDER, INSTANCE_LABEL, ObjectRef, apply_rank, object_id
 from controlplane.kube.readiness import ObjectReadiness, Readiness
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import ApplyResult, KubeTarget
 
 __all__ = [
     "APPLY_ORDER",
     "INSTANCE_LABEL",
     "ApplyConflict",
     "ApplyResult",
-    "KubeTarget",
+    "KubeClient",
     "ObjectReadiness",
     "ObjectRef",
     "ObjectRejected",

@@ -5,7 +5,7 @@ is bound and its StorageClass has ``allowVolumeExpansion: true`` (otherwise the
 ``PersistentVolumeClaimResize`` admission plugin answers 403), and never lets it **shrink**
 (422). Applied object by object, a stack would stop half-way at such a claim: the
 ConfigMaps and the quota written, the claim and the workloads not. So the port judges
-every claim of an apply *before its first write* (:meth:`KubeTarget.apply`):
+every claim of an apply *before its first write* (:meth:`KubeClient.apply`):
 
 - a claim that does not exist yet, or keeps its size: nothing to decide;
 - a claim asked to be smaller than it is: the apply keeps the live size (volumes never

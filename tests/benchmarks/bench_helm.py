@@ -53,8 +53,8 @@ from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.publishing import publish_release
 from controlplane.db.engine import make_engine
 from controlplane.db.types import utcnow
+from controlplane.kube.client import KubeClient
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import KubeTarget
 from controlplane.provisioning import queueing
 from controlplane.provisioning.models import Instance, ReconcileRequest, Target, TargetKind
 from controlplane.provisioning.reconciling import Reconciler, ReconcileSettings
@@ -108,7 +108,7 @@ class _Platform:
             self.tenant = Tenant(slug=tenant_slug, name="Gent", nis_code="44021")
             session.add(self.tenant)
             session.commit()
-        self.port = KubeTarget(proxy.api_client(), retry=RetryPolicy(seed=1))
+        self.port = KubeClient(proxy.api_client(), retry=RetryPolicy(seed=1))
         port = self.port
         registry = TargetRegistry(overrides={TARGET: KubernetesTarget(port, name=TARGET)})
         settings = ReconcileSettings(resync_seconds=3600, not_ready_seconds=3600)

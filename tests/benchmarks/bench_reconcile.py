@@ -68,7 +68,7 @@ from tests.benchmarks import Figure
 from tests.benchmarks.bench_scaling import scratch_dir
 
 if TYPE_CHECKING:
-    from controlplane.kube.target import KubeTarget
+    from controlplane.kube.client import KubeClient
 
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SECRET = b"bench-server-secret-0123456789abcdef"
@@ -500,7 +500,7 @@ def _cluster_kubeconfig() -> Path | None:
         return None
 
 
-def _workloads_ready(port: KubeTarget, tenant: str) -> bool:
+def _workloads_ready(port: KubeClient, tenant: str) -> bool:
     """Whether every workload the platform labelled with ``tenant`` is ready."""
     from controlplane.kube.readiness import WORKLOAD_KINDS, evaluate
 
@@ -525,7 +525,7 @@ def _cluster_figures() -> list[Figure]:
     write nothing). The controllers' settling is reported apart: it is the cluster's time,
     not the platform's. Every namespace is deleted afterwards (not awaited).
     """
-    from controlplane.kube.target import KubeTarget
+    from controlplane.kube.client import KubeClient
     from controlplane.provisioning.targets.kubernetes import KubernetesTarget
     from tests.cluster.proxy import FaultProxy
 
@@ -577,7 +577,7 @@ def _cluster_figures() -> list[Figure]:
                 session.flush()
                 queueing.enqueue(session, instance.id)
             session.commit()
-        port = KubeTarget(proxy.api_client())
+        port = KubeClient(proxy.api_client())
         target = KubernetesTarget(port, name="cluster")
         reconciler = Reconciler(
             engine,
@@ -586,7 +586,7 @@ def _cluster_figures() -> list[Figure]:
             settings=ReconcileSettings(not_ready_seconds=0),
         )
         worker = Worker(engine, reconciler, batch_size=CLUSTER_STACKS)
-        admin = KubeTarget.from_kubeconfig(str(kubeconfig))
+        admin = KubeClient.from_kubeconfig(str(kubeconfig))
         try:
             start = time.perf_counter()
             done = worker.run_once()

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
 from controlplane.db.engine import make_engine
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.models import Instance, Phase, Revision, TargetKind
 from controlplane.provisioning.queueing import Backoff
 from controlplane.provisioning.reconciling import Reconciler, ReconcileSettings, Result
@@ -65,7 +65,7 @@ class ClusterPlatform:
             for release in releases if releases is not None else load_catalog().releases():
                 publish(session, release)
             session.commit()
-        self.port = KubeTarget(api_client)
+        self.port = KubeClient(api_client)
         self.target = KubernetesTarget(self.port, name="main", delete_timeout=STEP_TIMEOUT)
         self.results: list[Result] = []
         reconciler = Reconciler(

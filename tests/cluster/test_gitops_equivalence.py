@@ -48,7 +48,7 @@ from kubernetes.utils import parse_quantity
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.versions import newest
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.targets import ApplyReport, Stack
 from controlplane.provisioning.targets.gitops import KUSTOMIZATION, GitOpsTarget, read_header
 from controlplane.provisioning.targets.kubernetes import DIGEST_ANNOTATION, KubernetesTarget
@@ -319,7 +319,7 @@ def _wait_all(cluster: Cluster, what: str, pending: set[str], check: Any) -> Non
 
 @pytest.fixture(scope="module")
 def target(cluster: Cluster) -> Iterator[KubernetesTarget]:
-    port = KubeTarget.from_kubeconfig(str(cluster.kubeconfig))
+    port = KubeClient.from_kubeconfig(str(cluster.kubeconfig))
     yield KubernetesTarget(port, name="gitops-equivalence", delete_timeout=240)
     port.close()
 

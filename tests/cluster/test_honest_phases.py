@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.models import Phase
 from controlplane.provisioning.reconciling import _phase_for
 from controlplane.provisioning.targets import Stack
@@ -63,7 +63,7 @@ def _phase(target: Any, stack: Stack) -> tuple[Phase, str]:
 def test_an_observing_gitops_target_is_ready_only_once_the_controller_applied_it(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    observer = KubeTarget.from_kubeconfig(str(cluster.kubeconfig), None)
+    observer = KubeClient.from_kubeconfig(str(cluster.kubeconfig), None)
     target = GitOpsTarget(tmp_path / "gitops", observer=observer)
     stack = _stack(namespace, _deployment(namespace, "web"))
     target.apply(stack)
@@ -105,7 +105,7 @@ def test_a_gitops_target_that_does_not_observe_settles_at_committed(
 def test_the_kubernetes_target_is_not_ready_while_a_deployment_is_not_available(
     cluster: Cluster, namespace: str
 ) -> None:
-    target = KubernetesTarget(KubeTarget.from_kubeconfig(str(cluster.kubeconfig), None))
+    target = KubernetesTarget(KubeClient.from_kubeconfig(str(cluster.kubeconfig), None))
     nowhere = {"nodeSelector": {"city-platform.test/none": secrets.token_hex(4)}}
     stack = _stack(namespace, _deployment(namespace, "stuck", **nowhere))
     target.apply(stack)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from controlplane.catalog.loading import load_catalog
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.targets import Readiness, Stack
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from controlplane.rendering import Renderer, TenantRef
@@ -45,7 +45,7 @@ class Applied:
 
 @pytest.fixture(scope="module")
 def target(cluster: Cluster) -> Iterator[KubernetesTarget]:
-    port = KubeTarget.from_kubeconfig(str(cluster.kubeconfig))
+    port = KubeClient.from_kubeconfig(str(cluster.kubeconfig))
     yield KubernetesTarget(port, name="cluster-tier", delete_timeout=180)
     port.close()
 

@@ -15,7 +15,7 @@ import pytest
 
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.targets import Stack
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from controlplane.rendering import InstanceRef, Renderer, TenantRef, TlsIssuer
@@ -60,7 +60,7 @@ def crds(cluster: Cluster) -> None:
 
 @pytest.fixture(scope="module")
 def applied(cluster: Cluster, crds: None) -> Iterator[dict[str, tuple[Stack, Exception | None]]]:
-    port = KubeTarget.from_kubeconfig(str(cluster.kubeconfig))
+    port = KubeClient.from_kubeconfig(str(cluster.kubeconfig))
     target = KubernetesTarget(port, name="tls-tier", delete_timeout=180)
     renderer = Renderer(server_secret=b"tls-tier", kubernetes_version="1.33")
     tenant = TenantRef(slug=f"t{secrets.token_hex(2)}", name="TLS", nis_code="44021")

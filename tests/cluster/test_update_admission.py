@@ -23,7 +23,7 @@ import pytest
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.versions import matches
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.rendering import InstanceRef, Renderer, TenantRef
 from controlplane.rendering.immutability import refused_changes
 from tests.cluster.fixtures import Cluster
@@ -66,15 +66,15 @@ def _dry_run(cluster: Cluster, objects: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def port(cluster: Cluster) -> Iterator[KubeTarget]:
-    target = KubeTarget.from_kubeconfig(str(cluster.kubeconfig))
+def port(cluster: Cluster) -> Iterator[KubeClient]:
+    target = KubeClient.from_kubeconfig(str(cluster.kubeconfig))
     yield target
     target.close()
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_plan_change_and_upgrade_is_accepted(
-    cluster: Cluster, port: KubeTarget, service: str
+    cluster: Cluster, port: KubeClient, service: str
 ) -> None:
     definition = CATALOG.definition(service)
     tenant = TenantRef(slug=f"u{secrets.token_hex(2)}", name="Updates", nis_code="44021")

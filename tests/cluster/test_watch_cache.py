@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.kube import INSTANCE_LABEL, KubeTarget, ObjectRejected, RetryPolicy
+from controlplane.kube import INSTANCE_LABEL, KubeClient, ObjectRejected, RetryPolicy
 from controlplane.kube.objects import in_apply_order, object_id
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from tests.cluster.fixtures import Cluster
@@ -34,9 +34,9 @@ CONFIGMAPS = r"^/api/v1/configmaps$"
 
 
 @pytest.fixture
-def port(kube: FaultProxy) -> Iterator[KubeTarget]:
+def port(kube: FaultProxy) -> Iterator[KubeClient]:
     """A port whose watches end after 1 s (so each test sees them resumed), via the proxy."""
-    target = KubeTarget(kube.api_client(), retry=FAST_RETRY, watch_seconds=1)
+    target = KubeClient(kube.api_client(), retry=FAST_RETRY, watch_seconds=1)
     yield target
     target.close()
 
@@ -50,7 +50,7 @@ def configmap(namespace: str, name: str, value: str, instance: str) -> dict[str,
     }
 
 
-def watched(port: KubeTarget, namespace: str, obj: dict[str, Any]) -> str:
+def watched(port: KubeClient, namespace: str, obj: dict[str, Any]) -> str:
     """Apply ``obj``, start its kind's watch, wait until synced; its id."""
     port.apply([obj])
     oid = object_id(obj)
@@ -69,14 +69,14 @@ def patch_value(cluster: Cluster, namespace: str, name: str, value: str) -> int:
     return int(live["metadata"]["resourceVersion"])
 
 
-def held(port: KubeTarget, namespace: str, oid: str) -> int:
+def held(port: KubeClient, namespace: str, oid: str) -> int:
     """The resourceVersion the cache holds for ``oid`` (0: none)."""
     cached = port.cached(namespace, oid)
     return int(cached["metadata"]["resourceVersion"]) if cached else 0
 
 
 def test_a_synced_watch_answers_reads_and_brings_other_managers_changes(
-    cluster: Cluster, kube: FaultProxy, port: KubeTarget, namespace: str
+    cluster: Cluster, kube: FaultProxy, port: KubeClient, namespace: str
 ) -> None:
     name = f"cm-{secrets.token_hex(3)}"
     oid = watched(port, namespace, configmap(namespace, name, "one", f"i-{name}"))
@@ -94,7 +94,7 @@ def test_a_synced_watch_answers_reads_and_brings_other_managers_changes(
 
 
 def test_a_watch_answered_410_gone_lists_again_and_keeps_serving(
-    cluster: Cluster, kube: FaultProxy, port: KubeTarget, namespace: str
+    cluster: Cluster, kube: FaultProxy, port: KubeClient, namespace: str
 ) -> None:
     name = f"cm-{secrets.token_hex(3)}"
     oid = watched(port, namespace, configmap(namespace, name, "one", f"i-{name}"))
@@ -114,7 +114,7 @@ def test_a_watch_answered_410_gone_lists_again_and_keeps_serving(
 
 
 def test_a_broken_watch_falls_back_to_direct_reads_then_recovers(
-    cluster: Cluster, kube: FaultProxy, port: KubeTarget, namespace: str
+    cluster: Cluster, kube: FaultProxy, port: KubeClient, namespace: str
 ) -> None:
     name = f"cm-{secrets.token_hex(3)}"
     oid = watched(port, namespace, configmap(namespace, name, "one", f"i-{name}"))
@@ -141,7 +141,7 @@ def test_a_broken_watch_falls_back_to_direct_reads_then_recovers(
     assert kube.requests.total == 0, kube.requests.log
 
 
-def test_secret_values_stay_out_of_the_cache(port: KubeTarget, namespace: str) -> None:
+def test_secret_values_stay_out_of_the_cache(port: KubeClient, namespace: str) -> None:
     name = f"s-{secrets.token_hex(3)}"
     secret = {
         "apiVersion": "v1",
@@ -164,7 +164,7 @@ def test_secret_values_stay_out_of_the_cache(port: KubeTarget, namespace: str) -
 
 
 def test_apply_writes_tier_by_tier_in_apply_order_and_stops_at_the_first_error(
-    kube: FaultProxy, port: KubeTarget, namespace: str
+    kube: FaultProxy, port: KubeClient, namespace: str
 ) -> None:
     instance = f"i-{secrets.token_hex(3)}"
     maps = [configmap(namespace, f"cm-{i}", str(i), instance) for i in range(6)]

@@ -10,7 +10,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from controlplane.kube import KubeTarget, RetryPolicy
+from controlplane.kube import KubeClient, RetryPolicy
 from tests.cluster.fixtures import Cluster, cluster, kube, namespace  # noqa: F401
 from tests.cluster.proxy import FaultProxy
 
@@ -22,9 +22,9 @@ FAST_RETRY = RetryPolicy(
 
 
 @pytest.fixture
-def target(kube: FaultProxy) -> Iterator[KubeTarget]:  # noqa: F811
+def target(kube: FaultProxy) -> Iterator[KubeClient]:  # noqa: F811
     """The port through the fault proxy (faults and write counts on ``kube``)."""
-    port = KubeTarget(kube.api_client(), retry=FAST_RETRY)
+    port = KubeClient(kube.api_client(), retry=FAST_RETRY)
     yield port
     port.close()
 

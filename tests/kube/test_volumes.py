@@ -23,7 +23,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from controlplane.errors import InvalidInput, Unavailable
-from controlplane.kube import KubeTarget
+from controlplane.kube import KubeClient
 from controlplane.kube.volumes import (
     Verdict,
     VolumeExpansionRefused,
@@ -235,7 +235,7 @@ def _size(cluster: Cluster, namespace: str) -> str:
 
 
 def _bound(
-    cluster: Cluster, target: KubeTarget, namespace: str, size: str, storage_class: str
+    cluster: Cluster, target: KubeClient, namespace: str, size: str, storage_class: str
 ) -> None:
     """The stack applied at ``size``, and its claim bound by the cluster's provisioner."""
     target.apply(_stack(namespace, size, storage_class))
@@ -256,7 +256,7 @@ def _resize(cluster: Cluster, namespace: str, size: str) -> None:
 
 
 def test_the_api_server_refuses_growth_the_class_does_not_allow(
-    cluster: Cluster, target: KubeTarget, namespace: str, make_class: StorageClassFactory
+    cluster: Cluster, target: KubeClient, namespace: str, make_class: StorageClassFactory
 ) -> None:
     _bound(cluster, target, namespace, "5Gi", make_class(expandable=False))
 
@@ -268,7 +268,7 @@ def test_the_api_server_refuses_growth_the_class_does_not_allow(
 
 
 def test_the_api_server_refuses_to_shrink_or_to_grow_an_unbound_claim(
-    cluster: Cluster, target: KubeTarget, namespace: str, make_class: StorageClassFactory
+    cluster: Cluster, target: KubeClient, namespace: str, make_class: StorageClassFactory
 ) -> None:
     _bound(cluster, target, namespace, "5Gi", make_class(expandable=True))
     with pytest.raises(ApiException) as shrink:
@@ -293,7 +293,7 @@ def test_the_api_server_refuses_to_shrink_or_to_grow_an_unbound_claim(
 def test_growth_the_class_does_not_allow_refuses_the_apply_before_any_write(
     kube: FaultProxy,
     cluster: Cluster,
-    target: KubeTarget,
+    target: KubeClient,
     namespace: str,
     make_class: StorageClassFactory,
 ) -> None:
@@ -323,7 +323,7 @@ def test_growth_the_class_does_not_allow_refuses_the_apply_before_any_write(
 
 
 def test_growth_the_class_allows_is_applied(
-    cluster: Cluster, target: KubeTarget, namespace: str, make_class: StorageClassFactory
+    cluster: Cluster, target: KubeClient, namespace: str, make_class: StorageClassFactory
 ) -> None:
     fast = make_class(expandable=True)
     _bound(cluster, target, namespace, "5Gi", fast)
@@ -339,7 +339,7 @@ def test_growth_the_class_allows_is_applied(
 def test_an_unbound_claim_that_must_grow_is_retried_with_nothing_written(
     kube: FaultProxy,
     cluster: Cluster,
-    target: KubeTarget,
+    target: KubeClient,
     namespace: str,
     make_class: StorageClassFactory,
 ) -> None:
@@ -359,7 +359,7 @@ def test_an_unbound_claim_that_must_grow_is_retried_with_nothing_written(
 
 
 def test_a_smaller_request_keeps_the_larger_live_volume(
-    cluster: Cluster, target: KubeTarget, namespace: str, make_class: StorageClassFactory
+    cluster: Cluster, target: KubeClient, namespace: str, make_class: StorageClassFactory
 ) -> None:
     fast = make_class(expandable=True)
     _bound(cluster, target, namespace, "5Gi", fast)
@@ -376,7 +376,7 @@ def test_a_smaller_request_keeps_the_larger_live_volume(
 
 
 def test_claims_that_keep_their_size_need_no_expansion(
-    cluster: Cluster, target: KubeTarget, namespace: str, make_class: StorageClassFactory
+    cluster: Cluster, target: KubeClient, namespace: str, make_class: StorageClassFactory
 ) -> None:
     # Growing would be refused; re-applying at the same size is fine.
     fixed = make_class(expandable=False)

@@ -30,8 +30,8 @@ from sqlmodel import Session, SQLModel, col, select
 import controlplane.tables  # noqa: F401 - registers every table
 from controlplane.catalog.models import ServiceRelease, ServiceVersion, TemplateBundle
 from controlplane.catalog.records import PublishedVersion
+from controlplane.kube.client import KubeClient
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import KubeTarget
 from controlplane.provisioning import fleet, queueing
 from controlplane.provisioning.fleet.models import FleetRun, FleetRunItem
 from controlplane.provisioning.models import Instance, Phase, Target, TargetKind
@@ -279,7 +279,7 @@ def make_world(engine: Engine, cluster: Cluster, *, fresh: bool = True) -> Fleet
     """A world on ``engine``; ``fresh=False`` reuses an existing database (a restart)."""
     if fresh:
         _create_database(engine)
-    port = KubeTarget.from_kubeconfig(str(cluster.kubeconfig), retry=RetryPolicy(poll_interval=0.2))
+    port = KubeClient.from_kubeconfig(str(cluster.kubeconfig), retry=RetryPolicy(poll_interval=0.2))
     registry = TargetRegistry(overrides={"main": KubernetesTarget(port, name="main")})
     reconciler = Reconciler(
         engine, server_secret=SERVER_SECRET, targets=registry, settings=fast_settings()

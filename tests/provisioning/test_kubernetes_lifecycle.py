@@ -18,8 +18,8 @@ from kubernetes.client.exceptions import ApiException
 from sqlmodel import Session, select
 
 from controlplane.db.engine import make_engine
+from controlplane.kube.client import KubeClient
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import KubeTarget
 from controlplane.provisioning.models import Instance, Phase, Revision, TargetKind
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
@@ -52,7 +52,7 @@ def kube_platform(tmp_path: Path, cluster: Cluster) -> Iterator[Platform]:  # no
 def _registry(proxy: FaultProxy) -> TargetRegistry:
     # Tiny waits keep the fault test fast; the behaviour (retry, then give up) is the same.
     policy = RetryPolicy(base_delay=0.001, max_delay=0.005, poll_interval=0.2, seed=1)
-    port = KubeTarget(proxy.api_client(), retry=policy)
+    port = KubeClient(proxy.api_client(), retry=policy)
     return TargetRegistry(overrides={"main": KubernetesTarget(port, name="main")})
 
 

@@ -36,8 +36,8 @@ from controlplane.catalog.models import (
     TemplateBundle,
 )
 from controlplane.db.engine import make_engine
+from controlplane.kube.client import KubeClient
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import KubeTarget
 from controlplane.provisioning.models import Instance, Phase, Revision, TargetKind
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
@@ -278,7 +278,7 @@ def on_cluster(
     )
     platform = _platform(tmp_path, TargetKind.KUBERNETES, {}, storage_class=name)
     policy = RetryPolicy(base_delay=0.001, max_delay=0.005, poll_interval=0.2, seed=1)
-    port = KubeTarget(kube.api_client(), retry=policy)
+    port = KubeClient(kube.api_client(), retry=policy)
     registry = TargetRegistry(overrides={"main": KubernetesTarget(port, name="main")})
     worker = make_worker(platform, registry=registry)
     yield OnCluster(platform, worker, cluster, kube, name, f"gent-{secrets.token_hex(3)}")

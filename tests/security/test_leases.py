@@ -30,8 +30,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session
 
 from controlplane.db.engine import make_engine
+from controlplane.kube.client import KubeClient
 from controlplane.kube.retrying import RetryPolicy
-from controlplane.kube.target import KubeTarget
 from controlplane.provisioning import queueing
 from controlplane.provisioning.models import Instance, Phase, ReconcileRequest, Revision, TargetKind
 from controlplane.provisioning.reconciling import Outcome, Result
@@ -297,7 +297,7 @@ def test_deletion_returns_at_once_and_a_later_pass_writes_deleted(
 ) -> None:
     p = kube_platform
     policy = RetryPolicy(base_delay=0.001, max_delay=0.005, poll_interval=0.2, seed=1)
-    port = KubeTarget(kube.api_client(), retry=policy)
+    port = KubeClient(kube.api_client(), retry=policy)
     registry = TargetRegistry(
         overrides={"main": KubernetesTarget(port, name="main", delete_timeout=5)}
     )

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from controlplane.catalog.loading import load_catalog
-from controlplane.kube.target import KubeTarget
+from controlplane.kube.client import KubeClient
 from controlplane.provisioning.models import Instance
 from controlplane.provisioning.targets import Stack
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget, NamespaceOwned
@@ -229,7 +229,7 @@ def test_a_namespace_owned_by_another_instance_is_never_written_or_deleted(
     cluster: Cluster,  # noqa: F811
 ) -> None:
     namespace = f"t-names-owner-{secrets.token_hex(4)}"
-    target = KubernetesTarget(KubeTarget(cluster.api_client), name="names")
+    target = KubernetesTarget(KubeClient(cluster.api_client), name="names")
     victim = _stack(namespace, "tielt-winge", "forms", str(uuid.uuid4()), "victim")
     intruder = _stack(namespace, "tielt", "winge-forms", str(uuid.uuid4()), "intruder")
     core = kubernetes.client.CoreV1Api(cluster.api_client)

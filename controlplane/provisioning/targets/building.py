@@ -21,7 +21,7 @@ from controlplane.provisioning.targets.gitops import GitOpsTarget
 from controlplane.provisioning.targets.sealing import Sealer
 
 if TYPE_CHECKING:
-    from controlplane.kube.target import KubeTarget
+    from controlplane.kube.client import KubeClient
 
 TargetFactory = Callable[[Target], StackTarget]
 
@@ -55,7 +55,7 @@ def build_target(row: Target) -> StackTarget:
     )
 
 
-def _observer(name: str, config: Mapping[str, Any]) -> KubeTarget | None:
+def _observer(name: str, config: Mapping[str, Any]) -> KubeClient | None:
     """Read access to the cluster a GitOps target feeds (``observe_kubeconfig``), if given."""
     kubeconfig = config.get("observe_kubeconfig")
     if not kubeconfig:

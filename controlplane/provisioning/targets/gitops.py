@@ -53,7 +53,7 @@ from controlplane.provisioning.targets.sealing import Sealer
 from controlplane.rendering.naming import object_id
 
 if TYPE_CHECKING:
-    from controlplane.kube.target import KubeTarget
+    from controlplane.kube.client import KubeClient
 
 KUSTOMIZATION = "kustomization.yaml"
 _HEADER = re.compile(rb"^# city-platform: id=(\S+) digest=(\S+) sha256=([0-9a-f]{64})\n")
@@ -142,7 +142,7 @@ class GitOpsTarget:
         name: str = "gitops",
         sealer: Sealer | None = None,
         git_commit: bool = False,
-        observer: KubeTarget | None = None,
+        observer: KubeClient | None = None,
     ) -> None:
         self.name = name
         self.root = root

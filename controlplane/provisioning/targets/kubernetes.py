@@ -1,4 +1,4 @@
-"""The Kubernetes target: the reconciler's view of ``controlplane.kube.KubeTarget``.
+"""The Kubernetes target: the reconciler's view of ``controlplane.kube.KubeClient``.
 
 The port does server-side apply, prune, readiness and namespace deletion; this adapter adds
 what the reconciler needs on top: each applied object carries the digest it was rendered
@@ -37,7 +37,7 @@ from controlplane.provisioning.targets import (
 )
 
 if TYPE_CHECKING:
-    from controlplane.kube.target import KubeTarget
+    from controlplane.kube.client import KubeClient
 
 DIGEST_ANNOTATION = "city-platform.be/object-digest"
 #: On a ResourceQuota kept at the larger of two plans until the rollout is done.
@@ -78,7 +78,7 @@ class KubernetesTarget:
 
     drift_needs_objects = True
 
-    def __init__(self, port: KubeTarget, *, name: str = "kubernetes", delete_timeout: float = 300):
+    def __init__(self, port: KubeClient, *, name: str = "kubernetes", delete_timeout: float = 300):
         self.name = name
         self.port = port
         #: Seconds a namespace may terminate before the Deleting message says where to look.
@@ -87,14 +87,14 @@ class KubernetesTarget:
     @classmethod
     def from_config(cls, name: str, config: Mapping[str, Any]) -> KubernetesTarget:
         """``{"kubeconfig": path, "context": name}`` or ``{"in_cluster": true}``."""
-        from controlplane.kube.target import KubeTarget
+        from controlplane.kube.client import KubeClient
 
         try:
             if config.get("in_cluster"):
-                port = KubeTarget.in_cluster()
+                port = KubeClient.in_cluster()
             else:
                 kubeconfig = config.get("kubeconfig")
-                port = KubeTarget.from_kubeconfig(
+                port = KubeClient.from_kubeconfig(
                     str(Path(kubeconfig).expanduser()) if kubeconfig else None,
                     config.get("context"),
                 )

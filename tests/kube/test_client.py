@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from controlplane.errors import Conflict, InvalidInput, Unavailable
 from controlplane.kube import (
     ApplyConflict,
-    KubeTarget,
+    KubeClient,
     ObjectRejected,
     RetryPolicy,
     TargetUnavailable,
@@ -58,7 +58,7 @@ def _applied_by_us(live: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_apply_creates_every_object_in_apply_order(
-    kube: FaultProxy, cluster: Cluster, target: KubeTarget, namespace: str
+    kube: FaultProxy, cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
 
@@ -85,7 +85,7 @@ def test_apply_creates_every_object_in_apply_order(
 
 
 def test_apply_with_nothing_selected_makes_zero_writes(
-    kube: FaultProxy, target: KubeTarget, namespace: str
+    kube: FaultProxy, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     target.apply(objects)
@@ -99,7 +99,7 @@ def test_apply_with_nothing_selected_makes_zero_writes(
 
 
 def test_apply_only_writes_the_named_objects(
-    kube: FaultProxy, cluster: Cluster, target: KubeTarget, namespace: str
+    kube: FaultProxy, cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     target.apply(objects)
@@ -116,7 +116,7 @@ def test_apply_only_writes_the_named_objects(
 
 
 def test_reapplying_identical_objects_changes_nothing_on_the_server(
-    target: KubeTarget, namespace: str
+    target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     first = target.apply(objects)
@@ -135,7 +135,7 @@ def test_reapplying_identical_objects_changes_nothing_on_the_server(
 
 
 def test_field_owned_by_another_manager_conflicts_unless_forced(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     target.apply(stack(namespace))
     apps = kubernetes.client.AppsV1Api(cluster.api_client)
@@ -181,7 +181,7 @@ def test_field_owned_by_another_manager_conflicts_unless_forced(
 
 
 def test_a_field_manager_conflict_is_raised_as_apply_conflict(
-    kube: FaultProxy, target: KubeTarget, namespace: str
+    kube: FaultProxy, target: KubeClient, namespace: str
 ) -> None:
     target.apply(stack(namespace))
     kube.faults.add(
@@ -198,7 +198,7 @@ def test_a_field_manager_conflict_is_raised_as_apply_conflict(
     assert kube.faults.fired == 1  # not retried
 
 
-def test_label_selector_lists(cluster: Cluster, target: KubeTarget, namespace: str) -> None:
+def test_label_selector_lists(cluster: Cluster, target: KubeClient, namespace: str) -> None:
     for name, labels in {
         "a": {"tier": "web", "env": "prod"},
         "b": {"tier": "db", "env": "prod"},
@@ -223,7 +223,7 @@ def test_label_selector_lists(cluster: Cluster, target: KubeTarget, namespace: s
 
 
 def test_prune_removes_exactly_the_stale_objects(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     old = stack(namespace, extra=True)
     target.apply(old)
@@ -266,13 +266,13 @@ def test_prune_removes_exactly_the_stale_objects(
 
 
 def test_prune_leaves_what_a_controller_made_with_the_instance_label(
-    kube: FaultProxy, cluster: Cluster, target: KubeTarget, namespace: str
+    kube: FaultProxy, cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     # A StatefulSet's controller copies the labels of its volumeClaimTemplates (which carry
     # the instance label) onto the claims it creates: the database volume. It is not in the
     # inventory and not in the stack, and it must never be pruned.
     target.apply(stack(namespace))
-    controller = KubeTarget(kube.api_client(), field_manager="kube-controller-manager")
+    controller = KubeClient(kube.api_client(), field_manager="kube-controller-manager")
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -314,7 +314,7 @@ def test_prune_leaves_what_a_controller_made_with_the_instance_label(
 
 
 def test_prune_does_not_treat_an_api_version_change_as_stale(
-    target: KubeTarget, namespace: str
+    target: KubeClient, namespace: str
 ) -> None:
     target.apply(stack(namespace))
     keep = {i.replace("policy/v1/", "policy/v1beta1/") for i in ids(stack(namespace))}
@@ -327,7 +327,7 @@ def test_prune_does_not_treat_an_api_version_change_as_stale(
 
 
 def _wait_readiness(
-    cluster: Cluster, target: KubeTarget, objects: list[dict[str, Any]], what: str,
+    cluster: Cluster, target: KubeClient, objects: list[dict[str, Any]], what: str,
     check: Callable[[Any], bool],
 ) -> Any:  # fmt: skip
     def probe() -> Any:
@@ -338,7 +338,7 @@ def _wait_readiness(
 
 
 def test_a_stack_becomes_ready_through_the_real_controllers(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     target.apply(objects)
@@ -350,7 +350,7 @@ def test_a_stack_becomes_ready_through_the_real_controllers(
 
 
 def test_a_deployment_whose_pods_cannot_run_is_not_ready_then_failed_at_its_deadline(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     # No node has the selected label: the pods stay Pending. Without a short progress
     # deadline that is "not ready yet"; past its deadline the controller gives up (failed).
@@ -378,7 +378,7 @@ def test_a_deployment_whose_pods_cannot_run_is_not_ready_then_failed_at_its_dead
 
 
 def test_a_job_that_fails_makes_the_stack_failed(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     job = next(o for o in objects if o["kind"] == "Job")
@@ -393,7 +393,7 @@ def test_a_job_that_fails_makes_the_stack_failed(
     assert verdict.objects["batch/v1/Job/migrate"].message.startswith("job failed:")
 
 
-def test_readiness_of_a_missing_workload_says_to_apply_it(target: KubeTarget) -> None:
+def test_readiness_of_a_missing_workload_says_to_apply_it(target: KubeClient) -> None:
     verdict = target.readiness(stack("nowhere-city-platform-test"))
 
     assert not verdict.ready
@@ -401,7 +401,7 @@ def test_readiness_of_a_missing_workload_says_to_apply_it(target: KubeTarget) ->
 
 
 def test_delete_namespace_waits_until_it_is_gone(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     target.apply(stack(namespace))
 
@@ -414,7 +414,7 @@ def test_delete_namespace_waits_until_it_is_gone(
 
 
 def test_delete_namespace_gives_up_after_the_timeout(
-    cluster: Cluster, target: KubeTarget, namespace: str
+    cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     # A finalizer nobody removes keeps the namespace Terminating.
     core = kubernetes.client.CoreV1Api(cluster.api_client)
@@ -431,7 +431,7 @@ def test_delete_namespace_gives_up_after_the_timeout(
 
 
 def test_retries_get_through_transient_faults(
-    kube: FaultProxy, cluster: Cluster, target: KubeTarget, namespace: str
+    kube: FaultProxy, cluster: Cluster, target: KubeClient, namespace: str
 ) -> None:
     kube.faults.add(429, method="PATCH", count=2, retry_after=0)
     kube.faults.add(500, method="PATCH", count=1)
@@ -450,7 +450,7 @@ def test_retries_get_through_transient_faults(
 
 def test_a_slow_answer_times_out_and_is_retried(kube: FaultProxy, namespace: str) -> None:
     policy = RetryPolicy(attempts=3, base_delay=0.001, request_timeout=0.3, seed=1)
-    target = KubeTarget(kube.api_client(), retry=policy)
+    target = KubeClient(kube.api_client(), retry=policy)
     kube.faults.add(delay=1.0, method="PATCH", count=1)
 
     result = target.apply(stack(namespace)[5:6])
@@ -461,7 +461,7 @@ def test_a_slow_answer_times_out_and_is_retried(kube: FaultProxy, namespace: str
 
 
 def test_gives_up_with_target_unavailable_after_the_budget(
-    kube: FaultProxy, target: KubeTarget, namespace: str
+    kube: FaultProxy, target: KubeClient, namespace: str
 ) -> None:
     kube.faults.add(503, method="PATCH")
 
@@ -483,14 +483,14 @@ def test_an_unreachable_cluster_is_unavailable() -> None:
     config.host = f"http://127.0.0.1:{port}"
     config.retries = 0
     policy = RetryPolicy(attempts=2, base_delay=0.001, request_timeout=1.0, seed=1)
-    target = KubeTarget(kubernetes.client.ApiClient(config), retry=policy)
+    target = KubeClient(kubernetes.client.ApiClient(config), retry=policy)
 
     with pytest.raises(TargetUnavailable, match="attempt"):
         target.apply(stack("t1"))
 
 
 def test_an_invalid_object_is_rejected_naming_the_field(
-    kube: FaultProxy, target: KubeTarget, namespace: str
+    kube: FaultProxy, target: KubeClient, namespace: str
 ) -> None:
     objects = stack(namespace)
     deployment = next(o for o in objects if o["kind"] == "Deployment")
@@ -506,7 +506,7 @@ def test_an_invalid_object_is_rejected_naming_the_field(
 
 
 def test_secret_values_never_reach_messages(
-    kube: FaultProxy, target: KubeTarget, namespace: str
+    kube: FaultProxy, target: KubeClient, namespace: str
 ) -> None:
     secret = next(o for o in stack(namespace) if o["kind"] == "Secret")
     kube.faults.add(
@@ -525,7 +525,7 @@ def test_secret_values_never_reach_messages(
 
 
 def test_a_secret_the_apiserver_refuses_is_reported_without_its_values(
-    target: KubeTarget, namespace: str
+    target: KubeClient, namespace: str
 ) -> None:
     # The real apiserver's own refusal: a data key that is not a valid key name.
     secret = next(o for o in stack(namespace) if o["kind"] == "Secret")
@@ -539,7 +539,7 @@ def test_a_secret_the_apiserver_refuses_is_reported_without_its_values(
     assert "s3cr3t-value" not in str(raised.value.__cause__)
 
 
-def test_a_namespaced_object_without_namespace_is_rejected(target: KubeTarget) -> None:
+def test_a_namespaced_object_without_namespace_is_rejected(target: KubeClient) -> None:
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
 
     with pytest.raises(ObjectRejected, match=r"no metadata\.namespace"):
@@ -547,7 +547,7 @@ def test_a_namespaced_object_without_namespace_is_rejected(target: KubeTarget) -
 
 
 def test_applying_into_a_missing_namespace_is_rejected(
-    target: KubeTarget, fresh_namespace: Callable[[], str]
+    target: KubeClient, fresh_namespace: Callable[[], str]
 ) -> None:
     absent = fresh_namespace()
     config_map = {
@@ -560,7 +560,7 @@ def test_applying_into_a_missing_namespace_is_rejected(
         target.apply([config_map])
 
 
-def test_a_kind_the_cluster_does_not_serve_is_reported(target: KubeTarget) -> None:
+def test_a_kind_the_cluster_does_not_serve_is_reported(target: KubeClient) -> None:
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
 
     with pytest.raises(UnknownKind, match="Widget"):
@@ -568,7 +568,7 @@ def test_a_kind_the_cluster_does_not_serve_is_reported(target: KubeTarget) -> No
 
 
 def test_observe_returns_live_objects_and_none_for_missing(
-    target: KubeTarget, namespace: str
+    target: KubeClient, namespace: str
 ) -> None:
     target.apply(stack(namespace))
 
@@ -585,7 +585,7 @@ def test_observe_returns_live_objects_and_none_for_missing(
 
 def test_from_kubeconfig_talks_to_the_cluster_in_the_file(cluster: Cluster, namespace: str) -> None:
     # The cluster's own kubeconfig: TLS with the CA and a client certificate.
-    target = KubeTarget.from_kubeconfig(str(cluster.kubeconfig), retry=FAST_RETRY)
+    target = KubeClient.from_kubeconfig(str(cluster.kubeconfig), retry=FAST_RETRY)
 
     target.apply(
         [
@@ -604,7 +604,7 @@ def test_from_kubeconfig_talks_to_the_cluster_in_the_file(cluster: Cluster, name
 def test_twenty_percent_faults_still_converge(
     kube: FaultProxy,
     cluster: Cluster,
-    target: KubeTarget,
+    target: KubeClient,
     fresh_namespace: Callable[[], str],
 ) -> None:
     # About one request in five fails with one of the retryable statuses.

@@ -1,4 +1,10 @@
-"""The Kubernetes target: apply, prune, observe, readiness and namespace deletion.
+"""The Kubernetes client: apply, prune, observe, readiness and namespace deletion on one cluster.
+
+Three things are called "target" elsewhere, and this is none of them: the ``targets`` table
+row is an operator's registration of a place to deploy to, ``StackTarget`` is what the
+reconciler needs of one (``provisioning/targets/__init__.py``), and ``KubernetesTarget`` is
+that protocol carried out on a cluster (``provisioning/targets/kubernetes.py``), through this
+client.
 
 A thin, domain-facing port over the official ``kubernetes`` client. It speaks the generic
 resource API through ``ApiClient.param_serialize``/``call_api`` (so any kind the cluster serves
@@ -6,10 +12,10 @@ works, found by cached discovery), writes only by server-side apply with the pla
 manager and ``force=true``, and retries what is worth retrying (see ``retrying.py``). Every
 failure leaves as an error of ``controlplane.kube.errors`` with the client's exception chained.
 
-Reads for drift, readiness, prune and the owner check (:meth:`KubeTarget.read`) come from a
+Reads for drift, readiness, prune and the owner check (:meth:`KubeClient.read`) come from a
 watch cache (``cache.py``: one LIST+WATCH per kind, cluster-wide, on the instance label) once
 it has synced, and from the apiserver otherwise. Apply writes the objects of one apply rank
-at once on a small thread pool, one rank after the other (see :meth:`KubeTarget.apply`).
+at once on a small thread pool, one rank after the other (see :meth:`KubeClient.apply`).
 
 It must not know about tenants, instances, revisions, digests or the database: the caller
 decides *what* to apply (only what changed, so a no-op reconcile makes zero writes) and
@@ -87,7 +93,7 @@ class ApiResource:
 
 @dataclass
 class ApplyResult:
-    """What one :meth:`KubeTarget.apply` did."""
+    """What one :meth:`KubeClient.apply` did."""
 
     #: Ids applied, in the order they were applied.
     applied: list[str] = field(default_factory=list)
@@ -138,8 +144,8 @@ class _Response:
     attempts: int
 
 
-class KubeTarget:
-    """One Kubernetes cluster as a deployment target."""
+class KubeClient:
+    """One Kubernetes cluster, reached through its API."""
 
     def __init__(
         self,
@@ -176,7 +182,7 @@ class KubeTarget:
         *,
         field_manager: str = "city-platform",
         retry: RetryPolicy = RetryPolicy(),
-    ) -> KubeTarget:
+    ) -> KubeClient:
         config = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, context=context, client_configuration=config
@@ -192,7 +198,7 @@ class KubeTarget:
         *,
         field_manager: str = "city-platform",
         retry: RetryPolicy = RetryPolicy(),
-    ) -> KubeTarget:
+    ) -> KubeClient:
         config = kubernetes.client.Configuration()
         kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=config
