@@ -118,6 +118,9 @@ class KindCache:
         self._lock = threading.Lock()
         #: (namespace, name) -> (resourceVersion, object or None for a deleted one).
         self._store: dict[Key, tuple[int | None, dict[str, Any] | None]] = {}
+        #: The store's keys by namespace: prune asks for one namespace's objects per
+        #: instance, which must not cost a scan of the whole fleet's objects.
+        self._index: dict[str | None, set[Key]] = {}
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._refused = False
@@ -166,11 +169,12 @@ class KindCache:
         if not self.synced:
             return None
         with self._lock:
+            keys = self._index.get(namespace, set()) if self.namespaced else self._store.keys()
+            entries = (self._store[key][1] for key in keys)
             found = [
                 obj
-                for (ns, _name), (_rv, obj) in self._store.items()
+                for obj in entries
                 if obj is not None
-                and (ns == namespace or not self.namespaced)
                 and ((obj.get("metadata") or {}).get("labels") or {}).get(label) == value
             ]
         return copy.deepcopy(found)
@@ -187,13 +191,18 @@ class KindCache:
         with self._lock:
             entry = self._store.get(key)
             if entry is None or (entry[0] is not None and entry[0] < rv):
-                self._store[key] = (rv, slim(obj))
+                self._put(key, (rv, slim(obj)))
 
     def __len__(self) -> int:
         with self._lock:
             return sum(1 for _rv, obj in self._store.values() if obj is not None)
 
     # -- the watch loop ------------------------------------------------------------------------
+
+    def _put(self, key: Key, entry: tuple[int | None, dict[str, Any] | None]) -> None:
+        """Store one entry and index its key (the caller holds the lock)."""
+        self._store[key] = entry
+        self._index.setdefault(key[0], set()).add(key)
 
     def _key(self, obj: Mapping[str, Any]) -> Key:
         meta = obj.get("metadata") or {}
@@ -287,6 +296,9 @@ class KindCache:
                 if obj is not None and newer:
                     fresh[key] = (old_rv, obj)
             self._store = fresh
+            self._index = {}
+            for key in fresh:
+                self._index.setdefault(key[0], set()).add(key)
             self._rv = rv
         self._synced.set()
 
@@ -333,10 +345,10 @@ class KindCache:
                 return
             if kind == "DELETED":
                 # A tombstone: a late offer of an older version must not bring it back.
-                self._store[key] = (number, None)
+                self._put(key, (number, None))
             else:
                 obj.setdefault("kind", self.kind)
-                self._store[key] = (number, slim(obj))
+                self._put(key, (number, slim(obj)))
 
 
 def _lines(raw: urllib3.BaseHTTPResponse, stop: threading.Event) -> Iterator[dict[str, Any]]:

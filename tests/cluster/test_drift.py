@@ -125,6 +125,7 @@ def test_an_unchanged_resync_is_answered_from_the_watch_cache(instance: Instance
     assert instance.cp.port.wait_synced(timeout=30), instance.cp.port.watched()
 
     instance.proxy.requests.reset()
+    instance.proxy.writes.reset()
     result = instance.cp.resync()
 
     assert result.outcome == Outcome.UNCHANGED, result
