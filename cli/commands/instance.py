@@ -1,9 +1,11 @@
-"""`cityctl instance list | show | create | update | upgrade | rollback | history | delete`.
+"""`cityctl instance list | show | create | update | upgrade | rollback | history | delete |
+protect | unprotect`.
 
 A municipality's own service stacks. Writes record the desired state and come back at
 once (the API answers 202); ``--wait`` follows the reconciler until the stack is Ready
 or Failed. Updates send ``If-Match`` with the generation just read, so two people
 changing one instance at the same time get a conflict (exit 5) instead of a lost update.
+A protected instance cannot be deleted until ``unprotect`` (a step of its own) lifts it.
 """
 
 from __future__ import annotations
@@ -101,8 +103,15 @@ def _emit_instances(data: dict[str, Any] | list[dict[str, Any]], output: Format)
     # API's own (their field names are the documented, stable contract).
     if output is Format.TABLE:
         rows = data if isinstance(data, list) else [data]
-        data = [{**row, "notes": lifecycle_notes(row)} for row in rows]
+        data = [{**row, "notes": _notes(row)} for row in rows]
     emit(data, output, COLUMNS)
+
+
+def _notes(instance: dict[str, Any]) -> str:
+    """The NOTES cell: deletion protection first, then the version's lifecycle."""
+    notes = ["deletion protected"] if instance.get("deletion_protection") else []
+    lifecycle = lifecycle_notes(instance)
+    return "; ".join([*notes, lifecycle] if lifecycle else notes)
 
 
 def _warn(instance: dict[str, Any]) -> None:
@@ -243,6 +252,13 @@ def create(
     target: Annotated[
         str | None, typer.Option(help="Target to place it on (default: placement decides).")
     ] = None,
+    protect: Annotated[
+        bool,
+        typer.Option(
+            "--protect",
+            help="Protect it against deletion from the start (see `cityctl instance unprotect`).",
+        ),
+    ] = False,
     tenant: TenantOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
@@ -250,6 +266,9 @@ def create(
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Provision a service for your municipality; checks it and shows the monthly price first.
+
+    --protect (or a plan that declares deletion protection) makes delete refuse it until
+    `cityctl instance unprotect` lifts the protection.
 
     Example: cityctl instance create login --service keycloak --plan small --wait
     """
@@ -276,6 +295,8 @@ def create(
         }
         if target is not None:
             body["target"] = target
+        if protect:
+            body["deletion_protection"] = True
         # Admission first: a request the server refuses shows its error, never a price.
         checked = client.call("POST", instances_path(slug), json=body, params=DRY_RUN).json()
         _quote(client, slug, checked, chosen)
@@ -548,17 +569,22 @@ def delete(
 ) -> None:
     """Delete an instance and everything it runs (its revisions stay in the history).
 
+    A protected instance is refused (exit 5) until `cityctl instance unprotect` lifts it.
+
     Example: cityctl instance delete login --yes --wait
     """
     with state.client() as client:
         slug = resolve_tenant(client, tenant)
         path = instances_path(slug, name)
         current, precondition = _read(client, path)
-        confirm(
-            f"delete {slug}/{name} ({current['service']} {current['version']}, "
-            f"{describe(current)}) and all its data",
-            yes=yes,
-        )
+        # A protected instance: no question whose answer cannot matter; the API refuses it
+        # (409 deletion_protected, with the command that lifts the protection).
+        if not current.get("deletion_protection"):
+            confirm(
+                f"delete {slug}/{name} ({current['service']} {current['version']}, "
+                f"{describe(current)}) and all its data",
+                yes=yes,
+            )
         instance = client.call("DELETE", path, headers=precondition).json()
         if wait:
             settled = wait_for_instance(
@@ -581,3 +607,43 @@ def delete(
                 "or use --wait."
             )
         _emit_instances(instance, output)
+
+
+@app.command()
+def protect(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.TABLE) -> None:
+    """Protect an instance against deletion: delete is refused until it is lifted.
+
+    Tenant administrators and operators; audited. Lift it with `cityctl instance unprotect`.
+
+    Example: cityctl instance protect login
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        instance = client.call("POST", f"{path}/protection", create=True).json()
+    stderr.print(f"{name} is protected against deletion.")
+    _emit_instances(instance, output)
+
+
+@app.command()
+def unprotect(
+    name: Name, tenant: TenantOpt = None, yes: YesOpt = False, output: OutputOpt = Format.TABLE
+) -> None:
+    """Lift the deletion protection of an instance (asks first unless --yes; audited).
+
+    Afterwards `cityctl instance delete` can delete it.
+
+    Example: cityctl instance unprotect login --yes
+    """
+    with state.client() as client:
+        slug = resolve_tenant(client, tenant)
+        path = instances_path(slug, name)
+        current = client.get_json(path)
+        if current.get("deletion_protection"):
+            confirm(
+                f"lift the deletion protection of {slug}/{name} ({current['service']} "
+                f"{current['version']}): it can then be deleted with all its data",
+                yes=yes,
+            )
+        instance = client.call("DELETE", f"{path}/protection").json()
+    stderr.print(f"{name} is no longer protected against deletion.")
+    _emit_instances(instance, output)

@@ -484,6 +484,8 @@ class InstanceCreate(RequestBody):
     plan: DnsLabel
     parameters: Parameters = {}
     target: DnsLabel | None = None
+    #: Start protected against deletion (a plan declaring ``deletion_protection`` also does).
+    deletion_protection: bool = False
 
 
 class InstanceUpdate(RequestBody):
@@ -552,6 +554,8 @@ class InstancePublic(BaseModel):
     hostname: str | None = None
     generation: int
     deletion_requested: bool
+    #: Delete is refused (409 ``deletion_protected``) until the protection is lifted.
+    deletion_protection: bool = False
     status: InstanceStatus
     created_at: datetime
     updated_at: datetime

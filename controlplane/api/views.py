@@ -89,6 +89,7 @@ def instance(
         hostname=row.hostname,
         generation=row.generation,
         deletion_requested=row.deletion_requested,
+        deletion_protection=row.deletion_protection,
         status=schemas.InstanceStatus(
             phase=schemas.PhaseName(row.phase),
             conditions=[schemas.Condition.model_validate(c) for c in row.conditions],

@@ -29,6 +29,8 @@ class Action(StrEnum):
     CATALOG_WRITE = "catalog.write"
     INSTANCE_READ = "instance.read"
     INSTANCE_WRITE = "instance.write"
+    #: Protect an instance against deletion, or lift the protection (an audited step of its own).
+    INSTANCE_PROTECT = "instance.protect"
     #: The initial administrator credentials of an instance, read from its cluster.
     CREDENTIALS_READ = "credentials.read"
     CREDENTIALS_WRITE = "credentials.write"
@@ -84,6 +86,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.CATALOG_READ,
             Action.INSTANCE_READ,
             Action.INSTANCE_WRITE,
+            Action.INSTANCE_PROTECT,
             Action.CREDENTIALS_READ,
             Action.CREDENTIALS_WRITE,
             Action.AUDIT_READ,
@@ -120,6 +123,10 @@ _BILLING_HINT = "Billing changes are for the finance and operator roles."
 
 #: What a refusal says, where the generic "read/change <noun>s" would not say it well.
 _REFUSALS: dict[Action, tuple[str, str]] = {
+    Action.INSTANCE_PROTECT: (
+        "change the deletion protection of instances",
+        "Tenant administrators and platform operators protect instances and lift it.",
+    ),
     Action.BILLING_CLOSE: ("close a billing period", _BILLING_HINT),
     Action.BILLING_CLOSINGS_READ: ("read the closing history", _BILLING_HINT),
     Action.BILLING_PRICE_WRITE: ("set prices", _BILLING_HINT),

@@ -78,6 +78,9 @@ class Plan(_Strict):
     memory: RequestLimit
     #: Size of the stack's main persistent volume(s).
     storage: Quantity
+    #: Instances created on (or changed to) this plan start protected against deletion
+    #: (``cityctl instance unprotect`` lifts it). Metadata: not part of the release digest.
+    deletion_protection: bool = False
 
 
 class AdminCredentials(_Strict):
@@ -171,6 +174,7 @@ class EntryPoint(_Strict):
 #: ("amended") without changing the digest every instance was rendered from.
 METADATA_FIELDS = ("entry_points", "admin_credentials")
 METADATA_VERSION_FIELDS = ("forward_only_migrations", "admin_credentials")
+METADATA_PLAN_FIELDS = ("deletion_protection",)
 
 
 class ServiceDefinition(_Strict):
@@ -268,6 +272,7 @@ class ServiceRelease(_Strict):
 _METADATA_EXCLUDE: Any = {
     **dict.fromkeys(METADATA_FIELDS, True),
     "version": set(METADATA_VERSION_FIELDS),
+    "plans": {"__all__": set(METADATA_PLAN_FIELDS)},
 }
 
 

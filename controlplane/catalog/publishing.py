@@ -4,8 +4,8 @@ A published version never changes what it renders: publishing the same content a
 no-op, and different content under an existing version is refused (:class:`VersionImmutable`),
 so that every instance can be re-rendered or rolled back to exactly what it ran. Afterwards
 only the lifecycle columns (status, support end, message) change, and the release's
-metadata (entry points, where the admin credentials are, forward-only migrations: fields
-the digest leaves out) may be amended by publishing it again.
+metadata (entry points, where the admin credentials are, forward-only migrations, plans'
+deletion protection: fields the digest leaves out) may be amended by publishing it again.
 
 The catalogue's *source* of a published version may still be reorganised (templates moved
 into shared components, versions sharing one template folder): publishing from the files
@@ -35,6 +35,7 @@ from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.loading import Catalog
 from controlplane.catalog.models import (
     METADATA_FIELDS,
+    METADATA_PLAN_FIELDS,
     METADATA_VERSION_FIELDS,
     ServiceRelease,
     VersionStatus,
@@ -150,10 +151,16 @@ def _keep_equivalent(
     if stored.metadata() == release.metadata():
         return PublishResult(existing, PublishOutcome.EQUIVALENT)
     version_metadata = {f: getattr(release.version, f) for f in METADATA_VERSION_FIELDS}
+    # ``renders_the_same`` found the plans equal but for their metadata, in the same order.
+    plans = [
+        kept.model_copy(update={f: getattr(given, f) for f in METADATA_PLAN_FIELDS})
+        for kept, given in zip(stored.plans, release.plans, strict=True)
+    ]
     amended = stored.model_copy(
         update={
             **{f: getattr(release, f) for f in METADATA_FIELDS},
             "version": stored.version.model_copy(update=version_metadata),
+            "plans": plans,
         }
     )
     existing.release = amended.model_dump(mode="json")
@@ -176,6 +183,7 @@ def renders_the_same(
         "bundle": True,
         **dict.fromkeys(METADATA_FIELDS, True),
         "version": {"templates", *METADATA_VERSION_FIELDS},
+        "plans": {"__all__": set(METADATA_PLAN_FIELDS)},
     }
     if published.model_dump(mode="json", exclude=source) != candidate.model_dump(
         mode="json", exclude=source

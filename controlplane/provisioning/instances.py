@@ -65,6 +65,13 @@ class InstanceBeingDeleted(Conflict):
     code = "instance_deleting"
 
 
+class DeletionProtected(Conflict):
+    """The instance is protected against deletion; lift the protection first."""
+
+    title = "Instance protected against deletion"
+    code = "deletion_protected"
+
+
 class RevisionNotFound(NotFound):
     """The instance has no such revision."""
 
@@ -144,7 +151,10 @@ def create_instance(
     target: str | None,
     check_parameters: ParameterCheck,
     explain_placement: bool = False,
+    protect: bool = False,
 ) -> Change:
+    """Record a new instance; it starts protected against deletion when ``protect`` is
+    asked or its plan declares ``deletion_protection``."""
     admission.check_tenant_active(tenant)
     admission.check_name(tenant, name)
     if session.get_bind().dialect.name == "postgresql":
@@ -179,6 +189,7 @@ def create_instance(
         namespace=namespace,
         hostname=hostname,
         generation=1,
+        deletion_protection=protect or admitted.plan.deletion_protection,
     )
     session.add(instance)
     try:
@@ -333,7 +344,9 @@ def update_instance(
     warnings = list(admitted.warnings)
     if (desired["plan"], desired["version"]) != (instance.plan, instance.version):
         warnings.extend(_storage_warnings(session, instance, admitted.plan))
-    return _apply(session, instance, desired, warnings, reason="updated")
+    return _protect_for_plan(
+        session, _apply(session, instance, desired, warnings, reason="updated"), admitted.plan
+    )
 
 
 def rollback_instance(
@@ -382,7 +395,20 @@ def rollback_instance(
     )
     _admit_hostname(session, tenant, instance, admitted.release, earlier.parameters)
     warnings = [*admitted.warnings, *_storage_warnings(session, instance, admitted.plan)]
-    return _apply(session, instance, desired, warnings, reason=f"rollback:{revision}")
+    change = _apply(session, instance, desired, warnings, reason=f"rollback:{revision}")
+    return _protect_for_plan(session, change, admitted.plan)
+
+
+def _protect_for_plan(session: Session, change: Change, plan: Plan) -> Change:
+    """An instance changed to a plan that declares ``deletion_protection`` becomes
+    protected (never the reverse: only ``set_deletion_protection`` lifts it)."""
+    instance = change.instance
+    if "plan" in change.diff and plan.deletion_protection and not instance.deletion_protection:
+        instance.deletion_protection = True
+        session.add(instance)
+        session.flush()
+        change.diff["deletion_protection"] = [False, True]
+    return change
 
 
 def forward_only_crossed(session: Session, service: str, current: str, target: str) -> list[str]:
@@ -420,11 +446,21 @@ def _storage_warnings(session: Session, instance: Instance, plan: Plan) -> list[
 def delete_instance(
     session: Session, *, instance: Instance, expected_generation: int | None = None
 ) -> Change:
-    """Request deletion (idempotent); the reconciler removes the stack and frees the name."""
+    """Request deletion (idempotent); the reconciler removes the stack and frees the name.
+
+    Refused (:class:`DeletionProtected`) while the instance is protected: checked on the
+    locked row, so a concurrent unprotect and delete cannot both pass unseen.
+    """
     _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     if instance.deletion_requested:
         return Change(instance=instance)
+    if instance.deletion_protection:
+        raise DeletionProtected(
+            f"Instance {instance.name!r} is protected against deletion; nothing was changed.",
+            hint=f"cityctl instance unprotect {instance.name}",
+            extra={"instance": instance.name},
+        )
     instance.deletion_requested = True
     instance.phase = Phase.DELETING
     instance.generation += 1
@@ -433,6 +469,26 @@ def delete_instance(
     session.flush()
     _enqueue(session, instance, "deleted")
     return Change(instance=instance, diff={"deletion_requested": [False, True]})
+
+
+def set_deletion_protection(session: Session, *, instance: Instance, protected: bool) -> Change:
+    """Protect an instance against deletion, or lift the protection (idempotent).
+
+    Not desired state of the stack: no new generation, nothing queued. The diff is empty
+    when nothing changes, so the caller audits only real changes. An instance being
+    deleted cannot be protected any more (its deletion already passed the check).
+    """
+    _lock(session, instance, None)
+    if protected:
+        _check_alive(instance)
+    old = instance.deletion_protection
+    if old == protected:
+        return Change(instance=instance)
+    instance.deletion_protection = protected
+    instance.updated_at = utcnow()
+    session.add(instance)
+    session.flush()
+    return Change(instance=instance, diff={"deletion_protection": [old, protected]})
 
 
 def rotate_credentials(

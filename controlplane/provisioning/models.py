@@ -11,7 +11,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from controlplane.db.types import JSONDoc, UTCDateTime, new_id, utcnow
@@ -130,6 +141,12 @@ class Instance(SQLModel, table=True):
     generation: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     #: True once deletion was requested.
     deletion_requested: bool = Field(default=False)
+    #: Delete is refused while set (``cityctl instance unprotect`` lifts it, audited). Set
+    #: at creation on request or by a plan declaring ``deletion_protection``; not desired
+    #: state of the stack: changing it bumps no generation and queues no reconcile.
+    deletion_protection: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     #: How often the administrator credential was rotated (``cityctl instance credentials
     #: --rotate``): the renderer derives it from ``<name>#<n>`` when n > 0.
     credentials_rotation: int = Field(

@@ -126,6 +126,8 @@ ENDPOINTS = [
     Endpoint("POST", f"{INST}/web/rollback", OWN_WRITE, body=lambda r: {"revision": 1}),
     Endpoint("GET", f"{INST}/web/credentials", CREDENTIALS),
     Endpoint("POST", f"{INST}/web/credentials/rotate", CREDENTIALS),
+    Endpoint("POST", f"{INST}/web/protection", OWN_WRITE),
+    Endpoint("DELETE", f"{INST}/web/protection", OWN_WRITE),
     Endpoint("DELETE", f"{INST}/web", OWN_WRITE),
     Endpoint("GET", "/api/v1/targets", READ_ALL_ROLES),
     Endpoint("GET", "/api/v1/targets/local", READ_ALL_ROLES),

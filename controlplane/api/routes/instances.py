@@ -150,6 +150,7 @@ def create_instance(
         check_parameters=check,
         # Tenant roles must not learn which targets exist beyond their grants.
         explain_placement=not principal.is_tenant_bound,
+        protect=body.deletion_protection,
     )
     if dry_run:
         return _dry_run_answer(request, session, row, change)
@@ -162,7 +163,13 @@ def create_instance(
         "instance.create",
         response,
         wake_worker,
-        {"service": i.service, "version": i.version, "plan": i.plan, "target": i.target},
+        {
+            "service": i.service,
+            "version": i.version,
+            "plan": i.plan,
+            "target": i.target,
+            "deletionProtection": i.deletion_protection,
+        },
     )
 
 
@@ -279,6 +286,62 @@ def delete_instance(
         session, instance=instance, expected_generation=parse_if_match(if_match)
     )
     return _answer(session, context, row, change, "instance.delete", response, wake_worker)
+
+
+def _protection(
+    session: Session,
+    principal: Principal,
+    context: AuditContext,
+    response: Response,
+    tenant: str,
+    name: str,
+    *,
+    protected: bool,
+) -> schemas.InstancePublic:
+    """Set or lift deletion protection: its own action and permission, audited when it
+    changes, and no new generation (nothing changes on the target)."""
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_PROTECT)
+    instance = instances.get_instance(session, row, name)
+    change = instances.set_deletion_protection(session, instance=instance, protected=protected)
+    if change.diff:
+        audit.record(
+            session,
+            context,
+            action="instance.protect" if protected else "instance.unprotect",
+            resource=f"instance:{row.slug}/{instance.name}",
+            tenant_id=row.id,
+            details={"deletionProtection": protected},
+        )
+    session.commit()
+    response.headers["ETag"] = etag(instance.generation)
+    return views.instance(instance, row.slug)
+
+
+@router.post("/{name}/protection", response_model=schemas.InstancePublic)
+def protect_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+) -> schemas.InstancePublic:
+    """Protect the instance against deletion (idempotent): delete answers 409
+    ``deletion_protected`` until ``DELETE …/protection`` lifts it."""
+    return _protection(session, principal, context, response, tenant, name, protected=True)
+
+
+@router.delete("/{name}/protection", response_model=schemas.InstancePublic)
+def unprotect_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    response: Response,
+) -> schemas.InstancePublic:
+    """Lift the deletion protection (idempotent; audited as ``instance.unprotect``)."""
+    return _protection(session, principal, context, response, tenant, name, protected=False)
 
 
 @router.get("/{name}/revisions", response_model=schemas.Page[schemas.RevisionPublic])
