@@ -41,10 +41,11 @@ def repository(image: str) -> str:
 
 
 def tag(image: str) -> str:
-    """The tag of an image reference (empty without one)."""
-    name = image.split("@", 1)[0]
+    """The tag of an image reference; for one pinned by digest only, the digest (what a sheet
+    lists it by); empty without either."""
+    name, _at, digest = image.partition("@")
     _head, sep, tail = name.rpartition(":")
-    return tail if sep and "/" not in tail else ""
+    return tail if sep and "/" not in tail else digest
 
 
 def sheet_for(definition: ServiceDefinition, shared: ImageFactsSheet) -> ImageFactsSheet:
@@ -136,8 +137,7 @@ def _check_container(
         path = str(http.get("path", "/")).split("?", 1)[0]
         if path not in facts.health:
             yield (
-                f"{probe_name} calls {path}, but the image serves health on "
-                f"{_listed(facts.health)}"
+                f"{probe_name} calls {path}, but the image serves health on {_listed(facts.health)}"
             )
         port = http.get("port")
         if isinstance(port, int) and port not in facts.ports:
