@@ -45,7 +45,8 @@ def describe(event: dict[str, Any]) -> str:
     """What an instance change did, in a few words, from its audit details.
 
     ``instance.update`` covers upgrades, plan and parameter changes alike; the table says
-    which (parameter values are never audited, only their keys). Other actions: empty.
+    which (parameter values are never audited, only their keys); a corrected published
+    release says why (docs/catalog.md, "Correcting"). Other actions: empty.
     """
     details = event.get("details") or {}
     action = event.get("action")
@@ -53,6 +54,8 @@ def describe(event: dict[str, Any]) -> str:
         return f"rollback to revision {details['revision']}"
     if action == "fleet.instance.upgrade" and isinstance(details.get("version"), list):
         return _version_change(*details["version"][:2])
+    if action == "instance.release_corrected":
+        return f"published release of {details.get('version')} corrected: {details.get('reason')}"
     if action != "instance.update":
         return ""
     parts: list[str] = []

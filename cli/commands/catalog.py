@@ -239,6 +239,20 @@ def publish(
             "and its template bundle) instead of the server's catalogue files.",
         ),
     ] = None,
+    correct: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--correct",
+            metavar="SERVICE@VERSION",
+            help="Replace this published version's release even though its objects changed "
+            "(a fix of a broken release); its live instances re-render. Repeat for more. "
+            "Needs --reason.",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why the published release is corrected (audited)."),
+    ] = None,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Publish the server's shipped catalogue files (all, one service, or one version).
@@ -250,6 +264,10 @@ def publish(
     objects for every plan is 'equivalent': the published release is kept. With --file,
     upload a release built elsewhere.
 
+    Operators fix a broken published release with --correct SERVICE@VERSION --reason TEXT:
+    it is 'corrected' (new digest, audited) and every live instance of that version gets a
+    new generation that renders it.
+
     Example: cityctl catalog publish keycloak --version 26.0.7
     """
     if version is not None and service is None:
@@ -257,6 +275,20 @@ def publish(
             "--version needs a SERVICE.",
             exit_code=ExitCode.USAGE,
             hint="Write e.g. `cityctl catalog publish keycloak --version 26.0.7`.",
+        )
+    corrections = [_correction(text) for text in correct or []]
+    if corrections and not (reason or "").strip():
+        raise CliError(
+            "--correct needs --reason.",
+            exit_code=ExitCode.USAGE,
+            hint="Say why the published release is wrong, e.g. --reason 'runs as the wrong "
+            "user id'; it goes into the audit log.",
+        )
+    if reason is not None and not corrections:
+        raise CliError(
+            "--reason is for a correction.",
+            exit_code=ExitCode.USAGE,
+            hint="Name the version to correct with --correct SERVICE@VERSION.",
         )
     body: dict[str, Any]
     if file is not None:
@@ -269,6 +301,9 @@ def publish(
         body = {"release": read_values(file)}
     else:
         body = {"service": service, "version": version}
+    if corrections:
+        body["correct"] = corrections
+        body["reason"] = reason
     with state.client() as client:
         # Safe to retry: publishing the same content again is a no-op on the server.
         result = client.call("POST", f"{API}/catalog/publish", json=body, create=True).json()
@@ -278,6 +313,10 @@ def publish(
         f"{counts['amended']} amended (metadata only)" if counts["amended"] else "",
         f"{counts['equivalent']} kept (the source changed, the objects did not)"
         if counts["equivalent"]
+        else "",
+        f"{counts['corrected']} corrected "
+        f"({sum(i.get('instances_changed') or 0 for i in items)} instance(s) re-render)"
+        if counts["corrected"]
         else "",
     ]
     extra = "".join(f", {note}" for note in notes if note)
@@ -297,6 +336,18 @@ def publish(
         )
     else:
         emit(result, output)
+
+
+def _correction(text: str) -> dict[str, str]:
+    """``keycloak@26.0.7`` → the API's ``{"service", "version"}``."""
+    service, sep, version = text.partition("@")
+    if not sep or not service or not version:
+        raise CliError(
+            f"--correct {text!r} is not SERVICE@VERSION.",
+            exit_code=ExitCode.USAGE,
+            hint="Write e.g. --correct keycloak@26.0.7.",
+        )
+    return {"service": service, "version": version}
 
 
 @app.command()

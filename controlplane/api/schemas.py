@@ -295,17 +295,34 @@ class TokenCreated(TokenPublic):
 # -- catalogue ----------------------------------------------------------------------------
 
 
+class Correction(RequestBody):
+    """A published version whose release may be replaced (docs/catalog.md, "Correcting")."""
+
+    service: DnsLabel
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class PublishRequest(RequestBody):
-    """Publish from the shipped files (service/version, null = all) or an uploaded release."""
+    """Publish from the shipped files (service/version, null = all) or an uploaded release.
+
+    ``correct`` (operators) names published versions whose changed objects replace the
+    published release instead of being refused; ``reason`` is then required and audited.
+    """
 
     service: DnsLabel | None = None
     version: Annotated[str, Field(max_length=64)] | None = None
     release: ServiceRelease | None = None
+    correct: Annotated[list[Correction], Field(max_length=200)] = []
+    reason: Annotated[str, Field(max_length=2000)] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> PublishRequest:
         if self.release is not None and (self.service is not None or self.version is not None):
             raise ValueError("give either `release` or `service`/`version`, not both")
+        if self.correct and not (self.reason or "").strip():
+            raise ValueError("a correction needs a `reason` (it is audited)")
+        if self.reason is not None and not self.correct:
+            raise ValueError("`reason` is for a correction: name the versions in `correct`")
         return self
 
 
@@ -314,8 +331,13 @@ class PublishedItem(BaseModel):
     version: str
     digest: str
     #: ``amended``: same digest, new metadata (entry points, credentials, migrations);
-    #: ``equivalent``: other template source, the same objects: the published one is kept.
-    outcome: Literal["created", "unchanged", "amended", "equivalent"]
+    #: ``equivalent``: other template source, the same objects: the published one is kept;
+    #: ``corrected``: other objects, replaced on purpose (``correct``): a new digest.
+    outcome: Literal["created", "unchanged", "amended", "equivalent", "corrected"]
+    #: The digest before a correction (``corrected`` only).
+    previous_digest: str | None = None
+    #: Live instances given a new generation to render the corrected release.
+    instances_changed: int | None = None
 
 
 class PublishResponse(BaseModel):

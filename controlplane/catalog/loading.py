@@ -25,13 +25,16 @@ from pydantic_core import ErrorDetails
 from controlplane import resources
 from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.models import (
+    CONTAINER_PATH,
     CREDENTIAL_NAME,
     DNS_LABEL,
+    ENV_NAME,
     HOST_PREFIX,
     QUANTITY,
     SECRET_KEY,
     SEMVER,
     URL_PATH,
+    ImageFactsSheet,
     ServiceDefinition,
     ServiceRelease,
     ServiceVersion,
@@ -47,6 +50,9 @@ TEMPLATE_SUFFIXES = (".yaml.j2", ".yml.j2", ".yaml", ".yml")
 SERVICE_SUFFIXES = (".yaml", ".yml")
 #: The JSON Schema of a catalogue file, kept beside the service files (not a service).
 SCHEMA_FILE = "catalog.schema.json"
+#: The facts sheet of images that several services use (official database and cache
+#: images rendered by shared components), beside the service files (not a service).
+SHARED_FACTS_FILE = "_images.yaml"
 
 # Friendlier words for the patterns of models.py than "String should match pattern '^…$'".
 _PATTERN_MESSAGES = {
@@ -57,6 +63,10 @@ _PATTERN_MESSAGES = {
     URL_PATH: "is not a URL path: start with '/', then letters, digits and . _ ~ / % -",
     SECRET_KEY: "is not a Secret key: letters, digits, '-', '_' and '.'",
     CREDENTIAL_NAME: "is not a credential name: a lower-case letter, then letters, digits, '_'",
+    CONTAINER_PATH: "is not an absolute container path: start with '/', then letters, digits "
+    "and . _ / -",
+    ENV_NAME: "is not an environment variable name: letters, digits, '_', '.' and '-', not "
+    "starting with a digit",
 }
 _YAML_POSITION = re.compile(r"line (\d+), column (\d+)")
 
@@ -70,6 +80,8 @@ class Catalog:
     catalog_dir: Path
     #: The file each service was read from.
     files: dict[str, Path] = field(default_factory=dict)
+    #: The shared facts sheet (``_images.yaml``), by image repository.
+    shared_facts: ImageFactsSheet = field(default_factory=dict)
 
     def location(self, name: str) -> str:
         """How errors name the file of service ``name`` (``catalog/keycloak.yaml``)."""
@@ -253,6 +265,30 @@ def parse_definition(path: Path, *, location: str | None = None) -> ServiceDefin
     ``location`` is how errors name the file (default: the path as given).
     """
     where = location or str(path)
+    raw = _read_mapping(path, where, "one YAML mapping describing one service")
+    try:
+        return ServiceDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise _invalid(where, "catalogue file", exc) from exc
+
+
+class _SharedFacts(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    facts: ImageFactsSheet
+
+
+def parse_shared_facts(path: Path, *, location: str | None = None) -> ImageFactsSheet:
+    """Parse the shared facts sheet (``facts:`` by image repository, nothing else)."""
+    where = location or str(path)
+    raw = _read_mapping(path, where, "one YAML mapping with the key 'facts'")
+    try:
+        return _SharedFacts.model_validate(raw).facts
+    except ValidationError as exc:
+        raise _invalid(where, "facts sheet", exc) from exc
+
+
+def _read_mapping(path: Path, where: str, expected: str) -> dict[str, Any]:
     try:
         raw = yaml_rs.loads(
             path.read_text(encoding="utf-8"),
@@ -269,19 +305,20 @@ def parse_definition(path: Path, *, location: str | None = None) -> ServiceDefin
         ) from exc
     if not isinstance(raw, dict):
         raise CatalogInvalid(
-            f"{where} must be one YAML mapping describing one service.",
+            f"{where} must be {expected}.",
             errors=[ErrorItem(where, "expected one mapping (key: value) at the top level")],
         )
-    try:
-        return ServiceDefinition.model_validate(raw)
-    except ValidationError as exc:
-        raise CatalogInvalid(
-            f"{where} is not a valid catalogue file.",
-            errors=[
-                ErrorItem(f"{where}: {key_path(err['loc'])}", _message(err)) for err in exc.errors()
-            ],
-            hint="docs/catalog.md lists every key with its type.",
-        ) from exc
+    return raw
+
+
+def _invalid(where: str, what: str, exc: ValidationError) -> CatalogInvalid:
+    return CatalogInvalid(
+        f"{where} is not a valid {what}.",
+        errors=[
+            ErrorItem(f"{where}: {key_path(err['loc'])}", _message(err)) for err in exc.errors()
+        ],
+        hint="docs/catalog.md lists every key with its type.",
+    )
 
 
 def read_catalog(
@@ -319,7 +356,17 @@ def read_catalog(
             continue
         services[definition.name] = definition
         files[definition.name] = path
-    return Catalog(services=services, templates_dir=tdir, catalog_dir=cdir, files=files), errors
+    shared: ImageFactsSheet = {}
+    shared_path = cdir / SHARED_FACTS_FILE
+    if shared_path.is_file():
+        try:
+            shared = parse_shared_facts(shared_path, location=display_path(shared_path, cdir))
+        except CatalogInvalid as exc:
+            errors.extend(exc.errors)
+    catalog = Catalog(
+        services=services, templates_dir=tdir, catalog_dir=cdir, files=files, shared_facts=shared
+    )
+    return catalog, errors
 
 
 def load_catalog(catalog_dir: Path | None = None, templates_dir: Path | None = None) -> Catalog:

@@ -169,6 +169,64 @@ class EntryPoint(_Strict):
         return f"https://{self.host_prefix}{hostname}{self.path}"
 
 
+#: An absolute path inside a container.
+CONTAINER_PATH = r"^/[A-Za-z0-9._/-]*$"
+#: An environment variable name as Kubernetes accepts it (C identifier style, also ``.``/``-``).
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+ContainerPath = Annotated[str, Field(pattern=CONTAINER_PATH, max_length=4096)]
+
+
+class PublishedTag(_Strict):
+    """Where the publication of one image tag is shown upstream."""
+
+    #: The upstream git tag the image tag is built from; None for images built from a
+    #: commit that ``published_by`` names (the official images' library files).
+    git_tag: str | None = Field(min_length=1, max_length=200)
+    #: The file that builds and pushes that tag (a workflow, a library file), with a word
+    #: on how (``.github/workflows/release.yml (on tag push)``).
+    published_by: str = Field(min_length=1, max_length=500)
+
+
+class ImageFacts(_Strict):
+    """What one upstream image expects at run time, read from its sources at one tag.
+
+    ``catalog validate`` checks the rendered containers of this image against it: their
+    user id, ports, probe paths, mounted paths and environment variable names. Every tag
+    of the image that a version uses must be listed in ``tags``, so an image tag cannot
+    change without the sheet being updated with its source.
+    """
+
+    #: The upstream repository the image is built from (a URL).
+    source: str = Field(pattern=r"^https://[^\s]+$", max_length=500)
+    #: Every tag of this image the catalogue uses, with where its publication is shown.
+    tags: dict[str, PublishedTag] = Field(min_length=1)
+    #: The upstream tag whose files the facts below were read from.
+    read_at: str = Field(min_length=1, max_length=200)
+    #: The files read at ``read_at`` (Dockerfile, settings, entry scripts).
+    files: list[str] = Field(min_length=1)
+    #: The numeric user id the image runs as; None when any non-root user id works.
+    user: int | None = Field(ge=0, le=2**31 - 1)
+    #: Ports the process listens on in the container.
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    #: Paths the process writes to: where templates may mount volumes (and paths under them).
+    writable: list[ContainerPath] = []
+    #: Paths where templates may mount configuration files read-only.
+    read_only: list[ContainerPath] = []
+    #: HTTP paths a probe may call.
+    health: list[Annotated[str, Field(pattern=URL_PATH, max_length=200)]] = []
+    #: Environment variable names the image reads that the templates may set.
+    env: list[Annotated[str, Field(pattern=ENV_NAME, max_length=253)]] = []
+    #: Environment variable names that the platform's own files read rather than the image
+    #: (a configuration file or script the templates mount, e.g. ``platform.config.php``).
+    platform_env: list[Annotated[str, Field(pattern=ENV_NAME, max_length=253)]] = []
+    #: What a template author must know that the lists above cannot say.
+    notes: str = ""
+
+
+#: Image facts by image repository (the reference without its tag: ``postgis/postgis``).
+ImageFactsSheet = dict[str, ImageFacts]
+
+
 #: Release fields that describe a release without changing what it renders. They are left
 #: out of its digest, so they can be added or corrected on a published version
 #: ("amended") without changing the digest every instance was rendered from.
@@ -193,6 +251,9 @@ class ServiceDefinition(_Strict):
     shared_cost: SharedCost | None = None
     entry_points: list[EntryPoint] = []
     admin_credentials: AdminCredentials | None = None
+    #: The facts sheet of the images this service's versions use that the shared sheet
+    #: (``catalog/_images.yaml``) does not cover. Catalogue checks only: never published.
+    facts: ImageFactsSheet = {}
 
     def version(self, version: str) -> ServiceVersion | None:
         return next((v for v in self.versions if v.version == version), None)

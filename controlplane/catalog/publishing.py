@@ -11,7 +11,11 @@ The catalogue's *source* of a published version may still be reorganised (templa
 into shared components, versions sharing one template folder): publishing from the files
 then finds a different digest, renders both releases for every plan, and when every object
 is the same keeps the published release as it is (outcome ``equivalent``). A version whose
-objects differ is refused as before.
+objects differ is refused as before, unless the caller names it as a *correction*
+(``correct``): then the published release is replaced by the candidate (outcome
+``corrected``, new digest). That is for a published release that is wrong (a broken
+template every instance of the version renders); the adapter that asks for it audits it
+with a reason and makes the version's instances render the corrected release.
 
 Publishing from the catalogue files runs the checks of ``controlplane catalog validate``
 on the services it publishes first (``catalog.validation.check_services``): a catalogue
@@ -22,7 +26,7 @@ This module must not know about HTTP, roles or instances.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -84,12 +88,28 @@ class PublishOutcome(StrEnum):
     #: Other source (template files, folder), the same objects for every plan: the
     #: published release is kept unchanged.
     EQUIVALENT = "equivalent"
+    #: Other objects under a published version, replaced on purpose (``correct``): new
+    #: digest, the lifecycle columns kept.
+    CORRECTED = "corrected"
 
 
 @dataclass(frozen=True)
 class PublishResult:
     record: PublishedVersion
     outcome: PublishOutcome
+    #: The digest the release had before a correction (``CORRECTED`` only).
+    previous_digest: str | None = None
+
+
+#: ``(service, version)`` pairs the caller corrects on purpose.
+Corrections = Collection[tuple[str, str]]
+
+CORRECT_HINT = (
+    "Publish the change as a new version (bump the version number). If the published "
+    "release itself is wrong and every instance of it must get the fix, correct it: "
+    "`cityctl catalog publish --correct {service}@{version} --reason TEXT` (operators; "
+    'docs/catalog.md, "Correcting a published version").'
+)
 
 
 def publish_release(
@@ -98,11 +118,13 @@ def publish_release(
     *,
     published_by: str | None = None,
     check_stack: StackCheck | None = None,
+    correct: bool = False,
 ) -> PublishResult:
     """Publish one release; see the module docstring for what happens to an existing version.
 
     ``check_stack`` renders a release for one plan (``rendering.catalog_checks``); without
-    it a version whose source changed cannot be shown equivalent and is refused.
+    it a version whose source changed cannot be shown equivalent and is refused, or
+    replaced when ``correct``.
     """
     digest = release.digest
     existing = find_version(session, release.name, release.version.version)
@@ -123,10 +145,12 @@ def publish_release(
             session.add(existing)
             session.flush()
             return PublishResult(existing, PublishOutcome.AMENDED)
+        if correct:
+            return _correct(session, existing, release)
         raise VersionImmutable(
             f"{release.name} {release.version.version} is already published with digest "
             f"{existing.digest}; this content has digest {digest}.",
-            hint="Publish the change as a new version (bump the version number).",
+            hint=CORRECT_HINT.format(service=release.name, version=release.version.version),
             extra={"published_digest": existing.digest, "digest": digest},
         )
     record = PublishedVersion(
@@ -141,6 +165,18 @@ def publish_release(
     session.add(record)
     session.flush()
     return PublishResult(record, PublishOutcome.CREATED)
+
+
+def _correct(
+    session: Session, existing: PublishedVersion, release: ServiceRelease
+) -> PublishResult:
+    """Replace the published release (digest included); the lifecycle columns stay."""
+    previous = existing.digest
+    existing.release = release.model_dump(mode="json")
+    existing.digest = release.digest
+    session.add(existing)
+    session.flush()
+    return PublishResult(existing, PublishOutcome.CORRECTED, previous_digest=previous)
 
 
 def _keep_equivalent(
@@ -215,8 +251,13 @@ def publish_from_catalog(
     published_by: str | None = None,
     check_stack: StackCheck | None = None,
     check_update: UpdateCheck | None = None,
+    correct: Corrections = (),
 ) -> list[PublishResult]:
     """Publish from the catalogue files: one version, every version of one service, or all.
+
+    ``correct`` names the published versions whose release may be replaced
+    (:class:`PublishOutcome` ``CORRECTED``); each must be among the versions published
+    here (:class:`InvalidInput` otherwise, before anything is checked or published).
 
     The services concerned are validated first, as ``controlplane catalog validate`` does:
     the static rules and YAML traps always, renders and refused updates between plans and
@@ -234,6 +275,15 @@ def publish_from_catalog(
     else:
         catalog.version(service, version)  # an unknown service or version: not found
         names = [service]
+    wanted = set(correct)
+    if wanted:
+        covered = {
+            (name, v.version)
+            for name in names
+            for v in catalog.definition(name).versions
+            if version is None or v.version == version
+        }
+        check_corrections(wanted, covered)
     report = check_services(catalog, names, check_stack=check_stack, check_update=check_update)
     if report.errors:
         raise CatalogInvalid(
@@ -249,9 +299,30 @@ def publish_from_catalog(
     else:
         releases = [catalog.release(service, version)]
     return [
-        publish_release(session, r, published_by=published_by, check_stack=check_stack)
+        publish_release(
+            session,
+            r,
+            published_by=published_by,
+            check_stack=check_stack,
+            correct=(r.name, r.version.version) in wanted,
+        )
         for r in releases
     ]
+
+
+def check_corrections(wanted: Corrections, covered: Collection[tuple[str, str]]) -> None:
+    """Refuse corrections of versions this publish does not include (a typo corrects nothing)."""
+    stray = sorted(set(wanted) - set(covered))
+    if stray:
+        raise InvalidInput(
+            "A correction names a version this publish does not include.",
+            errors=[
+                ErrorItem(f"correct[{service}@{version}]", "not among the versions published")
+                for service, version in stray
+            ],
+            hint="Name SERVICE@VERSION exactly as in the catalogue, and publish that service "
+            "(or everything).",
+        )
 
 
 def find_version(session: Session, service: str, version: str) -> PublishedVersion | None:

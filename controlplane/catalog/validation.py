@@ -9,9 +9,11 @@ in catalogue files and templates (``catalog.yaml_traps``) — and then renders e
 version x plan with default parameters, reports what the renderer finds, and compares the
 renders of every plan change and upgrade for fields the apiserver refuses to change
 (``catalog.transitions``), and checks what the file says about the stack against what it
-renders (:func:`check_rendered`: network components, entry points, admin credentials). It
-never stops at the first problem: a catalogue author gets
-the whole list in one run. Publishing runs the same checks (:func:`check_services`).
+renders (:func:`check_rendered`: network components, entry points, admin credentials) and
+what its images expect (``catalog.facts``: user ids, ports, probes, mounts, environment,
+and a cited upstream source for every image tag). It never stops at the first problem: a
+catalogue author gets the whole list in one run. Publishing runs the same checks
+(:func:`check_services`).
 
 The renderer sits in a layer above the catalogue (``rendering`` imports ``catalog``), so
 this module does not import it: the caller passes a :data:`StackCheck` and an
@@ -34,6 +36,7 @@ from typing import Any
 import jsonschema_rs
 
 from controlplane.catalog.errors import CatalogInvalid, VersionRangeInvalid
+from controlplane.catalog.facts import check_containers, check_sheet, sheet_for
 from controlplane.catalog.loading import (
     COMPONENTS_FOLDER,
     Catalog,
@@ -190,6 +193,9 @@ def _check_service(
     parameter_problems = list(check_parameters(definition.parameters))
     errors.extend(_item(where, key, msg) for key, msg in parameter_problems)
     errors.extend(_item(where, key, msg) for key, msg in check_shared_cost(definition))
+    errors.extend(
+        _item(where, key, msg) for key, msg in check_sheet(definition, catalog.shared_facts)
+    )
 
     bundles: dict[int, TemplateBundle] = {}
     for index, version in enumerate(definition.versions):
@@ -210,6 +216,7 @@ def _check_service(
     if check_stack is None or parameter_problems:
         return
     parameters = example_parameters(definition.parameters)
+    sheet = sheet_for(definition, catalog.shared_facts)
     renders: dict[tuple[int, str], Objects] = {}
     for index, bundle in bundles.items():
         version = definition.versions[index]
@@ -232,6 +239,7 @@ def _check_service(
         if first is not None:
             prefix = f"{where}: versions[{index}] {version.version}"
             errors.extend(_item(prefix, key, msg) for key, msg in check_rendered(release, first))
+            errors.extend(_item(prefix, key, msg) for key, msg in check_containers(sheet, first))
     if check_update is not None:
         # Plan changes and upgrades re-apply the objects: an immutable field that differs
         # between two renders is a 422 from the apiserver halfway through the change.

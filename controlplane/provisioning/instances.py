@@ -513,6 +513,50 @@ def rotate_credentials(
     return Change(instance=instance, diff={"credentials_rotation": [old, old + 1]})
 
 
+#: The reconcile reason of an instance whose published release was corrected.
+RELEASE_CORRECTED = "release corrected"
+
+
+def pick_up_corrected_release(session: Session, *, service: str, version: str) -> list[Instance]:
+    """A new generation for every live instance of ``service`` ``version``, each enqueued.
+
+    Called after the published release of that version was corrected
+    (``catalog.publishing``, outcome ``corrected``): the instances' inputs are unchanged,
+    but what they render is not, so the reconciler must apply it and record a revision.
+    Instances whose deletion was requested are left alone. Rows are locked one by one (in
+    id order) and checked again under the lock, so a concurrent change either comes first
+    (and the instance may no longer be on this version) or gets the next generation.
+    """
+    ids = session.exec(
+        select(Instance.id)
+        .where(
+            Instance.service == service,
+            Instance.version == version,
+            col(Instance.deleted_at).is_(None),
+            col(Instance.deletion_requested).is_(False),
+        )
+        .order_by(col(Instance.id))
+    ).all()
+    changed: list[Instance] = []
+    for instance_id in ids:
+        row = lock_row(session, Instance, instance_id)
+        if (
+            row is None
+            or row.deleted_at is not None
+            or row.deletion_requested
+            or (row.service, row.version) != (service, version)
+        ):
+            continue
+        row.generation += 1
+        row.updated_at = utcnow()
+        session.add(row)
+        session.flush()
+        queueing.enqueue(session, row.id, reason=RELEASE_CORRECTED)
+        changed.append(row)
+    session.flush()
+    return changed
+
+
 def _apply(
     session: Session,
     instance: Instance,

@@ -12,9 +12,16 @@ from sqlmodel import Session, select
 
 from controlplane.catalog.errors import CatalogInvalid, ServiceNotInCatalog
 from controlplane.catalog.loading import load_catalog
-from controlplane.catalog.publishing import PublishOutcome, VersionImmutable, publish_from_catalog
+from controlplane.catalog.publishing import (
+    PublishOutcome,
+    VersionImmutable,
+    publish_from_catalog,
+    publish_release,
+    renders_the_same,
+)
 from controlplane.catalog.records import PublishedVersion
 from controlplane.db.engine import make_engine
+from controlplane.errors import InvalidInput
 from controlplane.rendering.catalog_checks import stack_check, update_check
 from tests.catalog.fixture_catalog import FixtureCatalog
 from tests.factories import SqliteTemplate, sqlite_template  # noqa: F401 (fixture)
@@ -165,6 +172,54 @@ def test_an_equivalent_source_with_new_metadata_is_amended(
     assert "{# a comment #}" not in row.release["bundle"]["files"]["10-web.yaml.j2"]
 
 
+def test_a_changed_object_is_corrected_only_when_named(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    publish(session, fixture_catalog)
+    session.commit()
+    before = _digests(session)
+    fixture_catalog.replace_in_template(
+        WEB, "app.kubernetes.io/component: web\ntype", "app.kubernetes.io/component: web2\ntype"
+    )
+    with pytest.raises(VersionImmutable) as caught:
+        publish(session, fixture_catalog)
+    assert "--correct demo@" in (caught.value.hint or "")
+    session.rollback()
+    assert _digests(session) == before
+
+    results = publish_from_catalog(
+        session,
+        load_catalog(fixture_catalog.catalog_dir, fixture_catalog.templates_dir),
+        check_stack=stack_check("1.33"),
+        check_update=update_check,
+        correct=[("demo", "1.1.0")],
+    )
+    by_version = {r.record.version: r for r in results}
+    assert by_version["1.0.0"].outcome == PublishOutcome.UNCHANGED
+    corrected = by_version["1.1.0"]
+    assert corrected.outcome == PublishOutcome.CORRECTED
+    assert corrected.previous_digest == before["1.1.0"]
+    assert _digests(session)["1.1.0"] != before["1.1.0"]
+    row = session.exec(select(PublishedVersion).where(PublishedVersion.version == "1.1.0")).one()
+    assert "web2" in row.release["bundle"]["files"]["10-web.yaml.j2"]
+    assert row.status == "active"  # the lifecycle columns stay
+
+
+def test_a_correction_of_a_version_not_published_here_is_refused(
+    session: Session, fixture_catalog: FixtureCatalog
+) -> None:
+    publish(session, fixture_catalog)
+    with pytest.raises(InvalidInput) as caught:
+        publish_from_catalog(
+            session,
+            load_catalog(fixture_catalog.catalog_dir, fixture_catalog.templates_dir),
+            service="demo",
+            version="1.0.0",
+            correct=[("demo", "1.1.0")],
+        )
+    assert [e.location for e in caught.value.errors] == ["correct[demo@1.1.0]"]
+
+
 #: The last commit whose catalogue had one template folder per version (before versions
 #: became data): what existing installations have published.
 PER_VERSION_FOLDERS = "6db021d"
@@ -173,6 +228,8 @@ PER_VERSION_FOLDERS = "6db021d"
 def test_an_installation_that_published_per_version_folders_republishes_as_equivalent(
     session: Session, tmp_path: Path
 ) -> None:
+    """Versions whose objects are the same stay as published; those issue 19 fixed (the
+    defects of the shipped templates) are refused, and corrected when named."""
     from tests.catalog import golden
 
     try:
@@ -181,24 +238,50 @@ def test_an_installation_that_published_per_version_folders_republishes_as_equiv
         pytest.skip(f"commit {PER_VERSION_FOLDERS} is not in this clone's history")
     check = stack_check("1.33")
     old = load_catalog(tmp_path / "catalog", tmp_path / "templates")
-    first = publish_from_catalog(session, old, check_stack=check, check_update=update_check)
+    # Published as they were then (that catalogue predates today's checks, facts sheets).
+    first = [publish_release(session, r) for r in old.releases()]
     assert {r.outcome for r in first} == {PublishOutcome.CREATED}
     published = {(r.record.service, r.record.version) for r in first}
     before = {(r.record.service, r.record.version): r.record.digest for r in first}
+    session.commit()
+
+    today = load_catalog()
+    changed = {
+        (r.name, r.version.version)
+        for r in today.releases()
+        if (r.name, r.version.version) in published
+        and not renders_the_same(
+            session.exec(
+                select(PublishedVersion).where(
+                    PublishedVersion.service == r.name,
+                    PublishedVersion.version == r.version.version,
+                )
+            )
+            .one()
+            .to_release(),
+            r,
+            check,
+        )
+    }
+    assert changed  # the defects this branch fixed change objects of published versions
+    for service, version in sorted(changed):
+        with pytest.raises(VersionImmutable):
+            publish_from_catalog(session, today, service=service, version=version)
+        session.rollback()
 
     again = publish_from_catalog(
-        session, load_catalog(), check_stack=check, check_update=update_check
+        session, today, check_stack=check, check_update=update_check, correct=changed
     )
-    assert {r.outcome for r in again if (r.record.service, r.record.version) in published} == {
+    outcomes = {(r.record.service, r.record.version): r.outcome for r in again}
+    assert {outcomes[key] for key in changed} == {PublishOutcome.CORRECTED}
+    assert {o for key, o in outcomes.items() if key in published and key not in changed} <= {
         PublishOutcome.EQUIVALENT
     }
     # Services added to the catalogue since then publish as new releases.
-    assert {r.outcome for r in again if (r.record.service, r.record.version) not in published} <= {
-        PublishOutcome.CREATED
-    }
+    assert {o for key, o in outcomes.items() if key not in published} <= {PublishOutcome.CREATED}
     after = {
         (row.service, row.version): row.digest
         for row in session.exec(select(PublishedVersion)).all()
         if (row.service, row.version) in published
     }
-    assert after == before
+    assert {key for key in published if after[key] != before[key]} == changed

@@ -91,17 +91,24 @@ def test_template_folder_outside_the_templates_folder(fixture_catalog: FixtureCa
 )
 def test_image_must_be_pinned(fixture_catalog: FixtureCatalog, image: str, words: str) -> None:
     fixture_catalog.edit(lambda d: d["versions"][1]["images"].update(web=image))
-    error = only_error(fixture_catalog)
-    assert error.location == f"{FILE}: versions[1].images.web"
-    assert words in error.message
+    errors = errors_of(fixture_catalog)
+    # The pinning error, and the facts sheet's (it lists no such tag): both on the image.
+    assert {e.location for e in errors} == {f"{FILE}: versions[1].images.web"}
+    assert any(words in e.message for e in errors), errors
 
 
 def test_image_pinned_by_digest_or_on_a_registry_port_is_fine(
     fixture_catalog: FixtureCatalog,
 ) -> None:
+    digest = "sha256:" + "a" * 64
+
     def change(d: dict[str, Any]) -> None:
         d["versions"][0]["images"]["web"] = "registry.example.org:5000/demo/web:1.0.0"
-        d["versions"][1]["images"]["web"] = "demo/web@sha256:" + "a" * 64
+        d["versions"][1]["images"]["web"] = "demo/web@" + digest
+        # The facts sheet lists an image pinned by digest under its digest.
+        facts = d["facts"].pop("registry.example.org/demo/web")
+        d["facts"]["registry.example.org:5000/demo/web"] = facts
+        d["facts"]["demo/web"] = {**facts, "tags": {digest: facts["tags"]["1.1.0"]}}
 
     fixture_catalog.edit(change)
     assert errors_of(fixture_catalog) == []

@@ -11,11 +11,13 @@ from controlplane.api import schemas, views
 from controlplane.api.deps import AuditDep, CursorQuery, LimitQuery, PrincipalDep, SessionDep
 from controlplane.api.routes.common import PROBLEMS
 from controlplane.auth import audit
+from controlplane.auth.audit import AuditContext
 from controlplane.auth.policy import Action
 from controlplane.catalog import publishing
 from controlplane.catalog.errors import ServiceNotInCatalog
 from controlplane.catalog.loading import load_catalog
 from controlplane.catalog.records import PublishedVersion
+from controlplane.provisioning import instances
 from controlplane.provisioning.models import Instance
 from controlplane.rendering.catalog_checks import stack_check, update_check
 from controlplane.tenants.models import Tenant
@@ -65,13 +67,24 @@ def publish(
 ) -> schemas.PublishResponse:
     """Publish from the shipped catalogue files, or an uploaded release.
 
-    200 when everything was already published identically, 201 when something was new,
-    409 when a version exists with other content, 422 when the catalogue files fail the
-    checks of ``controlplane catalog validate`` (nothing is published then).
+    200 when everything was already published identically, 201 when something was new or
+    corrected, 409 when a version exists with other content, 422 when the catalogue files
+    fail the checks of ``controlplane catalog validate`` (nothing is published then).
+
+    ``correct`` names published versions whose changed objects replace the release
+    (outcome ``corrected``, audited ``catalog.correct`` with ``reason``); every live
+    instance of such a version gets a new generation and is enqueued, audited per
+    instance as ``instance.release_corrected`` (docs/catalog.md, "Correcting").
     """
     principal.check(Action.CATALOG_WRITE)
+    correct = {(c.service, c.version) for c in body.correct}
     if body.release is not None:
-        results = [publishing.publish_release(session, body.release, published_by=context.actor)]
+        publishing.check_corrections(correct, {(body.release.name, body.release.version.version)})
+        results = [
+            publishing.publish_release(
+                session, body.release, published_by=context.actor, correct=bool(correct)
+            )
+        ]
     else:
         settings = request.app.state.settings
         catalog = load_catalog(settings.catalog_dir, settings.templates_dir)
@@ -83,12 +96,14 @@ def publish(
             published_by=context.actor,
             check_stack=stack_check(settings.kubernetes_version),
             check_update=update_check,
+            correct=correct,
         )
     created = [r for r in results if r.outcome == publishing.PublishOutcome.CREATED]
     actions = {
         publishing.PublishOutcome.CREATED: "catalog.publish",
         publishing.PublishOutcome.AMENDED: "catalog.amend",
     }
+    changed: dict[tuple[str, str], int] = {}
     for result in results:
         if result.outcome in actions:
             audit.record(
@@ -98,8 +113,13 @@ def publish(
                 resource=f"service:{result.record.service}/{result.record.version}",
                 details={"digest": result.record.digest},
             )
+        elif result.outcome == publishing.PublishOutcome.CORRECTED:
+            key = (result.record.service, result.record.version)
+            changed[key] = _pick_up_correction(session, context, result, body.reason or "")
     session.commit()
-    response.status_code = 201 if created else 200
+    if changed:
+        request.app.state.wake_worker()
+    response.status_code = 201 if created or changed else 200
     return schemas.PublishResponse(
         published=[
             schemas.PublishedItem(
@@ -107,10 +127,49 @@ def publish(
                 version=r.record.version,
                 digest=r.record.digest,
                 outcome=r.outcome.value,
+                previous_digest=r.previous_digest,
+                instances_changed=changed.get((r.record.service, r.record.version)),
             )
             for r in results
         ]
     )
+
+
+def _pick_up_correction(
+    session: Session, context: AuditContext, result: publishing.PublishResult, reason: str
+) -> int:
+    """Audit a correction, then give its version's live instances a new generation (each
+    audited in its tenant's log, so a municipality sees why its instance changed)."""
+    service, version = result.record.service, result.record.version
+    digests = {"previous_digest": result.previous_digest, "digest": result.record.digest}
+    renewed = instances.pick_up_corrected_release(session, service=service, version=version)
+    audit.record(
+        session,
+        context,
+        action="catalog.correct",
+        resource=f"service:{service}/{version}",
+        details={"reason": reason, **digests, "instances": len(renewed)},
+    )
+    slugs = dict(
+        session.exec(
+            select(Tenant.id, Tenant.slug).where(col(Tenant.id).in_({i.tenant_id for i in renewed}))
+        ).all()
+    )
+    for instance in renewed:
+        audit.record(
+            session,
+            context,
+            action="instance.release_corrected",
+            resource=f"instance:{slugs[instance.tenant_id]}/{instance.name}",
+            tenant_id=instance.tenant_id,
+            details={
+                "version": version,
+                "generation": instance.generation,
+                "reason": reason,
+                **digests,
+            },
+        )
+    return len(renewed)
 
 
 @router.get("/{service}", response_model=schemas.CatalogService)
