@@ -45,7 +45,7 @@ import pytest
 import yaml
 from kubernetes.utils import parse_quantity
 
-from controlplane.catalog.loading import load_catalog
+from controlplane.catalog.loading import load_catalog, service_files
 from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.versions import newest
 from controlplane.kube.client import KubeClient
@@ -513,4 +513,4 @@ def test_gitops_folder_and_kubernetes_target_give_the_same_objects(
 def test_the_compared_stacks_cover_every_service() -> None:
     services = {r.name for r, _ in RELEASES}
     assert {key.split("@", 1)[0] for key in COMPARED} == services
-    assert len(services) == len(list((REPO / "catalog").glob("*.yaml")))
+    assert len(services) == len(service_files(REPO / "catalog"))

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from controlplane.provisioning.models import Phase
-from controlplane.provisioning.targets.gitops import KUSTOMIZATION
+from controlplane.provisioning.targets import Stack
+from controlplane.provisioning.targets.gitops import KUSTOMIZATION, GitOpsTarget
+from controlplane.rendering.naming import object_id
 from tests.provisioning.conftest import Platform, make_worker
 
 #: The pinned kubectl that `make cluster` builds, else one on PATH.
@@ -97,3 +99,54 @@ def test_kubectl_kustomize_builds_the_root_and_each_tenant(
     every = sorted(ns for names in per_instance.values() for ns in names)
     assert _namespaces(tree) == every
     assert _namespaces(tree / "gent") == sorted(per_instance["gent/one"] + per_instance["gent/two"])
+
+
+def _stack(tenant: str, instance: str) -> Stack:
+    namespace = f"{tenant}-{instance}"
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}}
+    config["metadata"]["namespace"] = namespace
+    return Stack(
+        tenant=tenant,
+        instance=instance,
+        instance_id=f"id-{namespace}",
+        namespace=namespace,
+        objects=(config,),
+        digests={object_id(config): "sha256:" + "0" * 64},
+    )
+
+
+def test_listings_are_written_once_per_batch_at_flush(tmp_path: Path) -> None:
+    """An apply leaves the root and tenant listings to ``flush`` (once per batch), says so in
+    its report, and the drift check sees the missing entry until the flush."""
+    target = GitOpsTarget(tmp_path)
+    stack = _stack("gent", "forms")
+
+    report = target.apply(stack)
+
+    assert not (tmp_path / KUSTOMIZATION).exists()
+    assert target.drifted(stack) == {KUSTOMIZATION}
+    assert target.apply(stack, only={KUSTOMIZATION}).written == [KUSTOMIZATION]
+    assert report.written == [object_id(stack.objects[0])]
+    target.flush("batch")
+    assert _resources(tmp_path / KUSTOMIZATION) == ["gent"]
+    assert _resources(tmp_path / "gent" / KUSTOMIZATION) == ["forms"]
+    assert target.drifted(stack) == set()
+
+
+def test_readiness_digest_is_the_folders_digest_after_write_and_drift_check(
+    tmp_path: Path,
+) -> None:
+    """The digest kept from the bytes just written or read is the one read from disk."""
+    target = GitOpsTarget(tmp_path)
+    stack = _stack("gent", "forms")
+    target.apply(stack)
+    folder_digest = target.folder_digest("gent", "forms")
+    short = folder_digest[: len("sha256:") + 12]
+    assert short in target.readiness(stack).messages[0]  # kept from the create
+    target.drifted(stack)
+    assert short in target.readiness(stack).messages[0]  # kept from the drift check
+    (tmp_path / "gent" / "forms" / "notes.txt").write_text("a foreign file\n")
+    target.drifted(stack)
+    changed = target.folder_digest("gent", "forms")
+    assert changed != folder_digest
+    assert changed[: len("sha256:") + 12] in target.readiness(stack).messages[0]

@@ -4,8 +4,11 @@ Layout: ``<root>/<tenant>/<instance>/NN-<kind>-<name>.yaml`` (``NN`` = apply ord
 ``kustomization.yaml`` listing them, so ``kubectl kustomize`` builds the folder. The root
 and each tenant folder have a ``kustomization.yaml`` too, listing the tenant folders and the
 tenant's instance folders, so Argo CD or Flux can follow one path per target or per tenant;
-they are rewritten (atomically, under a lock on the root folder) on every apply and delete
-whose listing changed, and a tenant folder without instances is removed. A new
+they are rewritten (atomically, under a lock on the root folder) when their listing changed:
+at once on a delete (a tenant folder without instances is removed), and once per batch in
+``flush`` for the tenants applied to since the last flush (rewriting them on each of a
+tenant's applies was a tenth of a cold fleet reconcile). An apply that finds its instance
+missing from the listings reports it, and the drift check finds it until the flush. A new
 folder is built whole in a hidden staging folder beside it and renamed into place (one
 atomic rename for all its files); in an existing folder each changed file is written
 atomically (temporary file + ``os.replace``). Either way a reader never sees half a file or
@@ -152,6 +155,14 @@ class GitOpsTarget:
         #: without it the target cannot tell whether anything runs, so it settles at Committed.
         self.observer = observer
         self._git_lock = threading.Lock()
+        #: Tenants applied to since the last ``flush``: their listings are refreshed there.
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        #: Parsed ``resources`` of the root and tenant listings, by path and file identity.
+        self._listings: dict[Path, tuple[tuple[int, int, int], frozenset[str]]] = {}
+        #: Per thread: the folder digest of the bytes this thread just wrote or read (see
+        #: ``readiness``), so the readiness step does not read the whole folder again.
+        self._seen = threading.local()
 
     @property
     def observes(self) -> bool:
@@ -159,10 +170,12 @@ class GitOpsTarget:
 
     def _relative(self, path: Path) -> str:
         """A path as the tenant may see it: relative to the GitOps root, never the server's."""
-        try:
-            return path.relative_to(self.root).as_posix() or "."
-        except ValueError:
-            return path.name
+        text, root = str(path), str(self.root)
+        if text == root:
+            return "."
+        if text.startswith(root + os.sep):  # as ``relative_to``, without its cost per call
+            return text[len(root) + 1 :]
+        return path.name
 
     # -- layout
     def folder(self, tenant: str, instance: str) -> Path:
@@ -183,51 +196,110 @@ class GitOpsTarget:
             out[oid] = (file_name(index, obj, width), obj, self._file_key(obj, stack.digests[oid]))
         return out
 
-    def _scan(self, folder: Path) -> dict[str, tuple[str, str] | None]:
-        """File name → header of every YAML file in the folder (None: edited or foreign)."""
+    def _scan(
+        self, folder: Path, files: dict[str, bytes] | None = None
+    ) -> dict[str, tuple[str, str] | None]:
+        """File name → header of every YAML file in the folder (None: edited or foreign).
+
+        With ``files``, also every visible file's bytes (the kustomization included), so the
+        caller can digest the folder without reading it again; ``files`` is left empty when
+        the folder holds something this scan does not read (a foreign file or folder).
+        """
         found: dict[str, tuple[str, str] | None] = {}
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
             return found
+        complete = files is not None
         for entry in entries:
-            if entry.name == KUSTOMIZATION or not entry.name.endswith(".yaml"):
+            if entry.name == KUSTOMIZATION:
+                if complete and files is not None:
+                    files[entry.name] = _read(entry.path)
                 continue
-            found[entry.name] = read_header(_read(entry.path))
+            if not entry.name.endswith(".yaml"):
+                complete &= entry.name.startswith(".")
+                continue
+            data = _read(entry.path)
+            found[entry.name] = read_header(data)
+            if files is not None and not entry.name.startswith("."):
+                files[entry.name] = data
+        if files is not None and not complete:
+            files.clear()
         return found
 
     # -- the root and tenant kustomizations
     def _roots_current(self, tenant: str, instance: str) -> bool:
         """Whether the tenant's kustomization lists the instance and the root lists the tenant."""
-        in_tenant = _resources(self.root / tenant / KUSTOMIZATION)
-        in_root = _resources(self.root / KUSTOMIZATION)
-        return instance in in_tenant and tenant in in_root
+        return instance in self._listed(self.root / tenant / KUSTOMIZATION) and tenant in (
+            self._listed(self.root / KUSTOMIZATION)
+        )
 
-    def _refresh_roots(self, tenant: str) -> bool:
-        """List the tenant's instance folders and the root's tenant folders; True if written.
+    def _listed(self, path: Path) -> frozenset[str]:
+        """``_resources`` of a listing, parsed again only when the file was replaced.
 
-        Both listings are read from the folders themselves, so any apply or delete repairs
-        them; a file is written only when its bytes change. The lock on the root folder
-        (``flock``) keeps concurrent applies, in threads or in other processes, from writing
-        a listing that another one's change has made stale.
+        Every resync asks whether the root lists the tenant: parsing the root's hundreds of
+        lines per instance cost a third of the drift check. Listings are only ever replaced
+        (``os.replace``), which gives a new inode; an edit in place changes size or mtime.
+        """
+        try:
+            st = os.stat(path)
+        except OSError:
+            return frozenset()
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._listings.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        listed = frozenset(_resources(path))
+        self._listings[path] = (identity, listed)
+        return listed
+
+    def _refresh_roots(self, *tenants: str) -> bool:
+        """List the tenants' instance folders and the root's tenant folders; True if written.
+
+        The listings are read from the folders themselves, so any refresh repairs them; a
+        file is written only when its bytes change, the root at most once. The lock on the
+        root folder (``flock``) keeps concurrent refreshes, in threads or in other
+        processes, from writing a listing that another one's change has made stale.
         """
         written = False
-        tenant_folder = self.root / tenant
         with _locked(self.root):
-            instances = _kustomized_folders(tenant_folder)
-            path = tenant_folder / KUSTOMIZATION
-            if instances:
-                written |= _write_if_changed(path, _kustomization(instances))
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    written = True
-                with contextlib.suppress(OSError):
-                    tenant_folder.rmdir()  # only when nothing else (a staging folder) is left
             root = self.root / KUSTOMIZATION
-            if not root.exists() or (tenant in _resources(root)) != bool(instances):
+            root_stale = not root.exists()
+            in_root = set() if root_stale else set(_resources(root))
+            for tenant in tenants:
+                tenant_folder = self.root / tenant
+                instances = _kustomized_folders(tenant_folder)
+                path = tenant_folder / KUSTOMIZATION
+                if instances:
+                    written |= _write_if_changed(path, _kustomization(instances))
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        written = True
+                    with contextlib.suppress(OSError):
+                        tenant_folder.rmdir()  # only when nothing else (a staging folder) is left
+                root_stale |= (tenant in in_root) != bool(instances)
+            if root_stale:
                 written |= _write_if_changed(root, _kustomization(_kustomized_folders(self.root)))
         return written
+
+    def _refresh_dirty(self) -> None:
+        """Refresh the listings of the tenants applied to since the last flush."""
+        with self._dirty_lock:
+            tenants, self._dirty = sorted(self._dirty), set()
+        if not tenants:
+            return
+        try:
+            self._refresh_roots(*tenants)
+        except OSError as exc:
+            with self._dirty_lock:
+                self._dirty.update(tenants)  # the next flush tries again
+            raise TargetError(
+                f"GitOps target {self.name!r}: cannot update the folder listings: "
+                f"{exc.strerror or type(exc).__name__}.",
+                errors=[ErrorItem(self._relative(self.root), exc.strerror or "")],
+                hint="Check that the target path exists, is writable and the disk is not full.",
+            ) from exc
 
     # -- StackTarget
     def apply(self, stack: Stack, *, only: set[str] | None = None) -> ApplyReport:
@@ -235,7 +307,11 @@ class GitOpsTarget:
         folder = self.folder(stack.tenant, stack.instance)
         try:
             report = self._write_instance(folder, stack, only)
-            if self._refresh_roots(stack.tenant) and not report.written:
+            # The listings are refreshed once per batch, in ``flush``; the tenant is marked
+            # even when they look current, so the flush also repairs a stale extra entry.
+            with self._dirty_lock:
+                self._dirty.add(stack.tenant)
+            if not report.written and not self._roots_current(stack.tenant, stack.instance):
                 report.written.append(KUSTOMIZATION)
             return report
         except OSError as exc:
@@ -248,6 +324,7 @@ class GitOpsTarget:
             ) from exc
 
     def _write_instance(self, folder: Path, stack: Stack, only: set[str] | None) -> ApplyReport:
+        self._forget_digest()
         if not folder.exists():
             report = self._create_folder(folder, stack)
             if report is not None:
@@ -282,13 +359,16 @@ class GitOpsTarget:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent)
         report = ApplyReport()
+        files: dict[str, bytes] = {}
         try:
             desired = self._desired(stack)
             for oid, (name, obj, key) in desired.items():
-                _write_new(os.path.join(staging, name), self._file_bytes(oid, obj, key, stack))
+                files[name] = self._file_bytes(oid, obj, key, stack)
+                _write_new(os.path.join(staging, name), files[name])
                 report.written.append(oid)
             names = [name for name, _, _ in desired.values()]
-            _write_new(os.path.join(staging, KUSTOMIZATION), _kustomization(names))
+            files[KUSTOMIZATION] = _kustomization(names)
+            _write_new(os.path.join(staging, KUSTOMIZATION), files[KUSTOMIZATION])
             if not report.written:
                 report.written.append(KUSTOMIZATION)
             try:
@@ -299,6 +379,7 @@ class GitOpsTarget:
                     shutil.rmtree(staging, ignore_errors=True)
                     return None
                 raise
+            self._remember_digest(folder, files)
             return report
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -333,6 +414,8 @@ class GitOpsTarget:
             if entry.name != KUSTOMIZATION and (stale_yaml or leftover_tmp):
                 os.unlink(entry.path)
                 removed.append(entry.name)
+        if removed:
+            self._forget_digest()
         removed += _remove_staging(folder)
         return removed
 
@@ -340,7 +423,9 @@ class GitOpsTarget:
         """Ids whose file is missing, edited or from another render (reads only)."""
         folder = self.folder(stack.tenant, stack.instance)
         by_id: dict[str, str] = {}
-        for header in self._scan(folder).values():
+        files: dict[str, bytes] = {}
+        self._forget_digest()
+        for header in self._scan(folder, files).values():
             if header is not None:
                 by_id[header[0]] = header[1]
         drift = set()
@@ -354,35 +439,65 @@ class GitOpsTarget:
                 if found != expected:
                     drift.add(oid)
         path = folder / KUSTOMIZATION
+        if files:  # every visible file was read: the kustomization too, if it exists
+            listing = files.get(KUSTOMIZATION)
+            self._remember_digest(folder, files)
+        else:
+            listing = path.read_bytes() if path.exists() else None
         if stack.objects:
             names = [name for name, _, _ in self._desired(stack).values()]
-            if not path.exists() or path.read_bytes() != _kustomization(names):
+            if listing != _kustomization(names):
                 drift.add(KUSTOMIZATION)
-        elif not path.exists():
+        elif listing is None:
             drift.add(KUSTOMIZATION)
         if not self._roots_current(stack.tenant, stack.instance):
             drift.add(KUSTOMIZATION)
         return drift
 
+    # -- the folder digest of what this thread just wrote or read
+    def _remember_digest(self, folder: Path, files: Mapping[str, bytes]) -> None:
+        """Keep the digest of ``files`` for the readiness step that follows in this thread.
+
+        Only the very next ``readiness`` of the same folder takes it, and only while the
+        folder's entries are unchanged (its mtime: every write here is a create or rename);
+        any write, prune or drift check in this thread drops it first.
+        """
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except OSError:
+            return
+        self._seen.digest = (folder, mtime, _digest_files(files))
+
+    def _forget_digest(self) -> None:
+        self._seen.digest = None
+
+    def _take_digest(self, folder: Path) -> str | None:
+        seen = getattr(self._seen, "digest", None)
+        self._seen.digest = None
+        if seen is None or seen[0] != folder:
+            return None
+        try:
+            if os.stat(folder).st_mtime_ns != seen[1]:
+                return None
+        except OSError:
+            return None
+        return str(seen[2])
+
     def folder_digest(self, tenant: str, instance: str) -> str:
         """``sha256:`` over the instance folder's file names and bytes (what was committed)."""
         folder = self.folder(tenant, instance)
-        digest = hashlib.sha256()
         try:
-            names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+            names = [e.name for e in os.scandir(folder) if e.is_file()]
         except FileNotFoundError:
             names = []
-        for name in names:
-            if name.startswith("."):
-                continue
-            data = _read(os.path.join(folder, name))
-            digest.update(f"{name}\0{len(data)}\0".encode())
-            digest.update(data)
-        return f"sha256:{digest.hexdigest()}"
+        return _digest_files(
+            {name: _read(os.path.join(folder, name)) for name in names if not name.startswith(".")}
+        )
 
     def readiness(self, stack: Stack) -> Readiness:
-        where = self._relative(self.folder(stack.tenant, stack.instance))
-        digest = self.folder_digest(stack.tenant, stack.instance)
+        folder = self.folder(stack.tenant, stack.instance)
+        where = self._relative(folder)
+        digest = self._take_digest(folder) or self.folder_digest(stack.tenant, stack.instance)
         short = digest[: len("sha256:") + 12] + "…"
         if self.observer is None:
             return Readiness(
@@ -448,6 +563,8 @@ class GitOpsTarget:
             ) from exc
 
     def flush(self, message: str) -> None:
+        """End of a batch: refresh the listings it changed, then commit (``git_commit``)."""
+        self._refresh_dirty()
         if not self.git_commit:
             return
         with self._git_lock:
@@ -542,6 +659,16 @@ def _resources(path: Path) -> list[str]:
         return []
     resources = doc.get("resources") if isinstance(doc, dict) else None
     return [str(r) for r in resources] if isinstance(resources, list) else []
+
+
+def _digest_files(files: Mapping[str, bytes]) -> str:
+    """``folder_digest`` of a folder holding exactly ``files``."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
