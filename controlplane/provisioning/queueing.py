@@ -361,12 +361,6 @@ def lock_for_finish(session: Session, held: Claim) -> ReconcileRequest | None:
     The reconciler writes status and revision in the same transaction, so a worker whose
     lease was taken over writes nothing.
     """
-    batch = session.info.get(_BATCH_LOCKED)
-    if batch is not None and held.request_id in batch:
-        request: ReconcileRequest | None = batch[held.request_id]
-        if request is not None and request.lease_owner != held.owner:
-            return None
-        return request
     query = select(ReconcileRequest).where(
         col(ReconcileRequest.id) == held.request_id,
         col(ReconcileRequest.lease_owner) == held.owner,
@@ -376,17 +370,15 @@ def lock_for_finish(session: Session, held: Claim) -> ReconcileRequest | None:
     return session.execute(query).scalars().first()
 
 
-_BATCH_LOCKED = "city-platform.requests-locked"
-
-
-def lock_batch_for_finish(session: Session, claims: list[Claim]) -> None:
+def lock_batch_for_finish(
+    session: Session, claims: list[Claim]
+) -> dict[uuid.UUID, ReconcileRequest | None]:
     """``lock_for_finish`` for a whole batch in one query (rows locked in id order).
 
-    Afterwards ``lock_for_finish`` answers each of these claims from the session (None when
-    the lease was lost), without another query.
+    Request id → the locked row, None where this worker no longer holds the lease.
     """
     if not claims:
-        return
+        return {}
     query = (
         select(ReconcileRequest)
         .where(col(ReconcileRequest.id).in_([c.request_id for c in claims]))
@@ -399,7 +391,7 @@ def lock_batch_for_finish(session: Session, claims: list[Claim]) -> None:
     for held in claims:
         row = rows.get(held.request_id)
         found[held.request_id] = row if row is not None and row.lease_owner == held.owner else None
-    session.info[_BATCH_LOCKED] = found
+    return found
 
 
 def finish(

@@ -17,9 +17,10 @@ target, pinned published release and last applied revision, then:
 
 A worker hands the reconciler a whole claimed batch: it loads the batch with one query per
 table, works on the targets (GitOps folders concurrently in a thread pool; the renders of
-new generations in the worker's render processes, when it has them), then writes
-status, revisions, usage events and the queue's next due times of the whole batch in one
-transaction — each instance's part only while this worker still holds its lease (the
+new generations in the worker's render processes, when it has them), each claim's work
+coming to one plain ``Step`` record, then records status, revisions, usage events and the
+queue's next due times of the whole batch in one transaction (one function, ``_record``,
+writes a step) — each instance's part only while this worker still holds its lease (the
 worker's heartbeat renews it; an instance whose lease was taken over gets no further step). Render
 and admission errors fail the instance with the message and back off long (no retry
 storm); target errors keep the phase and retry with backoff.
@@ -33,7 +34,7 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,8 +131,74 @@ class _Loaded:
     pending: Pending | None = None
 
 
-#: Records one reconcile's outcome inside the batch's transaction (the lease is checked there).
-Finisher = Callable[[Session], Result]
+#: Condition type → (status, reason, message), as ``_set_status`` merges them.
+Conditions = Mapping[str, tuple[bool, str, str]]
+
+#: Outcomes whose record only makes sense on an existing instance row: when the row is
+#: gone, nothing is recorded (the request's lease expires and the next claim removes it).
+_ON_THE_INSTANCE = frozenset({Outcome.APPLIED, Outcome.DELETED, Outcome.DELETING})
+
+
+@dataclass(frozen=True)
+class NewRevision:
+    """The revision an apply records; its number is taken from the table when recorded."""
+
+    generation: int
+    version: str
+    plan: str
+    parameters: dict[str, Any]
+    digest: str
+    inventory: dict[str, str]
+    storage: str
+    message: str
+    rollback_of: int | None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the work on one claim came to, as plain data: everything ``_record`` writes.
+
+    The work step (reads and target I/O, no database writes) returns one per claim; the
+    batch's transaction records them all, each only while its lease is still held. Being
+    plain data, a step can be recorded again in a transaction of its own when the batch's
+    fails.
+    """
+
+    claim: Claim
+    outcome: Outcome
+    #: The generation worked on (the status' ``observedGeneration``).
+    generation: int = 0
+    #: The instance's new phase and conditions (None: the status is left as it is).
+    phase: Phase | None = None
+    conditions: Conditions = field(default_factory=dict)
+    #: The status message (None: derived from the conditions) and the result's.
+    message: str | None = None
+    revision: NewRevision | None = None
+    #: Usage events; ``stopped`` only for an instance that ever started, and only once.
+    usage: tuple[UsageKind, ...] = ()
+    #: The instance is gone from its target: ``deleted_at`` is set, the request removed.
+    deleted: bool = False
+    #: Seconds until the next visit (None: the request is removed) ...
+    next_due_in: float | None = None
+    #: ... unless the visits back off with the request's attempts (failures, deletions).
+    backoff: Backoff | None = None
+    failed: bool = False
+    reason: str | None = None
+    written: int = 0
+    pruned: int = 0
+    #: When the work was done: the time of the revision, usage events and deletion.
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """A batch's instance and request rows, locked (PostgreSQL) and loaded one query each.
+
+    A request is None when this worker no longer holds its lease.
+    """
+
+    instances: dict[uuid.UUID, Instance]
+    requests: dict[uuid.UUID, ReconcileRequest | None]
 
 
 class _LeaseLost(Exception):
@@ -219,7 +286,7 @@ class Reconciler:
         if renders is not None and len(claims) > 1:
             self._prerender(loaded, renders)
 
-        def work(held: Claim) -> Finisher | None:
+        def work(held: Claim) -> Step | None:
             if should_stop is not None and should_stop():
                 return None
             self._fence.lost = (lambda: lost(held)) if lost is not None else None
@@ -227,7 +294,12 @@ class Reconciler:
                 self._check_lease(held)
                 return self._work(held, loaded.get(held.instance_id))
             except _LeaseLost:
-                return _lease_lost(held)
+                return Step(
+                    held,
+                    Outcome.LOST,
+                    message="Another worker took this instance's lease over; "
+                    "this worker recorded nothing.",
+                )
             except Exception as exc:
                 if len(claims) == 1:
                     raise
@@ -235,23 +307,23 @@ class Reconciler:
                 # records nothing and keeps its lease, so it is retried when the lease
                 # expires (not at once, which would spin on a deterministic bug).
                 log.exception("reconcile crashed", extra={"instance_id": str(held.instance_id)})
-                return _nothing_recorded(held, f"Unexpected error, retried later: {exc}")
+                return Step(held, Outcome.LOST, message=f"Unexpected error, retried later: {exc}")
             finally:
                 self._fence.lost = None
 
-        finishers: list[Finisher | None]
+        steps: list[Step | None]
         if pool is not None and len(claims) > 1:
             concurrent = [self._concurrent(loaded.get(held.instance_id)) for held in claims]
             futures = {i: pool.submit(work, held) for i, held in enumerate(claims) if concurrent[i]}
-            finishers = [
+            steps = [
                 futures[i].result() if i in futures else work(held) for i, held in enumerate(claims)
             ]
         else:
-            finishers = [work(held) for held in claims]
-        for held, finisher in zip(claims, finishers, strict=True):
-            if finisher is None:
+            steps = [work(held) for held in claims]
+        for held, step in zip(claims, steps, strict=True):
+            if step is None:
                 queueing.release(self.engine, held)
-        return self._finish_all(claims, finishers)
+        return self._finish_all(claims, steps)
 
     def _check_lease(self, held: Claim) -> None:
         """Raise ``_LeaseLost`` when the heartbeat found this claim's lease taken over."""
@@ -280,10 +352,10 @@ class Reconciler:
             return False
         return bool(getattr(target, "concurrent_apply", False))
 
-    def _work(self, held: Claim, loaded: _Loaded | None) -> Finisher:
+    def _work(self, held: Claim, loaded: _Loaded | None) -> Step:
         """Everything but the database write: decide, render, write to the target."""
         if loaded is None:
-            return self._finish_gone(held)
+            return Step(held, Outcome.GONE)
         instance = loaded.instance
         extra = {
             "instance_id": str(instance.id),
@@ -304,44 +376,44 @@ class Reconciler:
             return self._converge(held, loaded, target)
         except TargetRejected as exc:
             log.warning("reconcile rejected by target", extra={**extra, "error": exc.detail})
-            return self._finish_failed(held, loaded, "Applied", exc.reason, exc)
+            return self._failed(held, loaded, "Applied", exc.reason, exc)
         except InvalidInput as exc:
             log.warning("reconcile failed", extra={**extra, "error": exc.detail})
-            return self._finish_failed(held, loaded, "Rendered", "RenderFailed", exc)
+            return self._failed(held, loaded, "Rendered", "RenderFailed", exc)
         except ControlPlaneError as exc:
             log.info("reconcile will be retried", extra={**extra, "error": exc.detail})
-            return self._finish_retry(held, loaded, exc)
+            return self._retry(held, loaded, exc)
 
     def _finish_all(
-        self, claims: Sequence[Claim], finishers: Sequence[Finisher | None]
+        self, claims: Sequence[Claim], steps: Sequence[Step | None]
     ) -> list[Result | None]:
         """Record the batch in one transaction; one transaction each if that fails.
 
-        Each finisher locks the instance row, then the request row: the order in which the
+        The batch locks its instance rows, then its request rows: the order in which the
         API writes them (a change bumps the generation, then makes the request due), so a
         change racing a finish waits instead of deadlocking. Instances are taken in id
         order, so two workers finishing overlapping batches (a lease taken over) cannot
         deadlock either.
         """
         order = sorted(
-            (i for i, f in enumerate(finishers) if f is not None),
+            (i for i, step in enumerate(steps) if step is not None),
             key=lambda i: str(claims[i].instance_id),
         )
         results: list[Result | None] = [None] * len(claims)
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 held = [claims[i] for i in order]
-                # Lock (PostgreSQL) and load the batch's instance rows, then its request
-                # rows, one query each; the finishers find them in the session.
-                _lock_instances(session, [c.instance_id for c in held])
-                queueing.lock_batch_for_finish(session, held)
+                locked = _Locked(
+                    instances=_lock_instances(session, [c.instance_id for c in held]),
+                    requests=queueing.lock_batch_for_finish(session, held),
+                )
                 # One flush at commit lets SQLAlchemy batch the inserts and updates of the
-                # whole batch; no finisher reads what another one wrote (one row per instance).
+                # whole batch; no record reads what another one wrote (one row per instance).
                 with session.no_autoflush:
                     for i in order:
-                        finisher = finishers[i]
-                        assert finisher is not None
-                        results[i] = finisher(session)
+                        step = steps[i]
+                        assert step is not None
+                        results[i] = self._record(session, step, locked)
                 session.commit()
             return results
         except Exception:
@@ -349,11 +421,11 @@ class Reconciler:
                 raise
             log.warning("recording a batch failed; recording each reconcile alone", exc_info=True)
         for i in order:
-            finisher = finishers[i]
-            assert finisher is not None
+            step = steps[i]
+            assert step is not None
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    results[i] = finisher(session)
+                    results[i] = self._record(session, step)
                     session.commit()
             except Exception as exc:  # one bad row must not lose the others' records
                 log.exception(
@@ -362,6 +434,66 @@ class Reconciler:
                 )
                 results[i] = Result(Outcome.LOST, claims[i].instance_id, message=str(exc))
         return results
+
+    def _record(self, session: Session, step: Step, locked: _Locked | None = None) -> Result:
+        """Record one step in ``session``'s transaction, only while its lease is held.
+
+        ``locked``: the batch's rows, locked up front; without it the instance row, then the
+        request row are locked here.
+        """
+        held = step.claim
+        if step.outcome == Outcome.LOST:  # nothing may be recorded
+            return Result(Outcome.LOST, held.instance_id, message=step.message or "")
+        if locked is not None:
+            request = locked.requests.get(held.request_id)
+        else:
+            _lock_instance(session, held.instance_id)
+            request = queueing.lock_for_finish(session, held)
+        if step.outcome == Outcome.GONE:
+            if request is not None:
+                session.delete(request)
+            return Result(Outcome.GONE, held.instance_id)
+        if request is None:
+            return Result(Outcome.LOST, held.instance_id, step.generation)
+        row = (
+            locked.instances.get(held.instance_id)
+            if locked is not None
+            else session.get(Instance, held.instance_id)
+        )
+        if row is None and step.outcome in _ON_THE_INSTANCE:
+            return Result(Outcome.GONE, held.instance_id)
+        if row is not None:
+            if step.revision is not None:
+                row.current_revision = _add_revision(session, row, step.revision, step.at)
+            for kind in step.usage:
+                _add_usage(session, row, kind, step)
+            if step.phase is not None:
+                _set_status(row, step.phase, step.conditions, step.generation, message=step.message)
+            if step.deleted:
+                row.deleted_at = step.at
+            session.add(row)
+        next_due_in = (
+            step.backoff.delay(request.attempts + 1, self._rng)
+            if step.backoff is not None
+            else step.next_due_in
+        )
+        queueing.finish(
+            session,
+            request,
+            reconciled_generation=step.generation,
+            next_due_in=next_due_in,
+            failed=step.failed,
+            current_generation=row.generation if row is not None else None,
+            reason=step.reason,
+        )
+        return Result(
+            step.outcome,
+            held.instance_id,
+            step.generation,
+            written=step.written,
+            pruned=step.pruned,
+            message=step.message or "",
+        )
 
     def _load_batch(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Loaded]:
         """Everything the batch needs, in one query per table (not five per instance)."""
@@ -507,7 +639,7 @@ class Reconciler:
         )
         return stack, done.storage
 
-    def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
+    def _converge(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Step:
         instance, last = loaded.instance, loaded.last
         if last is not None and last.generation == instance.generation:
             return self._resync(held, loaded, target, last)
@@ -527,8 +659,40 @@ class Reconciler:
         pruned = target.prune(stack, previous=list(previous))
         readiness = target.readiness(stack)
         note = self._kept_storage_note(loaded)
-        return self._finish_applied(
-            held, loaded, stack, storage, readiness, len(report.written), pruned, note=note
+        applied = f"Applied {len(report.written)} changed object(s), pruned {len(pruned)}."
+        phase, conditions = _phase_for(
+            readiness, applied_message=f"{applied} {note}" if note else applied
+        )
+        # Usage follows what was applied (the inputs loaded for this render), not the
+        # desired state re-read when recording, which a tenant may have changed meanwhile.
+        usage: tuple[UsageKind, ...] = ()
+        if last is None:
+            usage = (UsageKind.STARTED,)
+        elif last.plan != instance.plan:
+            usage = (UsageKind.PLAN_CHANGED,)
+        return Step(
+            held,
+            Outcome.APPLIED,
+            instance.generation,
+            phase=phase,
+            conditions=conditions,
+            revision=NewRevision(
+                generation=instance.generation,
+                version=instance.version,
+                plan=instance.plan,
+                parameters=instance.parameters,
+                digest=stack.digest,
+                inventory=dict(stack.digests),
+                storage=storage,
+                message=conditions["Applied"][2],
+                rollback_of=_rollback_of(loaded),
+            ),
+            usage=usage,
+            next_due_in=(
+                self.settings.resync_seconds if readiness.ready else self.settings.not_ready_seconds
+            ),
+            written=len(report.written),
+            pruned=len(pruned),
         )
 
     def _kept_storage_note(self, loaded: _Loaded) -> str | None:
@@ -538,9 +702,7 @@ class Reconciler:
         plan = self._release(loaded.published).plan(loaded.instance.plan)
         return kept_storage_warning(plan, floor_of(loaded.history)) if plan else None
 
-    def _resync(
-        self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision
-    ) -> Finisher:
+    def _resync(self, held: Claim, loaded: _Loaded, target: StackTarget, last: Revision) -> Step:
         instance = loaded.instance
         if target.drift_needs_objects:
             stack, _storage = self._render(loaded)
@@ -565,120 +727,28 @@ class Reconciler:
         # The kept-storage note of a plan change down stays as long as the volumes are kept.
         note = self._kept_storage_note(loaded)
         applied = "Objects are as declared." + (f" {note}" if note else "")
-        phase, conditions_in = _phase_for(readiness, applied_message=applied)
+        phase, conditions = _phase_for(readiness, applied_message=applied)
         if drift:
-            conditions_in["Applied"] = (
+            conditions["Applied"] = (
                 True,
                 "DriftRepaired",
                 f"Re-applied {len(drift)} object(s) that had drifted: "
                 + ", ".join(sorted(drift)[:5])
                 + ("…" if len(drift) > 5 else ""),
             )
-        due = self.settings.not_ready_seconds if not readiness.ready else None
-
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is None:
-                return Result(Outcome.LOST, instance.id, instance.generation)
-            row = session.get(Instance, instance.id)
-            if row is not None:
-                _set_status(row, phase, conditions_in, instance.generation)
-                session.add(row)
-            queueing.finish(
-                session,
-                request,
-                reconciled_generation=instance.generation,
-                next_due_in=due if due is not None else self.settings.resync_seconds,
-                current_generation=row.generation if row is not None else None,
-            )
-            outcome = Outcome.REPAIRED if drift else Outcome.UNCHANGED
-            return Result(outcome, instance.id, instance.generation, written=written)
-
-        return finish
-
-    def _finish_applied(
-        self,
-        held: Claim,
-        loaded: _Loaded,
-        stack: Stack,
-        storage: str,
-        readiness: Readiness,
-        written: int,
-        pruned: list[str],
-        *,
-        note: str | None = None,
-    ) -> Finisher:
-        instance, last = loaded.instance, loaded.last
-        applied = f"Applied {written} changed object(s), pruned {len(pruned)}."
-        phase, conditions_in = _phase_for(
-            readiness, applied_message=f"{applied} {note}" if note else applied
+        return Step(
+            held,
+            Outcome.REPAIRED if drift else Outcome.UNCHANGED,
+            instance.generation,
+            phase=phase,
+            conditions=conditions,
+            next_due_in=(
+                self.settings.resync_seconds if readiness.ready else self.settings.not_ready_seconds
+            ),
+            written=written,
         )
-        now = utcnow()
 
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is None:
-                return Result(Outcome.LOST, instance.id, instance.generation)
-            row = session.get(Instance, instance.id)
-            if row is None:
-                return Result(Outcome.GONE, instance.id)
-            # Numbers come from the table, not from what we read earlier: never reuse one.
-            number = (
-                session.execute(
-                    select(func.max(Revision.number)).where(
-                        col(Revision.instance_id) == instance.id
-                    )
-                ).scalar()
-                or 0
-            ) + 1
-            session.add(
-                Revision(
-                    instance_id=instance.id,
-                    number=number,
-                    generation=instance.generation,
-                    version=instance.version,
-                    plan=instance.plan,
-                    parameters=instance.parameters,
-                    digest=stack.digest,
-                    inventory=dict(stack.digests),
-                    storage=storage,
-                    outcome=RevisionOutcome.APPLIED,
-                    message=conditions_in["Applied"][2],
-                    rollback_of=_rollback_of(loaded),
-                    created_at=now,
-                )
-            )
-            # Usage follows what was applied (the inputs loaded for this render), not the
-            # desired state re-read now, which a tenant may have changed meanwhile.
-            if last is None:
-                session.add(_usage(instance, UsageKind.STARTED, now))
-            elif last.plan != instance.plan:
-                session.add(_usage(instance, UsageKind.PLAN_CHANGED, now))
-            row.current_revision = number
-            _set_status(row, phase, conditions_in, instance.generation)
-            session.add(row)
-            queueing.finish(
-                session,
-                request,
-                reconciled_generation=instance.generation,
-                next_due_in=(
-                    self.settings.resync_seconds
-                    if readiness.ready
-                    else self.settings.not_ready_seconds
-                ),
-                current_generation=row.generation,
-            )
-            return Result(
-                Outcome.APPLIED,
-                instance.id,
-                instance.generation,
-                written=written,
-                pruned=len(pruned),
-            )
-
-        return finish
-
-    def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Finisher:
+    def _delete(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Step:
         """Level-based: ask the target to remove the instance; ``Deleted`` once it is gone.
 
         The target never waits (a namespace may take minutes to terminate): while it still
@@ -690,76 +760,42 @@ class Reconciler:
             tenant=loaded.tenant.slug, instance=instance.name, namespace=instance.namespace
         )
         if deletion is not None and not deletion.gone:
-            return self._finish_deleting(held, loaded, deletion)
-        now = utcnow()
-
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is None:
-                return Result(Outcome.LOST, instance.id, instance.generation)
-            row = session.get(Instance, instance.id)
-            if row is None:
-                return Result(Outcome.GONE, instance.id)
-            started = loaded.last is not None or row.current_revision > 0
-            stopped = session.execute(
-                select(func.count())
-                .select_from(UsageEvent)
-                .where(
-                    col(UsageEvent.instance_id) == row.id,
-                    col(UsageEvent.kind) == UsageKind.STOPPED,
-                )
-            ).scalar_one()
-            if started and not stopped:
-                session.add(_usage(row, UsageKind.STOPPED, now))
-            conditions = {
+            return self._deleting(held, loaded, deletion)
+        return Step(
+            held,
+            Outcome.DELETED,
+            instance.generation,
+            phase=Phase.DELETED,
+            conditions={
                 "Rendered": (True, "Deleted", "The instance was deleted."),
-                "Applied": (False, "Deleted", f"Namespace {row.namespace} was removed."),
+                "Applied": (False, "Deleted", f"Namespace {instance.namespace} was removed."),
                 "Ready": (False, "Deleted", "The instance was deleted."),
-            }
-            _set_status(row, Phase.DELETED, conditions, instance.generation)
-            row.deleted_at = now
-            session.add(row)
-            queueing.finish(
-                session, request, reconciled_generation=instance.generation, next_due_in=None
-            )
-            return Result(Outcome.DELETED, instance.id, instance.generation)
+            },
+            usage=(UsageKind.STOPPED,),
+            deleted=True,
+            next_due_in=None,
+        )
 
-        return finish
-
-    def _finish_deleting(self, held: Claim, loaded: _Loaded, deletion: Deletion) -> Finisher:
-        instance = loaded.instance
+    def _deleting(self, held: Claim, loaded: _Loaded, deletion: Deletion) -> Step:
         message = deletion.message or "Deletion requested; the target is still removing it."
-        conditions = {
-            "Applied": (False, "Deleting", message),
-            "Ready": (False, "Deleting", "The instance is being deleted."),
-        }
+        return Step(
+            held,
+            Outcome.DELETING,
+            loaded.instance.generation,
+            phase=Phase.DELETING,
+            conditions={
+                "Applied": (False, "Deleting", message),
+                "Ready": (False, "Deleting", "The instance is being deleted."),
+            },
+            message=message,
+            backoff=self.settings.deleting,
+            failed=True,  # attempts grow: the checks back off
+            reason=queueing.DELETING,
+        )
 
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is None:
-                return Result(Outcome.LOST, instance.id, instance.generation)
-            row = session.get(Instance, instance.id)
-            if row is None:
-                return Result(Outcome.GONE, instance.id)
-            _set_status(row, Phase.DELETING, conditions, instance.generation, message=message)
-            session.add(row)
-            queueing.finish(
-                session,
-                request,
-                reconciled_generation=instance.generation,
-                next_due_in=self.settings.deleting.delay(request.attempts + 1, self._rng),
-                failed=True,  # attempts grow: the checks back off
-                current_generation=row.generation,
-                reason=queueing.DELETING,
-            )
-            return Result(Outcome.DELETING, instance.id, instance.generation, message=message)
-
-        return finish
-
-    def _finish_failed(
+    def _failed(
         self, held: Claim, loaded: _Loaded, step: str, reason: str, exc: ControlPlaneError
-    ) -> Finisher:
-        instance = loaded.instance
+    ) -> Step:
         message = _message(exc)
         conditions: dict[str, tuple[bool, str, str]] = {}
         if step == "Rendered":
@@ -769,11 +805,18 @@ class Reconciler:
             conditions["Rendered"] = (True, "Rendered", "The stack rendered.")
             conditions["Applied"] = (False, reason, message)
         conditions["Ready"] = (False, reason, message)
-        return self._write_failure(
-            held, instance, Phase.FAILED, conditions, message, self.settings.failed, Outcome.FAILED
+        return Step(
+            held,
+            Outcome.FAILED,
+            loaded.instance.generation,
+            phase=Phase.FAILED,
+            conditions=conditions,
+            message=message,
+            backoff=self.settings.failed,
+            failed=True,
         )
 
-    def _finish_retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Finisher:
+    def _retry(self, held: Claim, loaded: _Loaded, exc: ControlPlaneError) -> Step:
         instance = loaded.instance
         message = _message(exc)
         settled = (Phase.READY, Phase.COMMITTED)
@@ -782,96 +825,97 @@ class Reconciler:
             phase = Phase.PROVISIONING
         if instance.deletion_requested:
             phase = Phase.DELETING
-        conditions = {"Applied": (False, "TargetUnavailable", message + " Retrying with backoff.")}
-        return self._write_failure(
-            held, instance, phase, conditions, message, self.settings.retry, Outcome.RETRY
+        return Step(
+            held,
+            Outcome.RETRY,
+            instance.generation,
+            phase=phase,
+            conditions={
+                "Applied": (False, "TargetUnavailable", message + " Retrying with backoff.")
+            },
+            message=message,
+            backoff=self.settings.retry,
+            failed=True,
         )
 
-    def _write_failure(
-        self,
-        held: Claim,
-        instance: Instance,
-        phase: Phase,
-        conditions: dict[str, tuple[bool, str, str]],
-        message: str,
-        backoff: Backoff,
-        outcome: Outcome,
-    ) -> Finisher:
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is None:
-                return Result(Outcome.LOST, instance.id, instance.generation)
-            row = session.get(Instance, instance.id)
-            if row is not None:
-                _set_status(row, phase, conditions, instance.generation, message=message)
-                session.add(row)
-            queueing.finish(
-                session,
-                request,
-                reconciled_generation=instance.generation,
-                next_due_in=backoff.delay(request.attempts + 1, self._rng),
-                failed=True,
-            )
-            return Result(outcome, instance.id, instance.generation, message=message)
 
-        return finish
-
-    def _finish_gone(self, held: Claim) -> Finisher:
-        def finish(session: Session) -> Result:
-            request = _hold(session, held)
-            if request is not None:
-                session.delete(request)
-            return Result(Outcome.GONE, held.instance_id)
-
-        return finish
+# -- recording helpers
 
 
-# -- status helpers
-
-
-def _lease_lost(held: Claim) -> Finisher:
-    return _nothing_recorded(
-        held, "Another worker took this instance's lease over; this worker recorded nothing."
-    )
-
-
-def _nothing_recorded(held: Claim, message: str) -> Finisher:
-    def finish(_session: Session) -> Result:
-        return Result(Outcome.LOST, held.instance_id, message=message)
-
-    return finish
-
-
-_INSTANCES_LOCKED = "city-platform.instances-locked"
-
-
-def _lock_instances(session: Session, instance_ids: list[uuid.UUID]) -> None:
-    """Load (and on PostgreSQL lock) a batch's instance rows in one query, in id order.
-
-    ``session.get`` then finds them in the session, and ``_lock_instance`` is a no-op.
-    """
+def _lock_instances(session: Session, instance_ids: list[uuid.UUID]) -> dict[uuid.UUID, Instance]:
+    """Load (and on PostgreSQL lock) a batch's instance rows in one query, in id order."""
     query = select(Instance).where(col(Instance.id).in_(instance_ids)).order_by(col(Instance.id))
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
         query = query.with_for_update()
-    # Kept referenced: the session's identity map holds rows weakly.
-    session.info[_INSTANCES_LOCKED] = list(session.execute(query).scalars())
-
-
-def _hold(session: Session, held: Claim) -> ReconcileRequest | None:
-    """Lock the instance row, then its request row if this worker still holds the lease
-    (None: another worker took it over, so nothing may be written for the instance)."""
-    _lock_instance(session, held.instance_id)
-    return queueing.lock_for_finish(session, held)
+    return {row.id: row for row in session.execute(query).scalars()}
 
 
 def _lock_instance(session: Session, instance_id: uuid.UUID) -> None:
     """Lock the instance row before the request row (PostgreSQL; SQLite has one writer)."""
-    if _INSTANCES_LOCKED in session.info:
-        return
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
         session.execute(
             select(col(Instance.id)).where(col(Instance.id) == instance_id).with_for_update()
         )
+
+
+def _add_revision(session: Session, row: Instance, new: NewRevision, at: datetime) -> int:
+    """Add an applied revision; its number (returned) comes from the table, never reused."""
+    number = (
+        session.execute(
+            select(func.max(Revision.number)).where(col(Revision.instance_id) == row.id)
+        ).scalar()
+        or 0
+    ) + 1
+    session.add(
+        Revision(
+            instance_id=row.id,
+            number=number,
+            generation=new.generation,
+            version=new.version,
+            plan=new.plan,
+            parameters=new.parameters,
+            digest=new.digest,
+            inventory=new.inventory,
+            storage=new.storage,
+            outcome=RevisionOutcome.APPLIED,
+            message=new.message,
+            rollback_of=new.rollback_of,
+            created_at=at,
+        )
+    )
+    return number
+
+
+def _add_usage(session: Session, row: Instance, kind: UsageKind, step: Step) -> None:
+    """Add a usage event: at the applied revision's plan, ``stopped`` at most once.
+
+    ``stopped`` is billed only for an instance that ever started (an applied revision).
+    """
+    if kind == UsageKind.STOPPED:
+        stopped = session.execute(
+            select(func.count())
+            .select_from(UsageEvent)
+            .where(
+                col(UsageEvent.instance_id) == row.id,
+                col(UsageEvent.kind) == UsageKind.STOPPED,
+            )
+        ).scalar_one()
+        if row.current_revision <= 0 or stopped:
+            return
+    plan = step.revision.plan if step.revision is not None else row.plan
+    session.add(
+        UsageEvent(
+            instance_id=row.id,
+            tenant_id=row.tenant_id,
+            service=row.service,
+            plan=plan,
+            kind=kind,
+            at=step.at,
+        )
+    )
+
+
+# -- status helpers
 
 
 def _phase_for(
@@ -900,7 +944,7 @@ def _phase_for(
 def _set_status(
     row: Instance,
     phase: Phase,
-    conditions: dict[str, tuple[bool, str, str]],
+    conditions: Conditions,
     generation: int,
     *,
     message: str | None = None,
@@ -945,17 +989,6 @@ def _set_status(
     row.conditions = merged
     row.message = message
     row.updated_at = now
-
-
-def _usage(row: Instance, kind: UsageKind, at: datetime) -> UsageEvent:
-    return UsageEvent(
-        instance_id=row.id,
-        tenant_id=row.tenant_id,
-        service=row.service,
-        plan=row.plan,
-        kind=kind,
-        at=at,
-    )
 
 
 def _rollback_of(loaded: _Loaded) -> int | None:

@@ -17,9 +17,15 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from controlplane.provisioning import queueing
-from controlplane.provisioning.models import Phase, ReconcileRequest, Revision
-from controlplane.provisioning.queueing import Claim
-from controlplane.provisioning.reconciling import Outcome
+from controlplane.provisioning.models import (
+    Phase,
+    ReconcileRequest,
+    Revision,
+    UsageEvent,
+    UsageKind,
+)
+from controlplane.provisioning.queueing import Backoff, Claim
+from controlplane.provisioning.reconciling import Outcome, Result, Step
 from tests.provisioning.conftest import Platform, make_worker
 
 
@@ -166,3 +172,66 @@ def test_render_processes_render_exactly_what_the_in_process_render_does(
     assert [r.written for r in results if r.instance_id != bad] == [0] * 6
     assert _tree_state(tmp_path / "tree") == before
     assert p.get(bad).message == failed.message
+
+
+def _lease_owner(p: Platform, held: Claim, owner: str) -> None:
+    with Session(p.engine) as session:
+        session.execute(
+            update(ReconcileRequest)
+            .where(ReconcileRequest.id == held.request_id)  # type: ignore[arg-type]
+            .values(lease_owner=owner)
+        )
+        session.commit()
+
+
+def test_a_step_is_plain_data_recorded_by_one_function_only_under_its_lease(
+    gitops_platform: Platform,
+) -> None:
+    p = gitops_platform
+    tenant = p.tenant("aalst", "41002")
+    first, second = p.create(tenant, "one"), p.create(tenant, "two")
+    reconciler = make_worker(p).reconciler
+    claims = {c.instance_id: c for c in queueing.claim(p.engine, "w/0", limit=10)}
+    failed = Step(
+        claims[first],
+        Outcome.FAILED,
+        1,
+        phase=Phase.FAILED,
+        conditions={"Ready": (False, "RenderFailed", "bad input")},
+        message="bad input",
+        backoff=Backoff(base=60.0, cap=60.0),
+        failed=True,
+    )
+    deleted = Step(
+        claims[second],
+        Outcome.DELETED,
+        1,
+        phase=Phase.DELETED,
+        usage=(UsageKind.STOPPED,),
+        deleted=True,
+    )
+    _lease_owner(p, claims[first], "other/0")  # another worker took this lease over
+    with Session(p.engine, expire_on_commit=False) as session:
+        assert reconciler._record(session, failed) == Result(Outcome.LOST, first, 1)
+        assert reconciler._record(session, deleted) == Result(Outcome.DELETED, second, 1)
+        session.commit()
+    assert p.get(first).phase == Phase.PENDING
+    gone = p.get(second)
+    assert (gone.phase, gone.deleted_at is not None) == (Phase.DELETED, True)
+    with Session(p.engine) as session:
+        # Never started (no applied revision): not billed, so no ``stopped`` either.
+        assert session.exec(select(UsageEvent)).all() == []
+        assert [r.instance_id for r in session.exec(select(ReconcileRequest)).all()] == [first]
+    # The same record, once the lease is this worker's again, is written whole.
+    _lease_owner(p, claims[first], claims[first].owner)
+    with Session(p.engine, expire_on_commit=False) as session:
+        result = reconciler._record(session, failed)
+        session.commit()
+    assert result == Result(Outcome.FAILED, first, 1, message="bad input")
+    row = p.get(first)
+    assert (row.phase, row.message, row.observed_generation) == (Phase.FAILED, "bad input", 1)
+    with Session(p.engine) as session:
+        request = session.exec(
+            select(ReconcileRequest).where(ReconcileRequest.instance_id == first)
+        ).one()
+    assert (request.lease_owner, request.attempts, request.reason) == (None, 1, "retry")
