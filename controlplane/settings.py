@@ -6,7 +6,6 @@ the data directory, so ``controlplane serve`` runs with no cluster and no databa
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -47,10 +46,13 @@ class Settings(BaseSettings):
     #: Seconds an idle worker waits before looking at the queue again (the API wakes the
     #: embedded worker at once on every change; the tick finds resyncs and retries).
     worker_poll_seconds: float = Field(default=2.0, gt=0)
-    #: Child processes a reconcile worker renders in, so that one process uses every core
-    #: (rendering holds the GIL). 0 or 1: render in the worker's own process.
-    #: ``CONTROLPLANE_RENDER_PROCESSES``; default: the CPU count, at most 4.
-    render_processes: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=0)
+    #: Child processes a reconcile worker renders in, so that one process can use more than
+    #: one core (rendering holds the GIL). 0 or 1: render in the worker's own process.
+    #: ``CONTROLPLANE_RENDER_PROCESSES``. Default 0: on the 2-core reference machine the cold
+    #: Flemish fleet (3,420 stacks to GitOps) took 50.7 s with 2 render processes against
+    #: 40.7 s in-process (the worker waits for and unpickles every render, and the children
+    #: compete with it for the same two cores); docs/benchmarks.md keeps the figures.
+    render_processes: int = Field(default=0, ge=0)
     #: Largest request body in bytes (413 above it); checked before the body is read.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Largest body of the upload routes (municipality CSV import, catalogue publish).
