@@ -64,4 +64,5 @@ def build_worker(
         concurrency=concurrency,
         poll_seconds=settings.worker_poll_seconds,
         render_processes=settings.render_processes,
+        kubernetes_version=settings.kubernetes_version,
     )

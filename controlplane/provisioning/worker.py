@@ -90,6 +90,7 @@ class Worker:
         heartbeat_seconds: float | None = None,
         listen: bool = True,
         render_processes: int = 0,
+        kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     ) -> None:
         check_concurrency(engine, concurrency)
         self.engine = engine
@@ -127,10 +128,11 @@ class Worker:
         self._renders: RenderPool | None = None
         self._renders_lock = threading.Lock()
         # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
+        # Their parameter checks render for the platform's Kubernetes version (the setting).
         self.fleet = (
             FleetExecutor(
                 engine,
-                check_parameters=reconciler.renderer(DEFAULT_KUBERNETES_VERSION).resolve_parameters,
+                check_parameters=reconciler.renderer(kubernetes_version).resolve_parameters,
             )
             if fleet
             else None

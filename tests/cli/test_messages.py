@@ -15,6 +15,7 @@ import pytest
 
 from controlplane.api import schemas
 from controlplane.auth.models import Role
+from controlplane.catalog.loading import service_files
 from controlplane.provisioning import admission
 from controlplane.provisioning.models import Instance
 from controlplane.tenants import services as tenant_services
@@ -99,7 +100,7 @@ def test_every_shipped_parameter_pattern_is_described() -> None:
             return [n for value in node for n in undescribed(value)]
         return []
 
-    for path in sorted(Path("catalog").glob("*.yaml")):
+    for path in service_files(Path("catalog")):
         assert undescribed(yaml.safe_load(path.read_text())["parameters"]) == [], path
 
 

@@ -23,14 +23,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("instances", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "deletion_protection", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
-        )
+    # A plain ADD COLUMN (PostgreSQL, SQLite): a batch operation may copy and drop the
+    # instances table, and on SQLite dropping it deletes the revisions, usage events and
+    # requests that reference it (ON DELETE CASCADE).
+    op.add_column(
+        "instances",
+        sa.Column("deletion_protection", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("instances", schema=None) as batch_op:
-        batch_op.drop_column("deletion_protection")
+    # Plain ALTER TABLE … DROP COLUMN (PostgreSQL, SQLite >= 3.35), for the same reason.
+    op.execute("ALTER TABLE instances DROP COLUMN deletion_protection")
