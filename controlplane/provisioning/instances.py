@@ -29,9 +29,10 @@ from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
 from controlplane.provisioning.models import Instance, Phase, Revision, Target
 from controlplane.provisioning.placement import place
+from controlplane.provisioning.render_refs import instance_ref, tenant_ref
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.rendering.naming import namespace_for
-from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.renderer import Renderer
 from controlplane.rendering.tls import TlsIssuer
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
@@ -617,14 +618,8 @@ def dry_run_objects(
     ).render(
         record.to_release(),
         plan=instance.plan,
-        tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
-        instance=InstanceRef(
-            name=instance.name,
-            id=str(instance.id),
-            namespace=instance.namespace,
-            hostname=instance.hostname,
-            credentials_rotation=instance.credentials_rotation,
-        ),
+        tenant=tenant_ref(tenant),
+        instance=instance_ref(instance),
         parameters=instance.parameters,
         storage_floor=storage_floor(session, instance.id),
         tls=TlsIssuer.from_config(target.config if target else None),

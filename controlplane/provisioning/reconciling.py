@@ -62,6 +62,7 @@ from controlplane.provisioning.models import (
 )
 from controlplane.provisioning.queueing import Backoff, Claim
 from controlplane.provisioning.render_pool import Pending, Rendered, RenderPool, RenderTask
+from controlplane.provisioning.render_refs import instance_ref, tenant_ref
 from controlplane.provisioning.targets import (
     Deletion,
     Readiness,
@@ -71,7 +72,7 @@ from controlplane.provisioning.targets import (
 )
 from controlplane.provisioning.targets.building import TargetRegistry
 from controlplane.provisioning.volumes import floor_of, kept_storage_warning
-from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.renderer import Renderer
 from controlplane.rendering.tls import TlsIssuer
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
@@ -575,14 +576,8 @@ class Reconciler:
                 else DEFAULT_KUBERNETES_VERSION
             ),
             plan=instance.plan,
-            tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
-            instance=InstanceRef(
-                name=instance.name,
-                id=str(instance.id),
-                namespace=instance.namespace,
-                hostname=instance.hostname,
-                credentials_rotation=instance.credentials_rotation,
-            ),
+            tenant=tenant_ref(tenant),
+            instance=instance_ref(instance),
             parameters=dict(instance.parameters),
             storage_floor=floor_of(loaded.history),
             tls=TlsIssuer.from_config(loaded.target_row.config if loaded.target_row else None),

@@ -31,8 +31,9 @@ from controlplane.provisioning.fleet.errors import FleetPlanInvalid
 from controlplane.provisioning.fleet.models import FleetPlan, FleetPlanItem
 from controlplane.provisioning.fleet.thresholds import threshold_limit
 from controlplane.provisioning.models import Instance, Target
+from controlplane.provisioning.render_refs import instance_ref, tenant_ref
 from controlplane.provisioning.volumes import storage_floor
-from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.renderer import Renderer
 from controlplane.rendering.tls import TlsIssuer
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant, TenantStatus
@@ -106,14 +107,8 @@ def preview_instance(
             renderer.render(
                 record.to_release(),
                 plan=instance.plan,
-                tenant=TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code),
-                instance=InstanceRef(
-                    name=instance.name,
-                    id=str(instance.id),
-                    namespace=instance.namespace,
-                    hostname=instance.hostname,
-                    credentials_rotation=instance.credentials_rotation,
-                ),
+                tenant=tenant_ref(tenant),
+                instance=instance_ref(instance),
                 parameters=instance.parameters,
                 storage_floor=floor,
                 tls=TlsIssuer.from_config(target.config if target else None),

@@ -1,0 +1,25 @@
+"""What the renderer is told about a tenant and an instance, from their database rows.
+
+Reconciling, the fleet's upgrade preview and an instance's dry run render the same instance;
+they must give the renderer the same names, or the preview would not be what gets applied.
+"""
+
+from __future__ import annotations
+
+from controlplane.provisioning.models import Instance
+from controlplane.rendering.renderer import InstanceRef, TenantRef
+from controlplane.tenants.models import Tenant
+
+
+def tenant_ref(tenant: Tenant) -> TenantRef:
+    return TenantRef(slug=tenant.slug, name=tenant.name, nis_code=tenant.nis_code)
+
+
+def instance_ref(instance: Instance) -> InstanceRef:
+    return InstanceRef(
+        name=instance.name,
+        id=str(instance.id),
+        namespace=instance.namespace,
+        hostname=instance.hostname,
+        credentials_rotation=instance.credentials_rotation,
+    )
