@@ -3,7 +3,10 @@ the way its upstream expects (user id, ports, probe paths, mounted paths, enviro
 
 The first part checks that ``catalog validate`` refuses each kind of disagreement, on the test
 fixture. The second part pins the seven defects issue 19 found in the shipped catalogue: each
-test fails on the templates before the fix (commit 2b33538).
+test fails on the templates before the fix (commit 2b33538). The third part pins the defects the
+sheets' notes found after that (Matomo's code on the volume, Nextcloud's SMTP user, Open Klant's
+uWSGI not exec'ed, CKAN's worker named xloader): each fails on the templates of commit 6919f8d;
+the Objects API test is a guard on a value that was already right.
 """
 
 from __future__ import annotations
@@ -315,3 +318,82 @@ def test_7_postgis_is_a_tag_upstream_still_rebuilds() -> None:
         if repository(v.images.get("postgres", "")) == "postgis/postgis"
     }
     assert used == {"postgis/postgis:16-3.5"}
+
+
+def _object(objects: Sequence[Mapping[str, Any]], kind: str, name: str) -> Mapping[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+# -- the defects the sheets found next (issue 19, second part): each test fails on the templates
+# before the fix, except the Objects API guard (see its docstring)
+
+
+@pytest.mark.parametrize("version", ["5.1.2", "5.2.1"])
+def test_8_matomo_brings_the_volume_to_the_image_version(version: str) -> None:
+    """The image's entrypoint copies /usr/src/matomo only onto a volume without matomo.php."""
+    release = next(v for v in CATALOG.definition("matomo").versions if v.version == version)
+    image = release.images["matomo"]
+    pod = _object(_render("matomo", version), "Deployment", "web")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    inits = [c for c in pod.get("initContainers", []) if c["image"] == image]
+    assert len(inits) == 1, pod.get("initContainers")
+    code = inits[0]
+    html = next(m for m in code["volumeMounts"] if m["mountPath"] == "/var/www/html")
+    assert volumes[html["name"]]["persistentVolumeClaim"]["claimName"] == "html"
+    script = " ".join(code["command"])
+    assert "cmp -s /usr/src/matomo/core/Version.php core/Version.php" in script
+    assert "tar cf - --one-file-system -C /usr/src/matomo ." in script
+
+
+@pytest.mark.parametrize("version", ["29.0.8", "30.0.2"])
+def test_9_nextcloud_authenticates_to_the_smtp_relay(version: str) -> None:
+    """smtp.config.php sets mail_smtpauth only when SMTP_NAME and SMTP_PASSWORD are both set."""
+    objects = _render("nextcloud", version)
+    config = _object(objects, "ConfigMap", "nextcloud")
+    secret = _object(objects, "Secret", "nextcloud")
+    assert config["data"].get("SMTP_NAME"), "SMTP_NAME not set"
+    assert "SMTP_PASSWORD" in secret.get("stringData", secret.get("data", {}))
+    assert {"SMTP_NAME", "SMTP_PASSWORD"} <= set(_sheet("nextcloud")["nextcloud"].env)
+    web = _containers(objects, "Deployment", "web")["nextcloud"]
+    refs = [s.get("configMapRef") or s.get("secretRef") or {} for s in web["envFrom"]]
+    assert "nextcloud" in {r.get("name") for r in refs}
+
+
+@pytest.mark.parametrize("version", ["3.5.0", "3.6.0"])
+def test_10_objects_api_broker_is_what_both_readers_read(version: str) -> None:
+    """A guard, not a fix: open-api-framework (0.13.3, 0.14.0) sets the Django setting
+    CELERY_BROKER_URL from the env var CELERY_RESULT_BACKEND, and Celery's own settings prefer the
+    env var CELERY_BROKER_URL: both must be set, to the same Redis database."""
+    data = next(
+        o["data"]
+        for o in _render("objects-api", version)
+        if o["kind"] == "ConfigMap" and "CELERY_RESULT_BACKEND" in o.get("data", {})
+    )
+    assert data["CELERY_BROKER_URL"] == data["CELERY_RESULT_BACKEND"] == "redis://redis:6379/1"
+
+
+@pytest.mark.parametrize("version", ["2.17.1", "2.18.0"])
+def test_11_open_klant_web_execs_uwsgi_with_upstream_arguments(version: str) -> None:
+    """/start.sh runs uwsgi without exec: the shell, PID 1, ignores SIGTERM."""
+    web = _containers(_render("open-klant", version), "Deployment", "web")["web"]
+    assert web["command"][:2] == ["sh", "-c"], web["command"]
+    lines = [line.strip() for line in web["command"][2].splitlines() if line.strip()]
+    assert lines[0] == "set -e"
+    assert "python src/manage.py migrate" in " ".join(lines)
+    assert lines[-1].startswith("exec uwsgi "), lines[-1]
+    for argument in ("--ini /uwsgi.ini", "--http :8000", "--mount /=openklant.wsgi:application",
+                     "--chdir src", "--die-on-term", "--need-app"):  # fmt: skip
+        assert argument in lines[-1], argument
+
+
+@pytest.mark.parametrize("version", ["2.11.2", "2.11.3"])
+def test_12_ckan_jobs_worker_is_named_worker(version: str) -> None:
+    objects = _render("ckan", version)
+    assert not [o["metadata"]["name"] for o in objects if "xloader" in o["metadata"]["name"]]
+    worker = _containers(objects, "Deployment", "worker")["worker"]
+    assert worker["command"][-3:] == ["jobs", "worker", "default"]
+    assert worker["_pod"]["containers"][0]["name"] == "worker"
+    deployment = _object(objects, "Deployment", "worker")
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    egress = _object(objects, "NetworkPolicy", "city-platform-allow-egress-worker")
+    assert egress["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
