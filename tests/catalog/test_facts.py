@@ -397,3 +397,31 @@ def test_12_ckan_jobs_worker_is_named_worker(version: str) -> None:
     assert deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
     egress = _object(objects, "NetworkPolicy", "city-platform-allow-egress-worker")
     assert egress["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+
+
+@pytest.mark.parametrize("version", ["25.0.6", "26.0.7"])
+def test_keycloak_probes_health_on_the_management_port(version: str) -> None:
+    # Keycloak 25+ serves /health/* only on the management interface (port 9000 unless
+    # KC_HTTP_MANAGEMENT_PORT says otherwise) and only with KC_HEALTH_ENABLED=true.
+    sheet = _sheet("keycloak")["quay.io/keycloak/keycloak"]
+    objects = _render("keycloak", version)
+    kind = next(
+        o["kind"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == "keycloak"
+    )
+    keycloak = _containers(objects, kind, "keycloak")["keycloak"]
+    ports = {p["name"]: p["containerPort"] for p in keycloak["ports"]}
+    config: dict[str, str] = {}
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "keycloak":
+            config.update(obj["data"])
+    assert config["KC_HEALTH_ENABLED"] == "true"
+    assert config.get("KC_HTTP_MANAGEMENT_PORT", "9000") == "9000"
+    assert "KC_LEGACY_OBSERVABILITY_INTERFACE" not in config
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        http = keycloak[probe]["httpGet"]
+        port = ports.get(http["port"], http["port"])
+        assert port == 9000, (probe, http)
+        assert port in sheet.ports, (probe, http)
+        assert http["path"] in sheet.health, (probe, http)
