@@ -20,6 +20,7 @@ COLUMNS = [
     ("kubernetes_version", "KUBERNETES"),
     ("is_default", "DEFAULT"),
     ("services", "SERVICES"),
+    ("capabilities", "CAPABILITIES"),
     ("config", "CONFIG"),
 ]
 
@@ -151,6 +152,35 @@ def create(
         typer.Option("--service", help="Only for these services (repeatable; default: all)."),
     ] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default target.")] = False,
+    capability: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--capability",
+            help="What runs on the target for instances to use (repeatable): cloudnative-pg "
+            "(the CloudNativePG operator; databases become CloudNativePG Clusters).",
+        ),
+    ] = None,
+    backup_destination: Annotated[
+        str | None,
+        typer.Option(
+            "--backup-destination",
+            help="cloudnative-pg: object store for database backups, s3://BUCKET/PREFIX.",
+        ),
+    ] = None,
+    backup_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--backup-endpoint", help="cloudnative-pg: https URL of a non-AWS object store."
+        ),
+    ] = None,
+    backup_credentials_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backup-credentials-file",
+            help="cloudnative-pg: file on the server with ACCESS_KEY_ID=… and "
+            "SECRET_ACCESS_KEY=… lines for the object store.",
+        ),
+    ] = None,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Register a target (operators).
@@ -190,10 +220,18 @@ def create(
         )
     if tls_cluster_issuer is not None:
         config["tls_issuer"] = {"kind": "ClusterIssuer", "name": tls_cluster_issuer}
+    for key, value in (
+        ("backup_destination", backup_destination),
+        ("backup_endpoint", backup_endpoint),
+        ("backup_credentials_file", backup_credentials_file),
+    ):
+        if value is not None:
+            config[key] = value
     body: dict[str, Any] = {
         "name": name,
         "config": config,
         "services": service or [],
+        "capabilities": capability or [],
         "is_default": default,
     }
     if kubernetes_version is not None:

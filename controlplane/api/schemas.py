@@ -449,6 +449,11 @@ class KubernetesConfig(RequestBody):
     context: Annotated[str, Field(max_length=253)] | None = None
     in_cluster: bool = False
     tls_issuer: TlsIssuerConfig | None = None
+    #: Object store for database backups (``cloudnative-pg`` targets): ``s3://bucket/prefix``,
+    #: an https endpoint (default: AWS) and a file on the server with the access keys.
+    backup_destination: Annotated[str, Field(max_length=1000)] | None = None
+    backup_endpoint: Annotated[str, Field(max_length=1000)] | None = None
+    backup_credentials_file: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class GitOpsConfig(RequestBody):
@@ -460,6 +465,11 @@ class GitOpsConfig(RequestBody):
     observe_kubeconfig: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     observe_context: Annotated[str, Field(min_length=1, max_length=253)] | None = None
     tls_issuer: TlsIssuerConfig | None = None
+    #: Object store for database backups (``cloudnative-pg`` targets): ``s3://bucket/prefix``,
+    #: an https endpoint (default: AWS) and a file on the server with the access keys.
+    backup_destination: Annotated[str, Field(max_length=1000)] | None = None
+    backup_endpoint: Annotated[str, Field(max_length=1000)] | None = None
+    backup_credentials_file: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class TargetCreate(RequestBody):
@@ -469,6 +479,8 @@ class TargetCreate(RequestBody):
         DEFAULT_KUBERNETES_VERSION
     )
     services: list[DnsLabel] = []
+    #: What runs there for instances to use; one of ``cloudnative-pg``.
+    capabilities: Annotated[list[str], Field(max_length=10)] = []
     is_default: bool = False
 
 
@@ -479,6 +491,7 @@ class TargetPublic(Response):
     config: dict[str, Any]
     kubernetes_version: str
     services: list[str]
+    capabilities: list[str] = []
     is_default: bool
     created_at: datetime
 

@@ -29,7 +29,7 @@ from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
 from controlplane.provisioning.models import Instance, Phase, Revision, Target
 from controlplane.provisioning.placement import place
-from controlplane.provisioning.render_refs import instance_ref, tenant_ref
+from controlplane.provisioning.render_refs import instance_ref, target_ref, tenant_ref
 from controlplane.provisioning.volumes import kept_storage_warning, storage_floor
 from controlplane.rendering.naming import namespace_for
 from controlplane.rendering.renderer import Renderer
@@ -623,6 +623,7 @@ def dry_run_objects(
         parameters=instance.parameters,
         storage_floor=storage_floor(session, instance.id),
         tls=TlsIssuer.from_config(target.config if target else None),
+        target=target_ref(target),
     )
     return [_redacted(obj) for obj in rendered.objects]
 

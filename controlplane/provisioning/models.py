@@ -62,6 +62,10 @@ class Target(SQLModel, table=True):
     kubernetes_version: str = Field(default=DEFAULT_KUBERNETES_VERSION, max_length=10)
     #: Services this target may host; empty = all.
     services: list[str] = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    #: What the operator declared runs there (``rendering.target_ref.CAPABILITIES``).
+    capabilities: list[str] = Field(
+        default_factory=list, sa_column=Column(JSONDoc, nullable=False, server_default="[]")
+    )
     is_default: bool = Field(default=False)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from controlplane.db.paging import Page, paginate, str_key
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, Unavailable
 from controlplane.provisioning.models import Instance, Target, TargetGrant, TargetKind
+from controlplane.rendering.target_ref import check_backup_config, check_capabilities
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 from controlplane.tenants.models import Tenant
 
@@ -93,6 +94,7 @@ def create_target(
     config: dict[str, Any],
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     services: list[str] | None = None,
+    capabilities: list[str] | None = None,
     is_default: bool = False,
     data_dir: Path | None = None,
     gitops_root: Path | None = None,
@@ -104,8 +106,10 @@ def create_target(
     server's working directory when the target is created, not whenever a worker opens it."""
     if session.exec(select(Target.id).where(Target.name == name)).first() is not None:
         raise TargetExists(f"A target named {name!r} already exists.")
+    capabilities = check_capabilities(capabilities or [])
+    check_backup_config(config, capabilities)
     config = dict(config)
-    for key in ("kubeconfig", "observe_kubeconfig"):
+    for key in ("kubeconfig", "observe_kubeconfig", "backup_credentials_file"):
         if isinstance(config.get(key), str) and config[key]:
             config[key] = str(Path(config[key]).absolute())
     if kind == TargetKind.GITOPS:
@@ -128,6 +132,7 @@ def create_target(
         config=config,
         kubernetes_version=kubernetes_version,
         services=services or [],
+        capabilities=capabilities,
         is_default=is_default,
     )
     session.add(target)

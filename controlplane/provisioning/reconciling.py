@@ -62,7 +62,7 @@ from controlplane.provisioning.models import (
 )
 from controlplane.provisioning.queueing import Backoff, Claim
 from controlplane.provisioning.render_pool import Pending, Rendered, RenderPool, RenderTask
-from controlplane.provisioning.render_refs import instance_ref, tenant_ref
+from controlplane.provisioning.render_refs import instance_ref, target_ref, tenant_ref
 from controlplane.provisioning.targets import (
     Deletion,
     Readiness,
@@ -581,6 +581,7 @@ class Reconciler:
             parameters=dict(instance.parameters),
             storage_floor=floor_of(loaded.history),
             tls=TlsIssuer.from_config(loaded.target_row.config if loaded.target_row else None),
+            target=target_ref(loaded.target_row),
         )
 
     def _prerender(self, loaded: dict[uuid.UUID, _Loaded], renders: RenderPool) -> None:
@@ -615,6 +616,7 @@ class Reconciler:
                 parameters=task.parameters,
                 storage_floor=task.storage_floor,
                 tls=task.tls,
+                target=task.target,
             )
             done = Rendered(
                 namespace=rendered.namespace,

@@ -26,6 +26,7 @@ from typing import Any
 
 from controlplane.catalog.models import ServiceRelease
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.target_ref import TargetRef
 from controlplane.rendering.tls import TlsIssuer
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class RenderTask:
     tls: TlsIssuer | None
     #: The published release document, only when the child lacks it.
     release: dict[str, Any] | None = None
+    target: TargetRef | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ def _render_in_child(task: RenderTask) -> Rendered | _Missing | None:
             parameters=task.parameters,
             storage_floor=task.storage_floor,
             tls=task.tls,
+            target=task.target,
         )
     except Exception:  # render errors are raised again, in full, by the parent's render
         return None

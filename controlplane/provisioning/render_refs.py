@@ -6,8 +6,9 @@ they must give the renderer the same names, or the preview would not be what get
 
 from __future__ import annotations
 
-from controlplane.provisioning.models import Instance
+from controlplane.provisioning.models import Instance, Target
 from controlplane.rendering.renderer import InstanceRef, TenantRef
+from controlplane.rendering.target_ref import TargetRef
 from controlplane.tenants.models import Tenant
 
 
@@ -23,3 +24,10 @@ def instance_ref(instance: Instance) -> InstanceRef:
         hostname=instance.hostname,
         credentials_rotation=instance.credentials_rotation,
     )
+
+
+def target_ref(target: Target | None) -> TargetRef:
+    """Capabilities and backup destination (never the credentials file) of the target."""
+    if target is None:
+        return TargetRef()
+    return TargetRef.from_target(target.capabilities, target.config)

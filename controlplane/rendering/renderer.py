@@ -35,6 +35,7 @@ from controlplane.rendering.parameters import ParameterValidators, resolve
 from controlplane.rendering.schemas import KubernetesSchemas, supported
 from controlplane.rendering.secrets import SecretValues, given_values
 from controlplane.rendering.storage import with_floor
+from controlplane.rendering.target_ref import TargetRef
 from controlplane.rendering.templates import BundleCache, CompiledBundle
 from controlplane.rendering.tls import TlsIssuer, with_tls
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
@@ -146,8 +147,12 @@ class Renderer:
         parameters: Mapping[str, Any],
         storage_floor: str | None = None,
         tls: TlsIssuer | None = None,
+        target: TargetRef | None = None,
     ) -> RenderedStack:
         """Render one instance; ``storage_floor`` is the largest storage it ever had.
+
+        ``target`` (its capabilities, backup destination) is ``target.*`` in templates;
+        without it templates see a target that declares nothing.
 
         ``tls`` (the target's cert-manager issuer) gives every Ingress ``spec.tls`` and a
         ``Certificate``; without it the stack (and its digest) is what the templates make.
@@ -198,11 +203,13 @@ class Renderer:
             "images": dict(release.version.images),
             "secrets": secrets,
             "platform": {"domain": self.domain},
+            "target": (target or TargetRef()).context(),
         }
         try:
             return self._build(
-                release, bundle, context, chosen, tenant, instance, namespace, tls=tls
-            )
+                release, bundle, context, chosen, tenant, instance, namespace,
+                tls=tls, target=target,
+            )  # fmt: skip
         except InvalidInput as exc:
             # Schema and policy messages quote offending values (and keys land in
             # locations); a misplaced `secrets.*` value is a credential, and these
@@ -221,6 +228,7 @@ class Renderer:
         namespace: str,
         *,
         tls: TlsIssuer | None = None,
+        target: TargetRef | None = None,
     ) -> RenderedStack:
         secrets: SecretValues = context["secrets"]
         parsed = self._parse(bundle, bundle.render(context))
@@ -246,6 +254,8 @@ class Renderer:
             )
         if tls is not None:
             stack.extend(with_tls(stack, tls))
+        if target is not None:
+            stack.extend(target.backup_secrets(stack))
 
         labels = standard_labels(
             service=release.name,

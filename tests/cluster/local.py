@@ -559,9 +559,14 @@ class LocalCluster:
         self._install_crds()
 
     def _install_crds(self) -> None:
-        """cert-manager's CRDs (no controller runs: the apiserver validates Certificates),
-        each applied only if missing, so calling it on a running cluster changes nothing."""
-        for manifest in sorted((self.paths.manifests / "cert-manager").glob("*.yaml")):
+        """cert-manager's and CloudNativePG's CRDs (no controller runs: the apiserver validates
+        Certificates, Clusters, …), each applied only if missing, so calling it on a running
+        cluster changes nothing."""
+        for manifest in sorted(
+            m
+            for project in ("cert-manager", "cloudnative-pg")
+            for m in (self.paths.manifests / project).glob("*.yaml")
+        ):
             group, _, plural = manifest.stem.partition("_")  # cert-manager.io_certificates
             try:
                 self.api(

@@ -38,7 +38,14 @@ def create_target(
     principal.check(Action.TARGET_WRITE)
     config = body.config.model_dump(mode="json")
     kind = TargetKind(config.pop("kind"))
-    for optional in ("observe_kubeconfig", "observe_context", "tls_issuer"):
+    for optional in (
+        "observe_kubeconfig",
+        "observe_context",
+        "tls_issuer",
+        "backup_destination",
+        "backup_endpoint",
+        "backup_credentials_file",
+    ):
         if config.get(optional, "") is None:
             del config[optional]  # stored only when given
     check_config(kind, config)
@@ -49,6 +56,7 @@ def create_target(
         config=config,
         kubernetes_version=body.kubernetes_version,
         services=body.services,
+        capabilities=body.capabilities,
         is_default=body.is_default,
         data_dir=settings.data_dir,
         gitops_root=settings.resolved_gitops_root(),

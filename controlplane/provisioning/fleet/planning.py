@@ -31,7 +31,7 @@ from controlplane.provisioning.fleet.errors import FleetPlanInvalid
 from controlplane.provisioning.fleet.models import FleetPlan, FleetPlanItem
 from controlplane.provisioning.fleet.thresholds import threshold_limit
 from controlplane.provisioning.models import Instance, Target
-from controlplane.provisioning.render_refs import instance_ref, tenant_ref
+from controlplane.provisioning.render_refs import instance_ref, target_ref, tenant_ref
 from controlplane.provisioning.volumes import storage_floor
 from controlplane.rendering.renderer import Renderer
 from controlplane.rendering.tls import TlsIssuer
@@ -112,6 +112,7 @@ def preview_instance(
                 parameters=instance.parameters,
                 storage_floor=floor,
                 tls=TlsIssuer.from_config(target.config if target else None),
+                target=target_ref(target),
             )
         )
     return diff_digests(stacks[0].object_digests(), stacks[1].object_digests())
