@@ -111,7 +111,9 @@ def test_a_capable_target_gets_a_cluster_and_daily_backups(
     others = [o for o in objects if o["kind"] == "Secret" and o is not app]
     assert any(app["stringData"]["password"] in json.dumps(o) for o in others)
     store = spec["backup"]["barmanObjectStore"]
-    assert store["destinationPath"] == "s3://city-backups/gent"
+    # Each instance archives into its own folder: every Cluster is named `postgres`, and
+    # CloudNativePG refuses to archive into a folder that holds another server's WAL.
+    assert store["destinationPath"] == f"s3://city-backups/gent/{cluster['metadata']['namespace']}"
     assert store["endpointURL"] == "https://s3.example.be"
     scheduled = _named(objects, "ScheduledBackup", "postgres-daily")
     assert scheduled is not None
