@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 import cli.commands.billing_metering  # registers `billing rate` and `billing usage`
 import cli.commands.billing_vat  # registers `billing vat`
+import cli.commands.instance_backups  # registers `instance backups`
 import cli.commands.instance_credentials  # noqa: F401  (registers `instance credentials`)
 from cli.commands import audit, billing, catalog, fleet, instance, session, target, tenant, token
 from cli.errors import EXIT_CODES_HELP, CliError

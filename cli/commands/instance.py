@@ -259,6 +259,15 @@ def create(
             help="Protect it against deletion from the start (see `cityctl instance unprotect`).",
         ),
     ] = False,
+    restore_from: Annotated[
+        str | None,
+        typer.Option(
+            "--restore-from",
+            metavar="NAME[@TIME]",
+            help="Recover the database from the backups of your instance NAME (at TIME, "
+            "ISO 8601 with offset; default the latest). See `cityctl instance backups NAME`.",
+        ),
+    ] = None,
     tenant: TenantOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
@@ -268,7 +277,8 @@ def create(
     """Provision a service for your municipality; checks it and shows the monthly price first.
 
     --protect (or a plan that declares deletion protection) makes delete refuse it until
-    `cityctl instance unprotect` lifts the protection.
+    `cityctl instance unprotect` lifts the protection. --restore-from starts its database
+    from another instance's backups (files on volumes are not in those backups).
 
     Example: cityctl instance create login --service keycloak --plan small --wait
     """
@@ -297,6 +307,8 @@ def create(
             body["target"] = target
         if protect:
             body["deletion_protection"] = True
+        if restore_from is not None:
+            body["restore_from"] = _restore_source(restore_from)
         # Admission first: a request the server refuses shows its error, never a price.
         checked = client.call("POST", instances_path(slug), json=body, params=DRY_RUN).json()
         _quote(client, slug, checked, chosen)
@@ -313,6 +325,18 @@ def create(
             output=output,
             done=f"Instance {name} requested",
         )
+
+
+def _restore_source(given: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME@TIME`` as the API's ``restore_from`` (the API checks the time)."""
+    source, at, when = given.partition("@")
+    if not source or (at and not when):
+        raise CliError(
+            f"--restore-from {given!r} is not NAME or NAME@TIME.",
+            exit_code=ExitCode.USAGE,
+            hint="Example: --restore-from forms@2026-11-28T09:30:00Z",
+        )
+    return {"instance": source, **({"time": when} if when else {})}
 
 
 def _read(client: ApiClient, path: str) -> tuple[dict[str, Any], dict[str, str]]:

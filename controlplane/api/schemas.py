@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from controlplane.catalog.models import (
     DNS_LABEL,
@@ -511,6 +511,21 @@ class TargetGrantPublic(Response):
 Parameters = dict[str, Any]
 
 
+class RestoreFrom(RequestBody):
+    """Create the instance from a backup of another instance of the tenant."""
+
+    instance: Annotated[str, Field(min_length=1, max_length=INSTANCE_NAME_MAX)]
+    #: The point in time to recover to (with a UTC offset); null: the latest.
+    time: AwareDatetime | None = None
+
+
+class RestoredFrom(BaseModel):
+    """Where an instance's database was recovered from, at its creation."""
+
+    instance: str
+    time: datetime | None = None
+
+
 class InstanceCreate(RequestBody):
     name: Annotated[str, Field(min_length=1, max_length=INSTANCE_NAME_MAX)]
     service: DnsLabel
@@ -521,6 +536,8 @@ class InstanceCreate(RequestBody):
     target: DnsLabel | None = None
     #: Start protected against deletion (a plan declaring ``deletion_protection`` also does).
     deletion_protection: bool = False
+    #: Recover the database from another instance's backups (docs/data-safety.md).
+    restore_from: RestoreFrom | None = None
 
 
 class InstanceUpdate(RequestBody):
@@ -591,6 +608,8 @@ class InstancePublic(BaseModel):
     deletion_requested: bool
     #: Delete is refused (409 ``deletion_protected``) until the protection is lifted.
     deletion_protection: bool = False
+    #: Set when its database was recovered from another instance's backups at creation.
+    restored_from: RestoredFrom | None = None
     status: InstanceStatus
     created_at: datetime
     updated_at: datetime
@@ -636,6 +655,35 @@ class AuditEventPublic(BaseModel):
     source_ip: str | None
     details: dict[str, Any]
     outcome: str
+
+
+class InstanceBackup(BaseModel):
+    """One backup of an instance's database, as the database operator reports it."""
+
+    name: str
+    #: The operator's phase (``completed``, ``running``, ``failed``, …); ``pending`` until
+    #: the operator reports on it.
+    phase: str
+    method: str
+    started_at: datetime | None
+    stopped_at: datetime | None
+    #: The ``ScheduledBackup`` that made it; empty for one asked by hand.
+    schedule: str
+    error: str
+
+
+class InstanceBackups(BaseModel):
+    """The backups of an instance's database, read from its cluster when asked."""
+
+    instance: str
+    namespace: str
+    backups: list[InstanceBackup]
+    #: Cron expressions of the instance's backup schedules.
+    schedules: list[str]
+    #: The earliest point in time the database can be recovered to; null while no backup
+    #: has completed.
+    recoverable_from: datetime | None
+    last_successful: datetime | None
 
 
 class InstanceCredentials(BaseModel):

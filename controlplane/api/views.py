@@ -90,6 +90,9 @@ def instance(
         generation=row.generation,
         deletion_requested=row.deletion_requested,
         deletion_protection=row.deletion_protection,
+        restored_from=(
+            schemas.RestoredFrom.model_validate(row.restore_from) if row.restore_from else None
+        ),
         status=schemas.InstanceStatus(
             phase=schemas.PhaseName(row.phase),
             conditions=[schemas.Condition.model_validate(c) for c in row.conditions],

@@ -27,6 +27,7 @@ from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, PreconditionFailed
 from controlplane.provisioning import admission, hostnames, queueing
 from controlplane.provisioning.admission import ParameterCheck
+from controlplane.provisioning.backups import RestoreRequest, restore_source
 from controlplane.provisioning.models import Instance, Phase, Revision, Target
 from controlplane.provisioning.placement import place
 from controlplane.provisioning.render_refs import instance_ref, target_ref, tenant_ref
@@ -153,9 +154,11 @@ def create_instance(
     check_parameters: ParameterCheck,
     explain_placement: bool = False,
     protect: bool = False,
+    restore_from: RestoreRequest | None = None,
 ) -> Change:
     """Record a new instance; it starts protected against deletion when ``protect`` is
-    asked or its plan declares ``deletion_protection``."""
+    asked or its plan declares ``deletion_protection``. With ``restore_from`` its database
+    is recovered from the backups of another instance of the tenant (``backups``)."""
     admission.check_tenant_active(tenant)
     admission.check_name(tenant, name)
     if session.get_bind().dialect.name == "postgresql":
@@ -176,6 +179,18 @@ def create_instance(
     )
     namespace = namespace_for(tenant.slug, name)
     _check_namespace_free(session, placed.name, namespace)
+    restored = (
+        restore_source(
+            session,
+            tenant_id=tenant.id,
+            service=service,
+            target=placed,
+            asked=restore_from,
+            now=utcnow(),
+        )
+        if restore_from is not None
+        else None
+    )
     hostname = hostnames.decide(
         session, tenant=tenant, instance_name=name, release=admitted.release, parameters=parameters
     )
@@ -191,6 +206,7 @@ def create_instance(
         hostname=hostname,
         generation=1,
         deletion_protection=protect or admitted.plan.deletion_protection,
+        restore_from=restored,
     )
     session.add(instance)
     try:

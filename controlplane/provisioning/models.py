@@ -156,6 +156,13 @@ class Instance(SQLModel, table=True):
     credentials_rotation: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    #: Created from a backup of another instance of the tenant (``instance create
+    #: --restore-from``): ``{"instance", "instance_id", "namespace", "time"}`` (time: ISO
+    #: 8601 or None for the latest). Kept for the instance's life: its database Cluster
+    #: bootstraps from that recovery once, and the rendered stack must stay the same.
+    restore_from: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONDoc, nullable=True)
+    )
     # -- observed state, written by the reconciler only
     phase: Phase = Field(default=Phase.PENDING, sa_column=Column(String(16), nullable=False))
     observed_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False))

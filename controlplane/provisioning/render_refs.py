@@ -23,6 +23,11 @@ def instance_ref(instance: Instance) -> InstanceRef:
         namespace=instance.namespace,
         hostname=instance.hostname,
         credentials_rotation=instance.credentials_rotation,
+        restore=(
+            (str(instance.restore_from["namespace"]), instance.restore_from.get("time"))
+            if instance.restore_from
+            else None
+        ),
     )
 
 

@@ -64,6 +64,9 @@ class InstanceRef:
     hostname: str | None = None
     #: How often the release's ``admin_credentials.rotates`` credential was rotated.
     credentials_rotation: int = 0
+    #: Created from another instance's backups: ``(source namespace, time or None)``;
+    #: templates see ``instance.restore.namespace`` and ``instance.restore.time``.
+    restore: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,16 @@ class Renderer:
         storage = with_floor(chosen.storage, storage_floor)
         context = {
             "tenant": {"slug": tenant.slug, "name": tenant.name, "nis_code": tenant.nis_code},
-            "instance": {"name": instance.name, "namespace": namespace, "id": instance.id},
+            "instance": {
+                "name": instance.name,
+                "namespace": namespace,
+                "id": instance.id,
+                "restore": (
+                    {"namespace": instance.restore[0], "time": instance.restore[1]}
+                    if instance.restore
+                    else None
+                ),
+            },
             "service": {
                 "name": release.name,
                 "version": release.version.version,

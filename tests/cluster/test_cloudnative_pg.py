@@ -78,9 +78,16 @@ def applied(
     renderer = Renderer(server_secret=b"cnpg-cluster-tier", kubernetes_version="1.33")
     tenant = TenantRef(slug=f"c{secrets.token_hex(2)}", name="CNPG", nis_code="44021")
     stacks: dict[str, Applied] = {}
-    for key, release in RELEASES:
+    # Every stack as created, plus one created from another instance's backups
+    # (`instance create --restore-from NAME@TIME`: a recovery bootstrap).
+    restored = ("restored", (f"{tenant.slug}--source", "2026-11-28T09:30:00+00:00"))
+    for key, release, restore in [(k, r, None) for k, r in RELEASES] + [
+        (f"{restored[0]}@{RELEASES[-1][0]}", RELEASES[-1][1], restored[1])
+    ]:
         name = key.replace("@", "-").replace(".", "-")[:40].strip("-")
-        instance = InstanceRef(name=name, id=f"00000000-0000-4000-8000-{secrets.token_hex(6)}")
+        instance = InstanceRef(
+            name=name, id=f"00000000-0000-4000-8000-{secrets.token_hex(6)}", restore=restore
+        )
         rendered = renderer.render(
             release,
             plan=release.plans[0].name,
@@ -122,7 +129,8 @@ def applied(
 
 
 def test_every_stack_with_a_database_has_a_cluster(applied: dict[str, Applied]) -> None:
-    assert len({k.split("@")[0] for k in applied}) >= 10, sorted(applied)
+    assert len({k.split("@")[0] for k in applied}) >= 11, sorted(applied)  # 10 + restored
+    assert any(k.startswith("restored@") for k in applied)
 
 
 def test_the_apiserver_accepts_every_object(applied: dict[str, Applied], cluster: Cluster) -> None:
@@ -140,8 +148,16 @@ def test_the_apiserver_accepts_every_object(applied: dict[str, Applied], cluster
         stored = cluster.get("Cluster", "postgres", ns, api_version=CNPG)
         assert stored is not None
         assert stored["spec"]["backup"]["barmanObjectStore"]["destinationPath"] == (
-            "s3://city-backups/cluster-tier"
+            f"s3://city-backups/cluster-tier/{ns}"
         )
+        bootstrap = stored["spec"]["bootstrap"]
+        if key.startswith("restored@"):
+            assert bootstrap["recovery"]["recoveryTarget"]["targetTime"].startswith("2026-11-28")
+            assert stored["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"] == (
+                "postgres"
+            )
+        else:
+            assert "initdb" in bootstrap
         scheduled = cluster.get("ScheduledBackup", "postgres-daily", ns, api_version=CNPG)
         assert scheduled is not None
         assert scheduled["spec"]["cluster"]["name"] == "postgres"

@@ -214,3 +214,41 @@ def test_a_good_object_store_is_accepted(credentials: Path) -> None:
         ["cloudnative-pg"],
     )
     check_backup_config({}, [])
+
+
+RESTORABLE = [r for r in STATEFUL if r.name not in INIT_SCRIPT_SERVICES]
+
+
+@pytest.mark.parametrize("when", [None, "2026-11-28T09:30:00+00:00"])
+@pytest.mark.parametrize("release", RESTORABLE[:1] + RESTORABLE[-1:], ids=IDS[:1] + IDS[-1:])
+def test_restored_instance_recovers_from_the_source_folder(
+    release: ServiceRelease, credentials: Path, when: str | None
+) -> None:
+    """``instance create --restore-from``: the Cluster bootstraps by recovery from the source
+    instance's own folder of the store (server name ``postgres``), to the asked time, and
+    resets the owner's password to this instance's credential."""
+    copy = InstanceRef(
+        name="db-copy", id="00000000-0000-4000-8000-00000000beef", restore=("gent--db", when)
+    )
+    objects = RENDERER.render(
+        release, plan=release.plans[0].name, tenant=TENANT, instance=copy, parameters={},
+        target=capable(credentials),
+    ).objects  # fmt: skip
+    cluster = _named(objects, "Cluster", "postgres")
+    assert cluster is not None
+    bootstrap = cluster["spec"]["bootstrap"]
+    assert "initdb" not in bootstrap
+    recovery = bootstrap["recovery"]
+    assert recovery["source"] == "origin"
+    assert recovery["secret"]["name"] == "postgres-app"
+    assert recovery.get("recoveryTarget", {}).get("targetTime") == when
+    (origin,) = cluster["spec"]["externalClusters"]
+    assert origin["name"] == "origin"
+    store = origin["barmanObjectStore"]
+    assert store["destinationPath"] == "s3://city-backups/gent/gent--db"
+    assert store["serverName"] == "postgres"
+    assert store["s3Credentials"]["accessKeyId"]["name"] == "backup-object-store"
+    # Its own backups go to its own folder, never into the source's.
+    own = cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
+    assert own == f"s3://city-backups/gent/{cluster['metadata']['namespace']}"
+    assert own != store["destinationPath"]

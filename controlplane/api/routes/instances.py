@@ -38,7 +38,7 @@ from controlplane.auth import audit
 from controlplane.auth.audit import AuditContext
 from controlplane.auth.policy import Action, Principal
 from controlplane.db.types import utcnow
-from controlplane.provisioning import credentials, instances, lifecycle
+from controlplane.provisioning import backups, credentials, instances, lifecycle
 from controlplane.provisioning.instances import Change
 from controlplane.provisioning.models import Phase, Target
 from controlplane.provisioning.targets import StackTarget
@@ -151,6 +151,11 @@ def create_instance(
         # Tenant roles must not learn which targets exist beyond their grants.
         explain_placement=not principal.is_tenant_bound,
         protect=body.deletion_protection,
+        restore_from=(
+            backups.RestoreRequest(body.restore_from.instance, body.restore_from.time)
+            if body.restore_from is not None
+            else None
+        ),
     )
     if dry_run:
         return _dry_run_answer(request, session, row, change)
@@ -169,6 +174,7 @@ def create_instance(
             "plan": i.plan,
             "target": i.target,
             "deletionProtection": i.deletion_protection,
+            **({"restoreFrom": i.restore_from} if i.restore_from else {}),
         },
     )
 
@@ -458,6 +464,34 @@ def show_credentials(
         note=given.note,
     )
     return views.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/{name}/backups",
+    response_model=schemas.InstanceBackups,
+    responses={409: {"description": "The target keeps no backups, or cannot read its cluster."}},
+)
+def list_backups(
+    request: Request,
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> schemas.InstanceBackups:
+    """Read from the instance's cluster when asked: what the database operator reports."""
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_READ)
+    instance = instances.get_instance(session, row, name)
+    found = backups.list_backups(session, instance, target_for=_target_for(request))
+    return schemas.InstanceBackups(
+        instance=found.instance,
+        namespace=found.namespace,
+        backups=[
+            schemas.InstanceBackup.model_validate(b, from_attributes=True) for b in found.backups
+        ],
+        schedules=list(found.schedules),
+        recoverable_from=found.recoverable_from,
+        last_successful=found.last_successful,
+    )
 
 
 @router.post("/{name}/credentials/rotate", status_code=202, response_model=schemas.InstancePublic)
