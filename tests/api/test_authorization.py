@@ -59,6 +59,8 @@ OWN_TENANT_WRITE = {**OWN_WRITE, "tenant-admin": DENIED}
 #: The demo service declares no administrator credentials: the allowed roles get past the
 #: policy to the 409 that says so.
 CREDENTIALS = {**OWN_WRITE, "tenant-admin": "409", "operator": "409"}
+#: The default target keeps no backups: every reader gets past the policy to the 409.
+BACKUPS = {role: ("409" if v == OK else v) for role, v in OWN_READ.items()}
 READ_ALL_ROLES = {
     "other-admin": DENIED,
     "tenant-viewer": DENIED,
@@ -126,6 +128,7 @@ ENDPOINTS = [
     Endpoint("POST", f"{INST}/web/rollback", OWN_WRITE, body=lambda r: {"revision": 1}),
     Endpoint("GET", f"{INST}/web/credentials", CREDENTIALS),
     Endpoint("POST", f"{INST}/web/credentials/rotate", CREDENTIALS),
+    Endpoint("GET", f"{INST}/web/backups", BACKUPS),
     Endpoint("POST", f"{INST}/web/protection", OWN_WRITE),
     Endpoint("DELETE", f"{INST}/web/protection", OWN_WRITE),
     Endpoint("DELETE", f"{INST}/web", OWN_WRITE),
