@@ -181,6 +181,21 @@ def create(
             "SECRET_ACCESS_KEY=… lines for the object store.",
         ),
     ] = None,
+    cnpg_operator_namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--cnpg-operator-namespace",
+            help="cloudnative-pg: the namespace the operator runs in (default cnpg-system).",
+        ),
+    ] = None,
+    apiserver_cidr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--apiserver-cidr",
+            help="cloudnative-pg: an address range of the Kubernetes API, for the database "
+            "pods' egress (repeatable; default: anywhere on ports 443 and 6443).",
+        ),
+    ] = None,
     output: OutputOpt = Format.TABLE,
 ) -> None:
     """Register a target (operators).
@@ -224,6 +239,8 @@ def create(
         ("backup_destination", backup_destination),
         ("backup_endpoint", backup_endpoint),
         ("backup_credentials_file", backup_credentials_file),
+        ("cnpg_operator_namespace", cnpg_operator_namespace),
+        ("apiserver_cidrs", apiserver_cidr or None),
     ):
         if value is not None:
             config[key] = value

@@ -454,6 +454,12 @@ class KubernetesConfig(RequestBody):
     backup_destination: Annotated[str, Field(max_length=1000)] | None = None
     backup_endpoint: Annotated[str, Field(max_length=1000)] | None = None
     backup_credentials_file: Annotated[str, Field(max_length=1000)] | None = None
+    #: ``cloudnative-pg``: the operator's namespace (default cnpg-system) and the Kubernetes
+    #: API's addresses (default: anywhere on 443/6443), for the database pods' NetworkPolicies.
+    cnpg_operator_namespace: Annotated[str, Field(max_length=63)] | None = None
+    apiserver_cidrs: (
+        Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] | None
+    ) = None
 
 
 class GitOpsConfig(RequestBody):
@@ -470,6 +476,12 @@ class GitOpsConfig(RequestBody):
     backup_destination: Annotated[str, Field(max_length=1000)] | None = None
     backup_endpoint: Annotated[str, Field(max_length=1000)] | None = None
     backup_credentials_file: Annotated[str, Field(max_length=1000)] | None = None
+    #: ``cloudnative-pg``: the operator's namespace (default cnpg-system) and the Kubernetes
+    #: API's addresses (default: anywhere on 443/6443), for the database pods' NetworkPolicies.
+    cnpg_operator_namespace: Annotated[str, Field(max_length=63)] | None = None
+    apiserver_cidrs: (
+        Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] | None
+    ) = None
 
 
 class TargetCreate(RequestBody):

@@ -6,7 +6,9 @@
 - ``LimitRange`` with the plan's requests and limits as container defaults;
 - ``NetworkPolicy`` default-deny (ingress and egress), plus DNS to kube-system,
   all traffic inside the namespace, the ingress controller to each exposed component,
-  and egress to the internet (not to cluster-internal ranges) for declared components.
+  and egress to the internet (not to cluster-internal ranges) for declared components;
+  for a CloudNativePG ``Cluster``, its operator's and instance manager's traffic
+  (:func:`cloudnative_pg_policies`).
 
 This module must not know about templates or parameters: it reads the plan, the
 release's network allows and the objects the stack rendered.
@@ -304,3 +306,75 @@ def _component(component: str, instance_name: str) -> dict[str, Any]:
 
 def _namespace_peer(namespace: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
+#: The label CloudNativePG puts on the pods of the ``Cluster`` named ``postgres``.
+CNPG_POD_SELECTOR = {"matchLabels": {"cnpg.io/cluster": "postgres"}}
+#: Where an instance manager reaches the Kubernetes API: the ``kubernetes`` Service's
+#: ClusterIP (443) or, once a network plugin has translated it, the apiserver's own address
+#: (443 or 6443 on most clusters); private addresses, unknown when rendering.
+APISERVER_PORTS = (443, 6443)
+
+
+def cloudnative_pg_policies(
+    stack: Iterable[Mapping[str, Any]],
+    *,
+    operator_namespace: str,
+    apiserver_cidrs: Sequence[str] = (),
+    object_store_port: int | None = None,
+) -> list[dict[str, Any]]:
+    """The NetworkPolicies a CloudNativePG ``Cluster`` of the stack needs under the
+    default-deny (none without one): the operator (in ``operator_namespace``) reaches each
+    instance's status endpoint (8000) and PostgreSQL (5432); the instance manager reaches
+    the Kubernetes API (it watches its Cluster) and, with backups, the object store.
+
+    The apiserver is reached at ``apiserver_cidrs`` on 443 and 6443 (anywhere when none are
+    declared: its addresses are cluster-internal and unknown to the renderer).
+
+    Ingress on 5432 from the instance's own pods is the baseline's ``allow-same-namespace``.
+    """
+    if not any(
+        obj.get("kind") == "Cluster"
+        and str(obj.get("apiVersion", "")).startswith("postgresql.cnpg.io/")
+        for obj in stack
+    ):
+        return []
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [{"ipBlock": {"cidr": cidr}} for cidr in apiserver_cidrs or ("0.0.0.0/0",)],
+            "ports": [{"protocol": "TCP", "port": p} for p in APISERVER_PORTS],
+        }
+    ]
+    if object_store_port is not None and (
+        apiserver_cidrs or object_store_port not in APISERVER_PORTS
+    ):
+        # The object store may be on premises (a private address): anywhere, on its port.
+        egress.append(
+            {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                "ports": [{"protocol": "TCP", "port": object_store_port}],
+            }
+        )
+    return [
+        _policy(
+            "allow-postgres-operator",
+            CNPG_POD_SELECTOR,
+            {
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [_namespace_peer(operator_namespace)],
+                        "ports": [
+                            {"protocol": "TCP", "port": 8000},
+                            {"protocol": "TCP", "port": 5432},
+                        ],
+                    }
+                ],
+            },
+        ),
+        _policy(
+            "allow-postgres-egress",
+            CNPG_POD_SELECTOR,
+            {"policyTypes": ["Egress"], "egress": egress},
+        ),
+    ]

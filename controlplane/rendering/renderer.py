@@ -287,6 +287,8 @@ class Renderer:
             ingress_namespace=self.ingress_namespace,
             private_ranges=self.private_ranges,
         )
+        if target is not None:
+            base.extend(baseline_module.cloudnative_pg_policies(stack, **target.network()))
         objects = [*base, *stack]
         for obj in objects:
             _stamp(obj, namespace, labels)

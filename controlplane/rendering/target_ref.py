@@ -12,6 +12,7 @@ This module must not know about templates' files, the database or target clients
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ BACKUP_SECRET = "backup-object-store"  # noqa: S105 (a name)
 #: The keys a ``backup_credentials_file`` must hold (``KEY=value`` lines).
 CREDENTIAL_KEYS = ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY")
 _BACKUP_KEYS = ("backup_destination", "backup_endpoint", "backup_credentials_file")
+#: Where the CloudNativePG operator runs unless the target's config says
+#: ``cnpg_operator_namespace`` (its pods reach every instance's database pods).
+DEFAULT_CNPG_OPERATOR_NAMESPACE = "cnpg-system"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class TargetRef:
     backup_credentials: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     #: Why the credentials file could not be read (no path, no content).
     credentials_problem: str | None = None
+    #: The namespace of the CloudNativePG operator (``cnpg_operator_namespace``).
+    cnpg_operator_namespace: str = DEFAULT_CNPG_OPERATOR_NAMESPACE
+    #: The Kubernetes API's addresses (``apiserver_cidrs``); none: anywhere on 443/6443.
+    apiserver_cidrs: tuple[str, ...] = ()
 
     @classmethod
     def from_target(
@@ -72,6 +81,10 @@ class TargetRef:
             backup_endpoint=config.get("backup_endpoint") or None,
             backup_credentials=credentials,
             credentials_problem=problem,
+            cnpg_operator_namespace=str(
+                config.get("cnpg_operator_namespace") or DEFAULT_CNPG_OPERATOR_NAMESPACE
+            ),
+            apiserver_cidrs=tuple(str(c) for c in config.get("apiserver_cidrs") or ()),
         )
 
     def context(self) -> dict[str, Any]:
@@ -81,6 +94,19 @@ class TargetRef:
             "backup": {"destination": self.backup_destination, "endpoint": self.backup_endpoint},
             #: The Service apps reach the database at (CloudNativePG's read-write Service).
             "postgres_host": "postgres-rw" if cnpg else "postgres",
+        }
+
+    def network(self) -> dict[str, Any]:
+        """What the NetworkPolicies of a CloudNativePG ``Cluster`` need to know of the target
+        (``baseline.cloudnative_pg_policies``): the operator's namespace, the apiserver's
+        addresses and, with a backup destination, the object store's port."""
+        port: int | None = None
+        if self.backup_destination:
+            port = (urlsplit(self.backup_endpoint).port if self.backup_endpoint else None) or 443
+        return {
+            "operator_namespace": self.cnpg_operator_namespace,
+            "apiserver_cidrs": self.apiserver_cidrs,
+            "object_store_port": port,
         }
 
     def backup_secrets(self, stack: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -140,6 +166,7 @@ def check_backup_config(config: Mapping[str, Any], capabilities: Iterable[str]) 
     """``backup_destination`` is ``s3://bucket/prefix``; ``backup_endpoint`` an https URL;
     both need the ``cloudnative-pg`` capability (the operator takes the backups) and the
     destination needs ``backup_credentials_file``, a file on the control plane's host."""
+    check_network_config(config)
     destination = config.get("backup_destination")
     endpoint = config.get("backup_endpoint")
     credentials = config.get("backup_credentials_file")
@@ -185,6 +212,38 @@ def check_backup_config(config: Mapping[str, Any], capabilities: Iterable[str]) 
             errors=[ErrorItem("config.backup_credentials_file", str(exc))],
             hint=hint,
         ) from None
+
+
+def check_network_config(config: Mapping[str, Any]) -> None:
+    """``cnpg_operator_namespace`` is a namespace name (a DNS label); ``apiserver_cidrs`` a
+    list of IPv4/IPv6 CIDRs (the Kubernetes API's addresses, for the database pods' egress)."""
+    namespace = config.get("cnpg_operator_namespace")
+    if namespace is not None and (
+        not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace)
+    ):
+        raise InvalidInput(
+            "cnpg_operator_namespace must be a namespace name (a DNS label).",
+            errors=[ErrorItem("config.cnpg_operator_namespace", "must be a DNS label")],
+            hint="Give --cnpg-operator-namespace the namespace the CloudNativePG operator "
+            "runs in, e.g. cnpg-system.",
+        )
+    cidrs = config.get("apiserver_cidrs")
+    if cidrs is None:
+        return
+    bad = not isinstance(cidrs, list) or not cidrs
+    for cidr in cidrs if isinstance(cidrs, list) else ():
+        try:
+            ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError:
+            bad = True
+    if bad:
+        raise InvalidInput(
+            "apiserver_cidrs must be a list of network addresses such as 10.0.0.1/32.",
+            errors=[ErrorItem("config.apiserver_cidrs", "must be CIDRs such as 10.0.0.1/32")],
+            hint="Give --apiserver-cidr once per address of the Kubernetes API: the "
+            "`kubernetes` Service's ClusterIP and its endpoints (kubectl get endpointslices "
+            "-n default -l kubernetes.io/service-name=kubernetes).",
+        )
 
 
 def read_backup_credentials(path: str) -> dict[str, str]:

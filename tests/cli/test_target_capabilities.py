@@ -125,3 +125,36 @@ def test_a_credentials_file_without_the_keys_is_refused_without_quoting_it(
     assert result.exit_code != 0
     assert "ACCESS_KEY_ID" in result.stderr
     assert "do-not-echo-me" not in result.stderr
+
+
+def test_the_operator_namespace_and_apiserver_addresses_are_stored(
+    served: Platform, operator: str
+) -> None:
+    """They shape the NetworkPolicies of the instances' CloudNativePG database pods."""
+    created = served.json(
+        "target", "create", "cnpg-net", "--kind", "gitops", "--path", "cnpg-net",
+        "--capability", "cloudnative-pg", "--cnpg-operator-namespace", "postgres-operator",
+        "--apiserver-cidr", "10.96.0.1/32", "--apiserver-cidr", "192.168.10.5/32",
+        token=operator,
+    )  # fmt: skip
+    assert created["config"]["cnpg_operator_namespace"] == "postgres-operator"
+    assert created["config"]["apiserver_cidrs"] == ["10.96.0.1/32", "192.168.10.5/32"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (["--cnpg-operator-namespace", "CNPG_System"], "cnpg_operator_namespace"),
+        (["--apiserver-cidr", "kubernetes.default"], "apiserver_cidrs"),
+    ],
+)
+def test_a_bad_network_config_is_refused(
+    served: Platform, operator: str, options: list[str], field: str
+) -> None:
+    result = served.run(
+        "target", "create", "cnpg-badnet", "--kind", "gitops", "--path", "cnpg-badnet",
+        "--capability", "cloudnative-pg", *options, token=operator,
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert field in result.stderr
+    assert served.run("target", "show", "cnpg-badnet", token=operator).exit_code != 0

@@ -1,7 +1,9 @@
 """Every shipped stack with a database, rendered for a ``cloudnative-pg`` target with a backup
 destination, applied to the real apiserver with CloudNativePG's real CRDs (v1.28.0, pinned in
 tests/cluster/go/cloudnative-pg): the apiserver must accept every object, the ``Cluster`` and
-``ScheduledBackup`` included, through the Kubernetes target (server-side apply).
+``ScheduledBackup`` included, through the Kubernetes target (server-side apply), with the
+database pods' NetworkPolicies and, for ckan (whose StatefulSet runs an init script), the
+managed roles and the ``Database`` the init script would make.
 
 Only admission is tested: no CloudNativePG operator runs in the cluster tier (and kwok's pods
 never run an instance manager), so nothing here claims the databases come up or back up.
@@ -43,7 +45,7 @@ RELEASES: list[tuple[str, ServiceRelease]] = [
 
 @pytest.fixture(scope="module")
 def target(cluster: Cluster) -> Iterator[KubernetesTarget]:
-    for plural in ("clusters", "scheduledbackups"):
+    for plural in ("clusters", "scheduledbackups", "databases"):
         if (
             cluster.get(
                 "CustomResourceDefinition",
@@ -97,7 +99,7 @@ def applied(
             target=ref,
         )
         if not any(o["apiVersion"] == CNPG for o in rendered.objects):
-            continue  # no database, or init scripts that keep the StatefulSet (ckan)
+            continue  # no database
         stacks[key] = Applied(
             Stack(
                 tenant=tenant.slug,
@@ -161,6 +163,43 @@ def test_the_apiserver_accepts_every_object(applied: dict[str, Applied], cluster
         scheduled = cluster.get("ScheduledBackup", "postgres-daily", ns, api_version=CNPG)
         assert scheduled is not None
         assert scheduled["spec"]["cluster"]["name"] == "postgres"
+
+
+def test_the_database_pods_policies_and_declared_roles_are_stored(
+    applied: dict[str, Applied], cluster: Cluster
+) -> None:
+    for key, item in applied.items():
+        ns = item.stack.namespace
+        ingress = cluster.get(
+            "NetworkPolicy", "city-platform-allow-postgres-operator", ns,
+            api_version="networking.k8s.io/v1",
+        )  # fmt: skip
+        assert ingress is not None, key
+        assert ingress["spec"]["podSelector"]["matchLabels"] == {"cnpg.io/cluster": "postgres"}
+        assert {p["port"] for p in ingress["spec"]["ingress"][0]["ports"]} == {8000, 5432}
+        egress = cluster.get(
+            "NetworkPolicy", "city-platform-allow-postgres-egress", ns,
+            api_version="networking.k8s.io/v1",
+        )  # fmt: skip
+        assert egress is not None, key
+        assert {p["port"] for p in egress["spec"]["egress"][0]["ports"]} == {443, 6443}
+    ckan = [item for key, item in applied.items() if key.startswith("ckan@")]
+    assert ckan
+    for item in ckan:
+        ns = item.stack.namespace
+        stored = cluster.get("Cluster", "postgres", ns, api_version=CNPG)
+        assert stored is not None
+        roles = {r["name"]: r for r in stored["spec"]["managed"]["roles"]}
+        assert set(roles) == {"ckan_datastore_write", "ckan_datastore_read"}
+        for role in roles.values():
+            secret = cluster.get("Secret", role["passwordSecret"]["name"], ns)
+            assert secret is not None
+            assert secret["type"] == "kubernetes.io/basic-auth"
+        database = cluster.get("Database", "datastore", ns, api_version=CNPG)
+        assert database is not None
+        assert database["spec"]["owner"] == "ckan_datastore_write"
+        assert database["spec"]["cluster"]["name"] == "postgres"
+        assert stored["spec"]["bootstrap"]["initdb"]["owner"] == "ckan"
 
 
 def test_the_crd_refuses_a_cluster_with_no_instances(

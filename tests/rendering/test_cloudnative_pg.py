@@ -3,13 +3,17 @@
 Every shipped stack with a PostgreSQL server renders, on such a target, a CloudNativePG
 ``Cluster`` named ``postgres`` instead of the StatefulSet, the apps reach it at
 ``postgres-rw``, and with a backup destination a daily ``ScheduledBackup`` plus the Secret
-``backup-object-store`` from the target's credentials file. Without the capability the stack
-is what it always was (tests/catalog/test_golden.py pins it object by object).
+``backup-object-store`` from the target's credentials file; the database pods get the
+NetworkPolicies the operator and the instance manager need. A service whose StatefulSet runs
+an init script (ckan) declares what it makes instead: managed roles and ``Database`` objects.
+Without the capability the stack is what it always was (tests/catalog/test_golden.py pins it
+object by object).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,15 @@ from controlplane.rendering.target_ref import (
     TargetRef,
     check_backup_config,
     check_capabilities,
+    check_network_config,
 )
 
 TENANT = TenantRef(slug="gent", name="Gent", nis_code="44021")
 INSTANCE = InstanceRef(name="db", id="00000000-0000-4000-8000-00000000cafe")
 ACCESS_KEY, SECRET_KEY = "AKIAEXAMPLE", "s3cr3t-value-of-the-store"
-#: Services whose init scripts are shell (``initdb_configmap``): they keep the StatefulSet.
+#: Services whose StatefulSet runs init scripts (``initdb_configmap``): on a capable target
+#: they declare the roles and databases those make (the postgres component's ``roles`` and
+#: ``databases``), so they get a Cluster too.
 INIT_SCRIPT_SERVICES = {"ckan"}
 
 RENDERER = Renderer(server_secret=b"cnpg-test-secret", kubernetes_version="1.33")
@@ -86,10 +93,6 @@ def test_a_capable_target_gets_a_cluster_and_daily_backups(
     release: ServiceRelease, credentials: Path
 ) -> None:
     objects = _render(release, capable(credentials))
-    if release.name in INIT_SCRIPT_SERVICES:
-        assert _named(objects, "StatefulSet", "postgres") is not None
-        assert not [o for o in objects if o["apiVersion"].startswith("postgresql.cnpg.io/")]
-        return
     assert _named(objects, "StatefulSet", "postgres") is None
     assert _named(objects, "Service", "postgres") is None
     cluster = _named(objects, "Cluster", "postgres")
@@ -143,9 +146,8 @@ def test_without_a_destination_there_is_no_backup(release: ServiceRelease) -> No
     assert not [o for o in objects if o["kind"] == "ScheduledBackup"]
     assert _named(objects, "Secret", "backup-object-store") is None
     cluster = _named(objects, "Cluster", "postgres")
-    if release.name not in INIT_SCRIPT_SERVICES:
-        assert cluster is not None
-        assert "backup" not in cluster["spec"]
+    assert cluster is not None
+    assert "backup" not in cluster["spec"]
 
 
 @pytest.mark.parametrize("release", STATEFUL[:3], ids=IDS[:3])
@@ -158,7 +160,7 @@ def test_without_the_capability_the_stack_is_unchanged(
 
 def test_an_unreadable_credentials_file_fails_the_render_without_its_path(tmp_path: Path) -> None:
     missing = tmp_path / "gone" / "backup.env"
-    release = next(r for r in STATEFUL if r.name not in INIT_SCRIPT_SERVICES)
+    release = STATEFUL[0]
     target = TargetRef.from_target(
         ["cloudnative-pg"],
         {"backup_destination": "s3://b-bucket/p", "backup_credentials_file": str(missing)},
@@ -216,7 +218,7 @@ def test_a_good_object_store_is_accepted(credentials: Path) -> None:
     check_backup_config({}, [])
 
 
-RESTORABLE = [r for r in STATEFUL if r.name not in INIT_SCRIPT_SERVICES]
+RESTORABLE = STATEFUL
 
 
 @pytest.mark.parametrize("when", [None, "2026-11-28T09:30:00+00:00"])
@@ -252,3 +254,167 @@ def test_restored_instance_recovers_from_the_source_folder(
     own = cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
     assert own == f"s3://city-backups/gent/{cluster['metadata']['namespace']}"
     assert own != store["destinationPath"]
+
+
+def _policy(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, Any] | None:
+    return _named(objects, "NetworkPolicy", f"city-platform-{name}")
+
+
+@pytest.mark.parametrize("release", STATEFUL, ids=IDS)
+def test_the_database_pods_get_their_network_policies(
+    release: ServiceRelease, credentials: Path
+) -> None:
+    """Under the baseline's default-deny: the operator (cnpg-system) reaches each instance's
+    status endpoint (8000) and PostgreSQL (5432); the instance manager reaches the Kubernetes
+    API (443/6443; its address is unknown when rendering, so anywhere) and the object store.
+    The apps reach 5432 through the baseline's allow-same-namespace."""
+    objects = _render(release, capable(credentials))
+    pods = {"matchLabels": {"cnpg.io/cluster": "postgres"}}
+    ingress = _policy(objects, "allow-postgres-operator")
+    assert ingress is not None
+    assert ingress["spec"]["podSelector"] == pods
+    assert ingress["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = ingress["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}}
+    ]
+    assert {p["port"] for p in rule["ports"]} == {8000, 5432}
+    egress = _policy(objects, "allow-postgres-egress")
+    assert egress is not None
+    assert egress["spec"]["podSelector"] == pods
+    assert egress["spec"]["policyTypes"] == ["Egress"]
+    (api,) = egress["spec"]["egress"]  # the object store (https, 443) is covered by it
+    assert api["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    same = _policy(objects, "allow-same-namespace")
+    assert same is not None
+    assert same["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+
+
+def test_the_policies_follow_the_target_config(credentials: Path) -> None:
+    ref = TargetRef.from_target(
+        ["cloudnative-pg"],
+        {
+            "backup_destination": "s3://city-backups/gent",
+            "backup_endpoint": "https://minio.gent.local:9000",
+            "backup_credentials_file": str(credentials),
+            "cnpg_operator_namespace": "postgres-operator",
+            "apiserver_cidrs": ["10.96.0.1/32", "192.168.10.5/32"],
+        },
+    )
+    objects = _render(STATEFUL[0], ref)
+    ingress = _policy(objects, "allow-postgres-operator")
+    assert ingress is not None
+    peer = ingress["spec"]["ingress"][0]["from"][0]
+    assert peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "postgres-operator"
+    }
+    egress = _policy(objects, "allow-postgres-egress")
+    assert egress is not None
+    api, store = egress["spec"]["egress"]
+    assert api["to"] == [
+        {"ipBlock": {"cidr": "10.96.0.1/32"}},
+        {"ipBlock": {"cidr": "192.168.10.5/32"}},
+    ]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert store == {
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+        "ports": [{"protocol": "TCP", "port": 9000}],
+    }
+    # Without a destination: the apiserver only.
+    bare = _render(
+        STATEFUL[0],
+        TargetRef.from_target(["cloudnative-pg"], {"apiserver_cidrs": ["10.96.0.1/32"]}),
+    )
+    egress = _policy(bare, "allow-postgres-egress")
+    assert egress is not None
+    assert [r["to"] for r in egress["spec"]["egress"]] == [[{"ipBlock": {"cidr": "10.96.0.1/32"}}]]
+
+
+@pytest.mark.parametrize("release", STATEFUL[:3], ids=IDS[:3])
+def test_no_database_policies_without_the_capability(release: ServiceRelease) -> None:
+    objects = _render(release, TargetRef.from_target([], {}))
+    assert _policy(objects, "allow-postgres-operator") is None
+    assert _policy(objects, "allow-postgres-egress") is None
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"cnpg_operator_namespace": "CNPG_System"}, "config.cnpg_operator_namespace"),
+        ({"cnpg_operator_namespace": "a" * 64}, "config.cnpg_operator_namespace"),
+        ({"apiserver_cidrs": ["10.96.0.1"]}, None),
+        ({"apiserver_cidrs": ["10.96.0.0/8"]}, "config.apiserver_cidrs"),
+        ({"apiserver_cidrs": ["kubernetes"]}, "config.apiserver_cidrs"),
+        ({"apiserver_cidrs": []}, "config.apiserver_cidrs"),
+        ({"apiserver_cidrs": "10.96.0.1/32"}, "config.apiserver_cidrs"),
+        ({"cnpg_operator_namespace": "cnpg-system", "apiserver_cidrs": ["fd00::1/128"]}, None),
+    ],
+)  # fmt: skip
+def test_the_network_config_is_checked(config: dict[str, Any], field: str | None) -> None:
+    if field is None:
+        check_network_config(config)
+        check_backup_config(config, [])
+        return
+    with pytest.raises(InvalidInput) as raised:
+        check_backup_config(config, ["cloudnative-pg"])
+    assert [e.location for e in raised.value.errors] == [field]
+    assert "--" in (raised.value.hint or "")
+
+
+def _init_script(release: ServiceRelease) -> str:
+    plain = _render(release, None)
+    script = _named(plain, "ConfigMap", "postgres-initdb")
+    assert script is not None
+    return "".join(script["data"].values())
+
+
+@pytest.mark.parametrize(
+    "release", [r for r in STATEFUL if r.name in INIT_SCRIPT_SERVICES],
+    ids=[i for i, r in zip(IDS, STATEFUL, strict=True) if r.name in INIT_SCRIPT_SERVICES],
+)  # fmt: skip
+def test_init_script_roles_and_databases_are_declared(
+    release: ServiceRelease, credentials: Path
+) -> None:
+    """What the StatefulSet's init script creates (its CREATE ROLE / CREATE DATABASE), the
+    Cluster declares: the bootstrap database and owner, managed roles whose passwords are the
+    credentials the app connects with, and ``Database`` objects with their owners."""
+    script = _init_script(release)
+    roles = set(re.findall(r"CREATE ROLE (\w+)", script))
+    databases = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)", script))
+    assert roles
+    assert databases
+    objects = _render(release, capable(credentials))
+    assert _named(objects, "ConfigMap", "postgres-initdb") is None
+    assert _named(objects, "StatefulSet", "postgres") is None
+    cluster = _named(objects, "Cluster", "postgres")
+    assert cluster is not None
+    initdb = cluster["spec"]["bootstrap"]["initdb"]
+    # One database of the script is the bootstrap one, with its owner.
+    assert databases.pop(initdb["database"]) == initdb["owner"]
+    managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    assert set(managed) | {initdb["owner"]} == roles
+    # The URLs the app connects with: role -> password.
+    text = json.dumps([o for o in objects if o["kind"] == "Secret"])
+    used = dict(re.findall(r"postgresql://(\w+):([^@]+)@postgres-rw:5432/", text))
+    owner = _named(objects, "Secret", initdb["secret"]["name"])
+    assert owner is not None
+    assert used[initdb["owner"]] == owner["stringData"]["password"]
+    for name, role in managed.items():
+        assert role["ensure"] == "present"
+        assert role["login"] is True
+        assert not role.get("superuser")
+        secret = _named(objects, "Secret", role["passwordSecret"]["name"])
+        assert secret is not None
+        assert secret["type"] == "kubernetes.io/basic-auth"
+        assert secret["stringData"]["username"] == name
+        assert secret["stringData"]["password"] == used[name]
+    declared = {
+        o["spec"]["name"]: o["spec"]
+        for o in objects
+        if o["kind"] == "Database" and o["apiVersion"] == "postgresql.cnpg.io/v1"
+    }
+    assert {n: d["owner"] for n, d in declared.items()} == databases
+    assert all(d["cluster"] == {"name": "postgres"} for d in declared.values())
+    # No password is written into SQL or the Cluster.
+    assert not any(p in json.dumps(cluster) for p in used.values())

@@ -45,6 +45,8 @@ def create_target(
         "backup_destination",
         "backup_endpoint",
         "backup_credentials_file",
+        "cnpg_operator_namespace",
+        "apiserver_cidrs",
     ):
         if config.get(optional, "") is None:
             del config[optional]  # stored only when given
