@@ -2,9 +2,9 @@
 
 The steps, each with its own module: parameters (defaults, schema) → templates (Jinja2
 sandbox, one JSON value per expression) → YAML (yaml-rs, duplicate keys refused) →
-security policy → namespace and labels → namespace baseline → Kubernetes schemas →
-credential leak check → digest. All problems of one render are collected and raised
-once; a render either returns the whole stack or nothing.
+security policy → config digests (rollout) → namespace and labels → namespace baseline →
+Kubernetes schemas → credential leak check → digest. All problems of one render are
+collected and raised once; a render either returns the whole stack or nothing.
 
 This module must not know about the database, the API or how objects are applied; it
 never reads files (a release carries its template text) and never logs credentials.
@@ -23,7 +23,7 @@ import yaml_rs
 from controlplane.catalog.models import Plan, ServiceRelease, canonical_json
 from controlplane.errors import ErrorItem, InvalidInput
 from controlplane.rendering import baseline as baseline_module
-from controlplane.rendering import policy, traits
+from controlplane.rendering import policy, rollout, traits
 from controlplane.rendering.errors import ManifestInvalid, PolicyViolation, TemplateInvalid
 from controlplane.rendering.naming import (
     CHANGING_LABELS,
@@ -268,6 +268,11 @@ class Renderer:
             stack.extend(with_tls(stack, tls))
         if target is not None:
             stack.extend(target.backup_secrets(stack))
+        # Pods read ConfigMaps and Secrets when they start: a digest of what each pod
+        # template reads makes a configuration change roll its pods (keyed: Secrets).
+        rollout.stamp_config_digests(
+            stack, key=rollout.digest_key(self._server_secret, instance.id)
+        )
 
         labels = standard_labels(
             service=release.name,

@@ -16,8 +16,9 @@ from tests.rendering.conftest import INSTANCE, SERVER_SECRET, TENANT, RenderFn
 
 ISSUER = TlsIssuer(name="letsencrypt-prod")
 # The digest of the fixture webapp 1.0.0 (plan small) as rendered before TLS existed
-# (computed from the committed renderer): an issuer-less render must not move it.
-WEBAPP_DIGEST_BEFORE_TLS = "sha256:81cd73d24c5617625d68967b197ff31364a670aec38848da3a317727acfd944b"
+# (computed from the committed renderer; re-recorded when pod templates got the
+# config digest of controlplane.rendering.rollout): an issuer-less render must not move it.
+WEBAPP_DIGEST_BEFORE_TLS = "sha256:ebeaebf2a4ff7033bd75c711742ba371d69a24e1d5d15501a0214aee46b9ffa4"
 
 
 def _of(objects: Any, kind: str) -> list[dict[str, Any]]:
