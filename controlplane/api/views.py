@@ -90,6 +90,7 @@ def instance(
         generation=row.generation,
         deletion_requested=row.deletion_requested,
         deletion_protection=row.deletion_protection,
+        purge_after=row.purge_after,
         status=schemas.InstanceStatus(
             phase=schemas.PhaseName(row.phase),
             conditions=[schemas.Condition.model_validate(c) for c in row.conditions],
@@ -136,7 +137,7 @@ def urls(row: Instance) -> list[schemas.InstanceURL]:
     instances it has loaded (a list page), reading only ``release -> 'entry_points'``.
     """
     session = object_session(row)
-    if session is None or row.hostname is None or row.deletion_requested:
+    if session is None or row.hostname is None or row.deletion_requested or row.purge_after:
         return []
     if row.phase in (Phase.DELETING, Phase.DELETED):
         return []
