@@ -32,7 +32,7 @@ TimeoutOpt = Annotated[
 ]
 
 #: Committed: written by a GitOps target that cannot observe the cluster (its success).
-FINAL = frozenset({"Ready", "Committed", "Failed"})
+FINAL = frozenset({"Ready", "Committed", "Failed", "Retained"})
 
 
 def settling(instance: dict[str, Any]) -> str:

@@ -110,6 +110,8 @@ def _emit_instances(data: dict[str, Any] | list[dict[str, Any]], output: Format)
 def _notes(instance: dict[str, Any]) -> str:
     """The NOTES cell: deletion protection first, then the version's lifecycle."""
     notes = ["deletion protected"] if instance.get("deletion_protection") else []
+    if instance.get("purge_after"):
+        notes.append(f"retained until {str(instance['purge_after'])[:16].replace('T', ' ')}")
     lifecycle = lifecycle_notes(instance)
     return "; ".join([*notes, lifecycle] if lifecycle else notes)
 
@@ -586,16 +588,25 @@ def history(name: Name, tenant: TenantOpt = None, output: OutputOpt = Format.TAB
 def delete(
     name: Name,
     tenant: TenantOpt = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Delete everything now, data included, instead of retaining the data.",
+        ),
+    ] = False,
     yes: YesOpt = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = 600.0,
     output: OutputOpt = Format.TABLE,
 ) -> None:
-    """Delete an instance and everything it runs (its revisions stay in the history).
+    """Delete an instance: its workloads stop and its data is retained until its purge date
+    (`cityctl instance restore` brings it back). With --purge everything goes now, data
+    included (also for a retained instance). Revisions stay in the history.
 
     A protected instance is refused (exit 5) until `cityctl instance unprotect` lifts it.
 
-    Example: cityctl instance delete login --yes --wait
+    Example: cityctl instance delete login --purge --yes --wait
     """
     with state.client() as client:
         slug = resolve_tenant(client, tenant)
@@ -604,13 +615,25 @@ def delete(
         # A protected instance: no question whose answer cannot matter; the API refuses it
         # (409 deletion_protected, with the command that lifts the protection).
         if not current.get("deletion_protection"):
-            confirm(
-                f"delete {slug}/{name} ({current['service']} {current['version']}, "
-                f"{describe(current)}) and all its data",
-                yes=yes,
+            if purge:
+                question = (
+                    f"purge {slug}/{name} ({current['service']} {current['version']}, "
+                    f"{describe(current)}): delete it and all its data now, without restore"
+                )
+            else:
+                question = (
+                    f"delete {slug}/{name} ({current['service']} {current['version']}, "
+                    f"{describe(current)}); its data is kept until its purge date"
+                )
+            confirm(question, yes=yes)
+        params = {"purge": "true"} if purge else None
+        instance = client.call("DELETE", path, params=params, headers=precondition).json()
+        if wait and not purge and instance.get("purge_after"):
+            settled_retained = wait_for_instance(
+                client, path, generation=int(instance["generation"]), timeout=timeout
             )
-        instance = client.call("DELETE", path, headers=precondition).json()
-        if wait:
+            instance = settled_retained or instance
+        elif wait:
             settled = wait_for_instance(
                 client, path, generation=int(instance["generation"]), timeout=timeout, deleting=True
             )
@@ -625,12 +648,40 @@ def delete(
                 }
                 settled = {**instance, "status": status}
             instance = settled
+        elif instance.get("purge_after") and not purge:
+            stderr.print(
+                f"{name} is deleted; its data is retained until "
+                f"{str(instance['purge_after'])[:16].replace('T', ' ')} UTC. Bring it back "
+                f"with `cityctl instance restore {name}`, remove it now with "
+                f"`cityctl instance delete {name} --purge`."
+            )
         else:
             stderr.print(
                 f"Deletion of {name} requested; follow it with `cityctl instance show {name}` "
                 "or use --wait."
             )
         _emit_instances(instance, output)
+
+
+@app.command()
+def restore(
+    name: Name,
+    tenant: TenantOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 600.0,
+    output: OutputOpt = Format.TABLE,
+) -> None:
+    """Bring a retained instance back (deleted without --purge, before its purge date):
+    its workloads start again on the kept volumes.
+
+    Example: cityctl instance restore login --wait
+    """
+    with state.client() as client:
+        path = instances_path(resolve_tenant(client, tenant), name)
+        instance = client.call("POST", f"{path}/restore").json()
+        _finish(
+            client, path, instance, wait=wait, timeout=timeout, output=output, done="Restore queued"
+        )
 
 
 @app.command()

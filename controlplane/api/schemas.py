@@ -60,6 +60,7 @@ class PhaseName(StrEnum):
     FAILED = "Failed"
     DELETING = "Deleting"
     DELETED = "Deleted"
+    RETAINED = "Retained"
 
 
 def _check_storable(value: Any, path: str, depth: int = 0) -> None:
@@ -622,6 +623,9 @@ class InstancePublic(BaseModel):
     deletion_protection: bool = False
     #: Set when its database was recovered from another instance's backups at creation.
     restored_from: RestoredFrom | None = None
+    #: Set while retained (deleted without purge): the data is kept until then
+    #: (``POST …/restore`` brings the instance back), then purged.
+    purge_after: datetime | None = None
     status: InstanceStatus
     created_at: datetime
     updated_at: datetime

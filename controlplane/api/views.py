@@ -93,6 +93,7 @@ def instance(
         restored_from=(
             schemas.RestoredFrom.model_validate(row.restore_from) if row.restore_from else None
         ),
+        purge_after=row.purge_after,
         status=schemas.InstanceStatus(
             phase=schemas.PhaseName(row.phase),
             conditions=[schemas.Condition.model_validate(c) for c in row.conditions],
@@ -139,7 +140,7 @@ def urls(row: Instance) -> list[schemas.InstanceURL]:
     instances it has loaded (a list page), reading only ``release -> 'entry_points'``.
     """
     session = object_session(row)
-    if session is None or row.hostname is None or row.deletion_requested:
+    if session is None or row.hostname is None or row.deletion_requested or row.purge_after:
         return []
     if row.phase in (Phase.DELETING, Phase.DELETED):
         return []

@@ -244,6 +244,6 @@ def running_services(session: Session, now: datetime) -> dict[str, set[str]]:
     events = load_events(session, now, load_catalogue(session), slugs)
     result: dict[str, set[str]] = {}
     for items in group_by_instance(events).values():
-        if items[-1].kind is not UsageKind.STOPPED:
+        if items[-1].kind not in (UsageKind.STOPPED, UsageKind.RETAINED):
             result.setdefault(items[-1].tenant, set()).add(items[-1].service)
     return result

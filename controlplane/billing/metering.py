@@ -4,7 +4,8 @@ Each instance's events are replayed in time order (started → plan_changed … 
 stretch between two events is an interval in one plan, clipped to the period and, for a month
 still running, to ``until`` (month to date). Intervals are aware UTC datetimes, so a month with
 a daylight-saving change has its true length; a share of the period is an exact ratio of
-microseconds.
+microseconds. After ``retained`` (deleted, data kept) an interval meters storage only: no cpu,
+no memory, and no plan fee or run time in the statements.
 
 The second half rates usage: effective-dated unit rates per measure (:class:`RateCard`), the
 requested and measured quantities of every instance, and quantity * rate in cents
@@ -28,7 +29,12 @@ from controlplane.billing.errors import PriceInvalid, UsageInvalid
 from controlplane.billing.models import UsageEvent, UsageKind
 from controlplane.billing.periods import MICROSECOND, Period, local_midnight, require_aware
 
-_ORDER = {UsageKind.STARTED: 0, UsageKind.PLAN_CHANGED: 1, UsageKind.STOPPED: 2}
+_ORDER = {
+    UsageKind.STARTED: 0,
+    UsageKind.PLAN_CHANGED: 1,
+    UsageKind.RETAINED: 2,
+    UsageKind.STOPPED: 3,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ class UsageInterval:
     cpu: Decimal | None
     memory: Decimal | None
     storage: Decimal | None = None
+    #: Deleted with its data retained: only its storage is metered (no workloads run).
+    retained: bool = False
 
     @property
     def microseconds(self) -> int:
@@ -135,6 +143,7 @@ def _clip(
     if hi <= lo:
         return
     assert opened.plan is not None  # UsageEvent guarantees a plan on started/plan_changed
+    retained = opened.kind is UsageKind.RETAINED
     into.append(
         UsageInterval(
             instance_id=instance_id,
@@ -143,9 +152,10 @@ def _clip(
             plan=opened.plan,
             start=lo,
             end=hi,
-            cpu=opened.cpu,
-            memory=opened.memory,
+            cpu=None if retained else opened.cpu,
+            memory=None if retained else opened.memory,
             storage=opened.storage,
+            retained=retained,
         )
     )
 

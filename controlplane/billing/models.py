@@ -49,6 +49,8 @@ __all__ = [
 class UsageKind(StrEnum):
     STARTED = "started"
     PLAN_CHANGED = "plan_changed"
+    #: Workloads stopped, data kept: from here the instance's storage only is metered.
+    RETAINED = "retained"
     STOPPED = "stopped"
 
 

@@ -353,8 +353,11 @@ def compute_statements(
                 f"{interval.tenant}, which is not in the tenant master data",
                 hint="pass every tenant that has usage in the period",
             )
+    # Retained instances (deleted, data kept) pay for their storage only (rated below):
+    # no plan fee, no run time in the pools' shares.
+    running = [i for i in intervals if not i.retained]
     lines: dict[str, list[StatementLine]] = defaultdict(list)
-    for tenant_slug, line in _plan_fee_lines(period, intervals, prices):
+    for tenant_slug, line in _plan_fee_lines(period, running, prices):
         lines[tenant_slug].append(line)
     rated = [] if rates is None else rate_usage(intervals, measured, rates, period, until=until)
     costs: dict[str, dict[str | None, int]] = defaultdict(dict)
@@ -369,9 +372,9 @@ def compute_statements(
         for service in {item.service, None}:
             costs[item.tenant][service] = costs[item.tenant].get(service, 0) + item.cents
 
-    usage = _usage_by_tenant(intervals)
+    usage = _usage_by_tenant(running)
     trials = _trials(grouped, until, trial_grace)
-    days = _days_used([i for i in intervals if i.instance_id not in trials and i.microseconds > 0])
+    days = _days_used([i for i in running if i.instance_id not in trials and i.microseconds > 0])
     if active_tenants is None:
         active = sorted(usage)
     else:

@@ -81,6 +81,9 @@ class Plan(_Strict):
     #: Instances created on (or changed to) this plan start protected against deletion
     #: (``cityctl instance unprotect`` lifts it). Metadata: not part of the release digest.
     deletion_protection: bool = False
+    #: Days an instance's data (volumes, Secrets, namespace) is kept after ``instance
+    #: delete`` without ``--purge``. Metadata: not part of the release digest.
+    retention_days: int = Field(default=30, ge=0, le=3650)
 
 
 class AdminCredentials(_Strict):
@@ -232,7 +235,7 @@ ImageFactsSheet = dict[str, ImageFacts]
 #: ("amended") without changing the digest every instance was rendered from.
 METADATA_FIELDS = ("entry_points", "admin_credentials")
 METADATA_VERSION_FIELDS = ("forward_only_migrations", "admin_credentials")
-METADATA_PLAN_FIELDS = ("deletion_protection",)
+METADATA_PLAN_FIELDS = ("deletion_protection", "retention_days")
 
 
 class ServiceDefinition(_Strict):

@@ -25,7 +25,7 @@ from controlplane.db.locking import lock_row, reread
 from controlplane.db.paging import Page, SortKey, paginate, str_key, uuid_key
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict, ErrorItem, InvalidInput, NotFound, PreconditionFailed
-from controlplane.provisioning import admission, hostnames, queueing
+from controlplane.provisioning import admission, hostnames, queueing, retention
 from controlplane.provisioning.admission import ParameterCheck
 from controlplane.provisioning.backups import RestoreRequest, restore_source
 from controlplane.provisioning.models import Instance, Phase, Revision, Target
@@ -72,6 +72,20 @@ class DeletionProtected(Conflict):
 
     title = "Instance protected against deletion"
     code = "deletion_protected"
+
+
+class InstanceRetained(Conflict):
+    """The instance was deleted and is retained; restore it before changing it."""
+
+    title = "Instance retained"
+    code = "instance_retained"
+
+
+class InstanceNotRetained(Conflict):
+    """Only a retained instance (deleted without purge) can be restored."""
+
+    title = "Instance not retained"
+    code = "instance_not_retained"
 
 
 class RevisionNotFound(NotFound):
@@ -326,6 +340,13 @@ def _check_generation(instance: Instance, expected: int | None) -> None:
 def _check_alive(instance: Instance) -> None:
     if instance.deletion_requested:
         raise InstanceBeingDeleted(f"Instance {instance.name!r} is being deleted.")
+    if instance.purge_after is not None:
+        raise InstanceRetained(
+            f"Instance {instance.name!r} was deleted; its data is retained until "
+            f"{instance.purge_after:%Y-%m-%d %H:%M} UTC. Nothing was changed.",
+            hint=f"cityctl instance restore {instance.name}",
+            extra={"instance": instance.name},
+        )
 
 
 def update_instance(
@@ -461,16 +482,24 @@ def _storage_warnings(session: Session, instance: Instance, plan: Plan) -> list[
 
 
 def delete_instance(
-    session: Session, *, instance: Instance, expected_generation: int | None = None
+    session: Session,
+    *,
+    instance: Instance,
+    expected_generation: int | None = None,
+    purge: bool = False,
 ) -> Change:
-    """Request deletion (idempotent); the reconciler removes the stack and frees the name.
+    """Request deletion (idempotent): retained (workloads stopped, data kept until
+    ``purge_after``), or with ``purge`` everything at once, which frees the name.
 
     Refused (:class:`DeletionProtected`) while the instance is protected: checked on the
-    locked row, so a concurrent unprotect and delete cannot both pass unseen.
+    locked row, so a concurrent unprotect and delete cannot both pass unseen. A retained
+    instance can be purged.
     """
     _lock(session, instance, expected_generation)
     _check_generation(instance, expected_generation)
     if instance.deletion_requested:
+        return Change(instance=instance)
+    if instance.purge_after is not None and not purge:
         return Change(instance=instance)
     if instance.deletion_protection:
         raise DeletionProtected(
@@ -478,14 +507,51 @@ def delete_instance(
             hint=f"cityctl instance unprotect {instance.name}",
             extra={"instance": instance.name},
         )
-    instance.deletion_requested = True
-    instance.phase = Phase.DELETING
+    instance.updated_at = utcnow()
+    if purge:
+        retention.request_purge(session, instance)
+        return Change(instance=instance, diff={"deletion_requested": [False, True]})
+    instance.purge_after = retention.purge_date(session, instance, instance.updated_at)
+    instance.phase = Phase.RETAINED
+    instance.message = "Stopping the workloads; the data is kept."
+    instance.generation += 1
+    session.add(instance)
+    session.flush()
+    _enqueue(session, instance, "retained")
+    return Change(instance=instance, diff={"purge_after": [None, instance.purge_after]})
+
+
+def restore_instance(
+    session: Session,
+    *,
+    tenant: Tenant,
+    instance: Instance,
+    expected_generation: int | None = None,
+) -> Change:
+    """Bring a retained instance back: the reconciler applies its stack again on the kept
+    volumes. Refused (:class:`InstanceNotRetained`) for any other instance, and while the
+    tenant is not active (its workloads would start again)."""
+    _lock(session, instance, expected_generation)
+    _check_generation(instance, expected_generation)
+    admission.check_tenant_active(tenant)
+    if instance.deletion_requested:
+        raise InstanceBeingDeleted(f"Instance {instance.name!r} is being deleted.")
+    if instance.purge_after is None:
+        raise InstanceNotRetained(
+            f"Instance {instance.name!r} is not retained (phase {instance.phase}): only an "
+            "instance deleted without --purge can be restored, before its purge date.",
+            extra={"instance": instance.name},
+        )
+    old = instance.purge_after
+    instance.purge_after = None
+    instance.phase = Phase.PROVISIONING
+    instance.message = "Restoring: the workloads start again on the kept volumes."
     instance.generation += 1
     instance.updated_at = utcnow()
     session.add(instance)
     session.flush()
-    _enqueue(session, instance, "deleted")
-    return Change(instance=instance, diff={"deletion_requested": [False, True]})
+    _enqueue(session, instance, "restored")
+    return Change(instance=instance, diff={"purge_after": [old, None]})
 
 
 def set_deletion_protection(session: Session, *, instance: Instance, protected: bool) -> Change:

@@ -40,6 +40,9 @@ class Phase(StrEnum):
     FAILED = "Failed"
     DELETING = "Deleting"
     DELETED = "Deleted"
+    #: Deleted without purge: workloads stopped, data (volumes, Secrets, namespace) kept
+    #: until ``purge_after``; ``cityctl instance restore`` brings it back.
+    RETAINED = "Retained"
 
 
 class TargetKind(StrEnum):
@@ -163,6 +166,9 @@ class Instance(SQLModel, table=True):
     restore_from: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSONDoc, nullable=True)
     )
+    #: Set while the instance is retained (deleted without purge): its workloads are
+    #: stopped, its data kept until then; the worker purges it afterwards. Desired state.
+    purge_after: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # -- observed state, written by the reconciler only
     phase: Phase = Field(default=Phase.PENDING, sa_column=Column(String(16), nullable=False))
     observed_generation: int = Field(default=0, sa_column=Column(Integer, nullable=False))
@@ -257,6 +263,8 @@ class ReconcileRequest(SQLModel, table=True):
 class UsageKind(StrEnum):
     STARTED = "started"
     PLAN_CHANGED = "plan_changed"
+    #: The workloads stopped, the data is kept (storage only is billed from here).
+    RETAINED = "retained"
     STOPPED = "stopped"
 
 

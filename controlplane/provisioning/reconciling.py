@@ -7,6 +7,9 @@ target, pinned published release and last applied revision, then:
   target still removes it (a namespace terminating), phase ``Deleting`` with what was seen,
   checked again after a short backoff; once it is gone, phase ``Deleted``, ``deleted_at``
   (the name is free again), usage event ``stopped``;
+- retained (deleted without purge, ``purge_after`` set) → apply only the stack's data
+  objects (volumes, Secrets, namespace: ``retention.data_stack``) and prune the rest; phase
+  ``Retained``, usage event ``retained`` (storage only is billed); no periodic resync;
 - the generation was already applied (a resync) → check drift with reads only; re-apply just
   the drifted objects; nothing drifted means **zero writes** to the target and no revision;
 - otherwise → render, apply only the objects whose digest differs from the last revision's
@@ -49,7 +52,7 @@ from controlplane.catalog.records import PublishedVersion
 from controlplane.db.engine import is_postgres
 from controlplane.db.types import utcnow
 from controlplane.errors import ControlPlaneError, InvalidInput
-from controlplane.provisioning import queueing
+from controlplane.provisioning import queueing, retention
 from controlplane.provisioning.models import (
     Instance,
     Phase,
@@ -88,6 +91,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # render/admission error: needs a change of input
     RETRY = "retry"  # target error: retried with backoff
     DELETING = "deleting"  # deletion requested, the target still removes it: checked later
+    RETAINED = "retained"  # deleted without purge: workloads pruned, data objects kept
     LOST = "lost"  # the lease was taken over: nothing recorded
     GONE = "gone"  # the instance no longer exists
 
@@ -137,7 +141,7 @@ Conditions = Mapping[str, tuple[bool, str, str]]
 
 #: Outcomes whose record only makes sense on an existing instance row: when the row is
 #: gone, nothing is recorded (the request's lease expires and the next claim removes it).
-_ON_THE_INSTANCE = frozenset({Outcome.APPLIED, Outcome.DELETED, Outcome.DELETING})
+_ON_THE_INSTANCE = frozenset({Outcome.APPLIED, Outcome.DELETED, Outcome.DELETING, Outcome.RETAINED})
 
 
 @dataclass(frozen=True)
@@ -374,6 +378,8 @@ class Reconciler:
             target = self.targets.get(loaded.target_row)
             if instance.deletion_requested:
                 return self._delete(held, loaded, target)
+            if instance.purge_after is not None:
+                return self._retain(held, loaded, target)
             return self._converge(held, loaded, target)
         except TargetRejected as exc:
             log.warning("reconcile rejected by target", extra={**extra, "error": exc.detail})
@@ -466,7 +472,14 @@ class Reconciler:
         if row is not None:
             if step.revision is not None:
                 row.current_revision = _add_revision(session, row, step.revision, step.at)
-            for kind in step.usage:
+            usage = step.usage
+            if (
+                step.revision is not None
+                and not usage
+                and _last_usage(session, row) == UsageKind.RETAINED
+            ):
+                usage = (UsageKind.PLAN_CHANGED,)  # restored: the workloads run again
+            for kind in usage:
                 _add_usage(session, row, kind, step)
             if step.phase is not None:
                 _set_status(row, step.phase, step.conditions, step.generation, message=step.message)
@@ -773,6 +786,45 @@ class Reconciler:
             next_due_in=None,
         )
 
+    def _retain(self, held: Claim, loaded: _Loaded, target: StackTarget) -> Step:
+        """Keep the data objects of the stack, prune the rest (workloads stop).
+
+        No revision is recorded: the last one still says what a restore applies, and the
+        restore's new generation applies what is missing (found as drift).
+        """
+        instance, last = loaded.instance, loaded.last
+        stack, _storage = self._render(loaded)
+        kept = retention.data_stack(stack)
+        written = target.apply(kept, only=target.drifted(kept)).written
+        # Never prune what a worker that took the lease over may have just written.
+        self._check_lease(held)
+        pruned = target.prune(kept, previous=list(last.inventory) if last is not None else [])
+        until = f"{instance.purge_after:%Y-%m-%d %H:%M} UTC" if instance.purge_after else "?"
+        message = (
+            f"Deleted; the data is retained until {until}: "
+            f"`cityctl instance restore {instance.name}` brings the instance back, "
+            f"`cityctl instance delete {instance.name} --purge` removes it now."
+        )
+        return Step(
+            held,
+            Outcome.RETAINED,
+            instance.generation,
+            phase=Phase.RETAINED,
+            conditions={
+                "Applied": (
+                    True,
+                    "Retained",
+                    f"Kept {len(kept.digests)} data object(s), pruned {len(pruned)}.",
+                ),
+                "Ready": (False, "Retained", message),
+            },
+            message=message,
+            usage=(UsageKind.RETAINED,),
+            next_due_in=None,
+            written=len(written),
+            pruned=len(pruned),
+        )
+
     def _deleting(self, held: Claim, loaded: _Loaded, deletion: Deletion) -> Step:
         message = deletion.message or "Deletion requested; the target is still removing it."
         return Step(
@@ -886,8 +938,14 @@ def _add_revision(session: Session, row: Instance, new: NewRevision, at: datetim
 def _add_usage(session: Session, row: Instance, kind: UsageKind, step: Step) -> None:
     """Add a usage event: at the applied revision's plan, ``stopped`` at most once.
 
-    ``stopped`` is billed only for an instance that ever started (an applied revision).
+    ``stopped`` is billed only for an instance that ever started (an applied revision);
+    ``retained`` once per retention, only after the instance ran.
     """
+    if kind == UsageKind.RETAINED and (
+        row.current_revision <= 0
+        or _last_usage(session, row) in (None, UsageKind.RETAINED, UsageKind.STOPPED)
+    ):
+        return
     if kind == UsageKind.STOPPED:
         stopped = session.execute(
             select(func.count())
@@ -910,6 +968,17 @@ def _add_usage(session: Session, row: Instance, kind: UsageKind, step: Step) -> 
             at=step.at,
         )
     )
+
+
+def _last_usage(session: Session, row: Instance) -> UsageKind | None:
+    """The kind of the instance's latest usage event (None when it has none)."""
+    kind = session.execute(
+        select(col(UsageEvent.kind))
+        .where(col(UsageEvent.instance_id) == row.id)
+        .order_by(col(UsageEvent.at).desc())
+        .limit(1)
+    ).scalar()
+    return UsageKind(kind) if kind is not None else None
 
 
 # -- status helpers

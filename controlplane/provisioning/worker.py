@@ -30,11 +30,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from controlplane.db.engine import is_postgres
 from controlplane.db.types import utcnow
 from controlplane.errors import Conflict
-from controlplane.provisioning import queueing
+from controlplane.provisioning import queueing, retention
 from controlplane.provisioning.fleet.executor import FleetExecutor
 from controlplane.provisioning.reconciling import Outcome, Reconciler, Result
 from controlplane.provisioning.render_pool import RenderPool
@@ -91,6 +92,7 @@ class Worker:
         listen: bool = True,
         render_processes: int = 0,
         kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+        purge_every_seconds: float = 60.0,
     ) -> None:
         check_concurrency(engine, concurrency)
         self.engine = engine
@@ -127,6 +129,9 @@ class Worker:
         self.render_processes = render_processes
         self._renders: RenderPool | None = None
         self._renders_lock = threading.Lock()
+        #: Retained instances past their purge date are purged at most this often (thread 0).
+        self.purge_every_seconds = purge_every_seconds
+        self._next_purge = 0.0
         # Fleet upgrade runs advance from the same loop (docs/fleet.md); tests tick by hand.
         # Their parameter checks render for the platform's Kubernetes version (the setting).
         self.fleet = (
@@ -250,12 +255,25 @@ class Worker:
             try:
                 if self.fleet is not None:
                     self.fleet.tick()
+                if index == 0 and time.monotonic() >= self._next_purge:
+                    self._next_purge = time.monotonic() + self.purge_every_seconds
+                    self.purge_expired()
                 done = self.run_once(owner)
             except Exception:  # a bug or a database outage must not kill the thread
                 log.exception("reconcile loop error", extra={"worker": owner})
                 done = 0
             if done == 0:
                 self._idle()
+
+    def purge_expired(self) -> int:
+        """Purge the retained instances whose purge date has passed (audited as
+        ``instance.purge`` by ``system:worker``); their deletion is then reconciled."""
+        with Session(self.engine) as session:
+            ids = [row.id for row in retention.purge_expired(session, utcnow())]
+            session.commit()
+        for instance_id in ids:
+            log.info("retention over: purging", extra={"instance_id": str(instance_id)})
+        return len(ids)
 
     def run_once(self, owner: str | None = None) -> int:
         """Claim one batch and reconcile it; returns how many claims were processed."""

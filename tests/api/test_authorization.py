@@ -131,6 +131,11 @@ ENDPOINTS = [
     Endpoint("GET", f"{INST}/web/backups", BACKUPS),
     Endpoint("POST", f"{INST}/web/protection", OWN_WRITE),
     Endpoint("DELETE", f"{INST}/web/protection", OWN_WRITE),
+    # Before the delete: the allowed roles pass the permission check and meet an instance
+    # that is not retained (409 instance_not_retained); the others are refused as usual.
+    Endpoint(
+        "POST", f"{INST}/web/restore", {**OWN_WRITE, "tenant-admin": "409", "operator": "409"}
+    ),
     Endpoint("DELETE", f"{INST}/web", OWN_WRITE),
     Endpoint("GET", "/api/v1/targets", READ_ALL_ROLES),
     Endpoint("GET", "/api/v1/targets/local", READ_ALL_ROLES),

@@ -127,7 +127,10 @@ def test_unprotect_is_its_own_audited_step_then_delete_works(
 
     deleted = client.delete(f"{BASE}/web", headers=world.auth("tenant-admin"))
     assert deleted.status_code == 202, deleted.text
-    assert deleted.json()["deletion_requested"] is True
+    assert deleted.json()["status"]["phase"] == "Retained"  # retention: the data is kept
+    purged = client.delete(f"{BASE}/web?purge=true", headers=world.auth("tenant-admin"))
+    assert purged.status_code == 202, purged.text
+    assert purged.json()["deletion_requested"] is True
     # Being deleted: it cannot be protected any more.
     late = client.post(f"{BASE}/web/protection", headers=world.auth("tenant-admin"))
     assert late.status_code == 409
@@ -196,11 +199,12 @@ def test_plan_protection_keeps_every_shipped_digest() -> None:
 
 
 def _digest_before_the_field(release: ServiceRelease) -> str:
-    """The digest as computed before plans had ``deletion_protection`` at all."""
+    """The digest as computed before plans had ``deletion_protection`` (and
+    ``retention_days``) at all."""
     body = release.model_dump(
         mode="json",
         exclude={**dict.fromkeys(METADATA_FIELDS, True), "version": set(METADATA_VERSION_FIELDS)},
     )
     for plan in body["plans"]:
-        del plan["deletion_protection"]
+        del plan["deletion_protection"], plan["retention_days"]
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()

@@ -159,12 +159,28 @@ def test_delete_is_idempotent_and_blocks_changes(client: TestClient, world: Worl
     h = world.auth("tenant-admin")
     r = client.delete(f"{BASE}/web", headers=h)
     assert r.status_code == 202
-    assert r.json()["deletion_requested"] is True
-    assert r.json()["status"]["phase"] == "Deleting"
+    # Retained (issue 18): the data is kept until purge_after; a change is refused.
+    assert r.json()["deletion_requested"] is False
+    assert r.json()["status"]["phase"] == "Retained"
+    assert r.json()["purge_after"]
     assert r.json()["generation"] == 2
     assert client.delete(f"{BASE}/web", headers=h).json()["generation"] == 2
     r = client.patch(f"{BASE}/web", json={"plan": "large"}, headers=h)
     assert r.status_code == 409
+    assert r.json()["code"] == "instance_retained"
+    assert r.json()["hint"] == "cityctl instance restore web"
+    # Purge: everything goes.
+    r = client.delete(f"{BASE}/web", params={"purge": "true"}, headers=h)
+    assert r.status_code == 202
+    assert r.json()["deletion_requested"] is True
+    assert r.json()["status"]["phase"] == "Deleting"
+    assert r.json()["generation"] == 3
+    assert client.delete(f"{BASE}/web?purge=true", headers=h).json()["generation"] == 3
+    r = client.patch(f"{BASE}/web", json={"plan": "large"}, headers=h)
+    assert r.status_code == 409
+    r = client.post(f"{BASE}/web/restore", headers=h)
+    assert r.status_code == 409
+    assert r.json()["code"] == "instance_deleting"
 
 
 def test_upgrade_and_rollback(client: TestClient, world: World, engine: Engine) -> None:

@@ -121,7 +121,8 @@ def test_unprotect_asks_naming_the_instance_and_is_audited(
     ]
 
     deleted = platform.json("instance", "delete", "login", "--yes", token=admin)
-    assert deleted["deletion_requested"] is True
+    assert deleted["status"]["phase"] == "Retained"  # retention: the data is kept
+    assert deleted["purge_after"]
 
 
 def test_protect_without_a_question_and_unprotect_yes_in_scripts(

@@ -188,8 +188,9 @@ def test_municipality_runs_its_service(platform: Platform) -> None:
     assert "--yes" in refused.stderr
 
     deleted = platform.run(
-        "instance", "delete", "login", "--yes", "--wait", "--timeout", "60", token=token
-    )
+        "instance", "delete", "login", "--purge", "--yes", "--wait", "--timeout", "60",
+        token=token,
+    )  # fmt: skip
     assert deleted.exit_code == 0, deleted.stderr
     gone = platform.run("instance", "show", "login", token=token)
     assert gone.exit_code == 4

@@ -206,8 +206,19 @@ def _walk(
     assert revisions[0]["rollback_of"] == 1
     assert [r["generation"] for r in revisions] == [5, 4, 3, 2, 1]
 
-    # Delete: the stack is gone from the target and the instance from the API.
-    api.call("DELETE", f"{BASE}/forms", 202)
+    # Delete retains the data (issue 18): the workloads go, the instance stays Retained.
+    deleted = api.call("DELETE", f"{BASE}/forms", 202)
+    api.wait(
+        lambda: (
+            api.call("GET", f"{BASE}/forms", 200)["status"].get("observedGeneration")
+            == deleted["generation"]
+        ),
+        "the instance to be retained",
+        timeout=120,
+    )
+    assert api.call("GET", f"{BASE}/forms", 200)["status"]["phase"] == "Retained"
+    # Purge: the stack is gone from the target and the instance from the API.
+    api.call("DELETE", f"{BASE}/forms?purge=true", 202)
     api.wait(
         lambda: api.client.get(f"{BASE}/forms", headers=api.headers).status_code == 404,
         "the instance to be deleted",

@@ -537,7 +537,9 @@ class Driver:
                 revision = self.rng.randrange(1, current)
                 self._call(op, client, "POST", f"{path}/rollback", json={"revision": revision})
         elif op == "delete":
-            self._call(op, client, "DELETE", path)
+            # Purge: the soak's invariants are about instances that go (retention, issue 18,
+            # has its own tests).
+            self._call(op, client, "DELETE", path, params={"purge": "true"})
 
 
 # -- convergence and the snapshot ----------------------------------------------------------

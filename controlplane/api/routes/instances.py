@@ -285,13 +285,44 @@ def delete_instance(
     wake_worker: WakeWorkerDep,
     response: Response,
     if_match: IfMatchHeader = None,
+    purge: Annotated[
+        bool,
+        Query(description="Delete everything now, data included (default: retain the data)."),
+    ] = False,
 ) -> schemas.InstancePublic:
+    """Delete: the workloads stop and the data is retained until ``purge_after`` (restore
+    with ``POST …/restore``); with ``purge=true`` everything goes now."""
     row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
     instance = instances.get_instance(session, row, name)
     change = instances.delete_instance(
-        session, instance=instance, expected_generation=parse_if_match(if_match)
+        session, instance=instance, expected_generation=parse_if_match(if_match), purge=purge
     )
-    return _answer(session, context, row, change, "instance.delete", response, wake_worker)
+    action = "instance.purge" if purge else "instance.delete"
+    details: dict[str, object] = {"purge": purge}
+    if instance.purge_after is not None and not purge:
+        details["purgeAfter"] = instance.purge_after.isoformat()
+    return _answer(session, context, row, change, action, response, wake_worker, details)
+
+
+@router.post("/{name}/restore", status_code=202, response_model=schemas.InstancePublic)
+def restore_instance(
+    tenant: TenantPath,
+    name: NamePath,
+    session: SessionDep,
+    principal: PrincipalDep,
+    context: AuditDep,
+    wake_worker: WakeWorkerDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
+) -> schemas.InstancePublic:
+    """Bring a retained instance back on its kept volumes (409 ``instance_not_retained``
+    for any other instance); audited as ``instance.restore``."""
+    row = visible_tenant(session, principal, tenant, Action.INSTANCE_WRITE)
+    instance = instances.get_instance(session, row, name)
+    change = instances.restore_instance(
+        session, tenant=row, instance=instance, expected_generation=parse_if_match(if_match)
+    )
+    return _answer(session, context, row, change, "instance.restore", response, wake_worker)
 
 
 def _protection(

@@ -1,7 +1,7 @@
 """Targets declare capabilities (``cloudnative-pg``)
 
 Revision ID: 0013_target_capabilities
-Revises: 0011_deletion_protection
+Revises: 0012_retention
 Create Date: 2026-11-30
 
 Existing targets declare none: their instances render as before (a StatefulSet per database).
@@ -18,7 +18,7 @@ from alembic import op
 from controlplane.db.types import JSONDoc
 
 revision: str = "0013_target_capabilities"
-down_revision: str | None = "0011_deletion_protection"
+down_revision: str | None = "0012_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

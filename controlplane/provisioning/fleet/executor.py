@@ -213,7 +213,12 @@ def _start(step: _Step, item: FleetRunItem) -> bool:
     """Record the upgrade of one instance; True when it is now in flight."""
     session, now = step.session, step.now
     instance = session.get(Instance, item.instance_id)
-    if instance is None or instance.deleted_at is not None or instance.deletion_requested:
+    if (
+        instance is None
+        or instance.deleted_at is not None
+        or instance.deletion_requested
+        or instance.purge_after is not None  # retained
+    ):
         _finish(step, item, ItemState.SKIPPED, "Skipped: the instance was deleted.")
         return False
     if instance.version != item.from_version:
@@ -300,7 +305,12 @@ def _observe(step: _Step, item: FleetRunItem) -> None:
     session, now, plan = step.session, step.now, step.plan
     instance = session.get(Instance, item.instance_id)
     rolling_back = item.state == ItemState.ROLLING_BACK
-    if instance is None or instance.deleted_at is not None or instance.deletion_requested:
+    if (
+        instance is None
+        or instance.deleted_at is not None
+        or instance.deletion_requested
+        or instance.purge_after is not None  # retained
+    ):
         _finish(step, item, ItemState.SKIPPED, "Skipped: the instance was deleted during the run.")
         return
     expected = item.from_version if rolling_back else item.to_version

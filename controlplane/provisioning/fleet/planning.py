@@ -194,6 +194,7 @@ def create_plan(
             Instance.service == request.service,
             col(Instance.deleted_at).is_(None),
             col(Instance.deletion_requested).is_(False),
+            col(Instance.purge_after).is_(None),  # retained: deleted, nothing runs
             col(Instance.tenant_id).in_(list(tenants)),
         )
     ).all()
