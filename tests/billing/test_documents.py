@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from controlplane.billing import (
@@ -23,7 +23,7 @@ from controlplane.billing import (
     close_period,
     compute_statements,
 )
-from controlplane.billing.errors import StatementDigestMismatch
+from controlplane.billing.errors import InhabitantsMissing, StatementDigestMismatch
 from controlplane.billing.ledger import from_document
 from controlplane.billing.money import from_cents
 from tests.billing import test_rated_usage, test_worked_example
@@ -122,15 +122,20 @@ def statement_sets(draw: st.DrawFn) -> StatementSet:
     ]
     if draw(st.booleans()):
         pools.append(pool("mixed", draw(amounts), SharingKey.MIXED, equal_percent="37.50"))
-    return compute_statements(
-        period=period,
-        tenants=tenants,
-        events=events,
-        prices=prices(s=draw(amounts), m=draw(amounts)),
-        pools=pools,
-        now=NOW,
-        active_tenants=draw(st.lists(st.sampled_from(_SLUGS), unique=True)),
-    )
+    try:
+        return compute_statements(
+            period=period,
+            tenants=tenants,
+            events=events,
+            prices=prices(s=draw(amounts), m=draw(amounts)),
+            pools=pools,
+            now=NOW,
+            active_tenants=draw(st.lists(st.sampled_from(_SLUGS), unique=True)),
+        )
+    except InhabitantsMissing:
+        # A pool shared by inhabitants among members with none is refused before any
+        # statement exists (tests/billing test that refusal): nothing to round-trip.
+        reject()
 
 
 @settings(max_examples=60, deadline=None)

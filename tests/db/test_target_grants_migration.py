@@ -54,7 +54,9 @@ def test_tenants_keep_the_targets_they_use(engine_at_0006: Engine) -> None:
             ("old", False),
             ("unused", False),
         ):
-            session.add(Target(name=name, kind=TargetKind.GITOPS, config={}, is_default=is_default))
+            insert_at_schema(
+                session, Target(name=name, kind=TargetKind.GITOPS, config={}, is_default=is_default)
+            )
         session.flush()
         insert_at_schema(session, _instance(brugge, "web", "shared"))
         # Deleted instances grant nothing.
