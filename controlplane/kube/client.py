@@ -60,7 +60,7 @@ from controlplane.kube.objects import (
     in_apply_order,
     object_id,
 )
-from controlplane.kube.readiness import WORKLOAD_KINDS, ObjectReadiness, Readiness, evaluate
+from controlplane.kube.readiness import ObjectReadiness, Readiness, evaluate, judged
 from controlplane.kube.retrying import Budget, RetryPolicy
 from controlplane.kube.volumes import Verdict, VolumeChange, judge, needs_classes
 from controlplane.kube.volumes import check as check_volumes
@@ -557,13 +557,14 @@ class KubeClient:
         return list(items)
 
     def readiness(self, objects: Sequence[Mapping[str, Any]]) -> Readiness:
-        """Readiness of the workloads among ``objects`` (Deployment, StatefulSet, Job)."""
+        """Readiness of the workloads among ``objects`` (Deployment, StatefulSet, Job, and a
+        CloudNativePG Cluster)."""
         verdicts: dict[str, ObjectReadiness] = {}
         for obj in objects:
             kind = str(obj.get("kind"))
-            if kind not in WORKLOAD_KINDS:
-                continue
             oid = object_id(obj)
+            if not judged(oid):
+                continue
             live = self.read((obj.get("metadata") or {}).get("namespace"), oid)
             verdicts[oid] = evaluate(oid, kind, live)
         return Readiness(verdicts)

@@ -1,9 +1,11 @@
 """Readiness of workloads, judged from their live status.
 
 A Deployment or StatefulSet is ready when its controller has observed the current generation
-and all desired replicas are updated and available; a Job when it has succeeded its completions.
-Other kinds are ready once they exist. Messages say what is missing in words a person can act
-on. Pure functions over live objects: this module must not know about HTTP or the client.
+and all desired replicas are updated and available; a Job when it has succeeded its completions;
+a CloudNativePG ``Cluster`` (an instance's database on a ``cloudnative-pg`` target) when the
+operator reports it Ready with every instance ready. Other kinds are ready once they exist.
+Messages say what is missing in words a person can act on. Pure functions over live
+objects: this module must not know about HTTP or the client.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "Job"})
+#: The database of an instance on a ``cloudnative-pg`` target: the operator reports on it.
+CNPG_CLUSTER = "postgresql.cnpg.io/v1/Cluster"
+
+
+def judged(object_id: str) -> bool:
+    """Whether readiness waits on this object (``apiVersion/kind/name``) beyond existing."""
+    api_kind, _, _name = object_id.rpartition("/")
+    return api_kind.rpartition("/")[2] in WORKLOAD_KINDS or api_kind == CNPG_CLUSTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,8 @@ def evaluate(object_id: str, kind: str, live: Mapping[str, Any] | None) -> Objec
         return ObjectReadiness(
             object_id, False, f"job running: {succeeded} of {completions} completions succeeded"
         )
+    if object_id.startswith(CNPG_CLUSTER + "/"):
+        return _database(object_id, spec, status)
     if kind in ("Deployment", "StatefulSet"):
         if lag := _generation_lag(live, status):
             return ObjectReadiness(object_id, False, lag)
@@ -109,3 +121,27 @@ def evaluate(object_id: str, kind: str, live: Mapping[str, Any] | None) -> Objec
             return ObjectReadiness(object_id, False, f"{available} of {desired} replicas {word}")
         return ObjectReadiness(object_id, True, f"{available} of {desired} replicas ready")
     return ObjectReadiness(object_id, True, "exists")
+
+
+def _database(
+    object_id: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> ObjectReadiness:
+    """A CloudNativePG Cluster: only what its operator reported counts (no status, no claim)."""
+    if not status:
+        return ObjectReadiness(
+            object_id,
+            False,
+            "the CloudNativePG operator has not reported on this database yet; "
+            "check that the operator runs on the target",
+        )
+    desired = int(spec.get("instances") or 1)
+    ready_instances = int(status.get("readyInstances") or 0)
+    condition = _condition(status, "Ready")
+    phase = status.get("phase") or "no phase reported"
+    if condition is not None and condition.get("status") == "True" and ready_instances >= desired:
+        return ObjectReadiness(object_id, True, f"database ready: {ready_instances} of {desired}")
+    return ObjectReadiness(
+        object_id,
+        False,
+        f"database not ready ({phase}): {ready_instances} of {desired} instances ready",
+    )

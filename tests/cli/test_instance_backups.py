@@ -126,6 +126,34 @@ def test_backups_as_the_operator_reports_them(
         lambda: cluster.get("Cluster", "postgres", namespace, api_version=CNPG),
         timeout=180,
     )
+
+    # Ready only from what the operator reports: none runs here, so the instance waits and
+    # says why; once the operator's status says the database is ready, it is Ready.
+    def shown() -> dict[str, Any]:
+        return served.json("instance", "show", "login", "--tenant", slug, token=admin)
+
+    waiting = cluster.wait_for(
+        "the instance to wait for the database",
+        lambda: (
+            (i := shown())["status"]["message"]
+            and "operator has not reported" in i["status"]["message"]
+            and i
+        ),
+        timeout=180,
+    )
+    assert waiting["status"]["phase"] != "Ready"
+    cluster.kubectl(
+        "patch", "cluster", "postgres", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {
+            "phase": "Cluster in healthy state", "readyInstances": 1, "instances": 1,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterIsReady",
+                            "message": "Cluster is Ready",
+                            "lastTransitionTime": "2026-11-30T00:00:00Z"}],
+        }}),
+    )  # fmt: skip
+    cluster.wait_for(
+        "the instance Ready", lambda: shown()["status"]["phase"] == "Ready", timeout=180
+    )
     schedules = cluster.objects("ScheduledBackup", namespace, api_version=CNPG)
     assert [s["spec"]["cluster"]["name"] for s in schedules] == ["postgres"]
 

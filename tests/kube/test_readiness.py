@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.kube.readiness import evaluate
+from controlplane.kube.readiness import evaluate, judged
 
 
 def _deployment(generation: int = 1, **status: Any) -> dict[str, Any]:
@@ -63,3 +63,51 @@ def test_jobs_are_ready_when_completed_and_failed_when_failed() -> None:
 
 def test_a_missing_object_is_not_ready() -> None:
     assert not evaluate("d", "Deployment", None).ready
+
+
+CLUSTER = "postgresql.cnpg.io/v1/Cluster/postgres"
+
+
+def _cluster(status: dict[str, Any] | None, instances: int = 1) -> dict[str, Any]:
+    live: dict[str, Any] = {"spec": {"instances": instances}}
+    if status is not None:
+        live["status"] = status
+    return live
+
+
+def test_a_cloudnative_pg_database_counts_only_what_its_operator_reports() -> None:
+    silent = evaluate(CLUSTER, "Cluster", _cluster(None))
+    assert not silent.ready
+    assert "operator has not reported" in silent.message
+    assert not silent.failed  # an operator may still be starting: waiting can help
+    setting_up = evaluate(
+        CLUSTER,
+        "Cluster",
+        _cluster(
+            {
+                "phase": "Setting up primary",
+                "readyInstances": 0,
+                "conditions": [{"type": "Ready", "status": "False"}],
+            }
+        ),
+    )
+    assert not setting_up.ready
+    assert "Setting up primary" in setting_up.message
+    assert "0 of 1" in setting_up.message
+    healthy = {
+        "phase": "Cluster in healthy state",
+        "readyInstances": 2,
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    assert evaluate(CLUSTER, "Cluster", _cluster(healthy, instances=2)).ready
+    # Ready condition but fewer ready instances than asked: not ready.
+    assert not evaluate(CLUSTER, "Cluster", _cluster(healthy, instances=3)).ready
+
+
+def test_only_the_cloudnative_pg_cluster_kind_is_judged() -> None:
+    assert judged(CLUSTER)
+    assert judged("apps/v1/Deployment/web")
+    assert not judged("example.com/v1/Cluster/postgres")
+    assert not judged("v1/ConfigMap/settings")
+    # Another API's Cluster exists, and that is all the platform can say of it.
+    assert evaluate("example.com/v1/Cluster/x", "Cluster", {"spec": {}}).ready

@@ -513,7 +513,7 @@ class GitOpsTarget:
 
     def _observe(self, stack: Stack, short: str) -> Readiness:
         """Readiness read from the cluster the GitOps controller applies to (read only)."""
-        from controlplane.kube.readiness import WORKLOAD_KINDS, evaluate
+        from controlplane.kube.readiness import evaluate, judged
         from controlplane.provisioning.targets.kubernetes import _Translated
 
         assert self.observer is not None
@@ -526,7 +526,7 @@ class GitOpsTarget:
                 live = self.observer.get(stack.namespace, oid)
                 if live is None:
                     missing.append(oid)
-                elif kind in WORKLOAD_KINDS:
+                elif judged(oid):
                     verdict = evaluate(oid, kind, live)
                     if not verdict.ready:
                         waiting.append(f"{oid}: {verdict.message}")
