@@ -66,4 +66,14 @@ def test_rotation_zero_renders_as_before_and_one_changes_only_the_password() -> 
         for a, b in zip(before.objects, after.objects, strict=True)
         if a != b
     ]
-    assert differing == [("Secret", "keycloak")]
+    # Besides the Secret, only the pods that read it: their config digest rolls them
+    # (docs/rendering.md), so Keycloak starts with the new bootstrap password.
+    assert differing == [("Secret", "keycloak"), ("Deployment", "keycloak")]
+    old_pod, new_pod = (
+        next(o for o in r.objects if o["kind"] == "Deployment")["spec"]["template"]
+        for r in (before, after)
+    )
+    digest = "city-platform.be/config-digest"
+    assert old_pod["metadata"]["annotations"][digest] != new_pod["metadata"]["annotations"][digest]
+    del old_pod["metadata"]["annotations"][digest], new_pod["metadata"]["annotations"][digest]
+    assert old_pod == new_pod
