@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 #: The CloudNativePG API the shared database component renders (templates/_components).
 CNPG_API = "postgresql.cnpg.io/v1"
-#: The name of the database ``Cluster`` in every instance namespace.
+#: The Barman Cloud Plugin's API: the ``ObjectStore`` the database archives to.
+PLUGIN_API = "barmancloud.cnpg.io/v1"
+#: The name of the database ``Cluster`` (and its ``ObjectStore``, and the server name in the
+#: store) in every instance namespace.
 DATABASE_CLUSTER = "postgres"
 
 
@@ -71,8 +74,8 @@ class Backups:
     backups: tuple[Backup, ...]
     #: Cron expressions of the instance's ``ScheduledBackup`` objects.
     schedules: tuple[str, ...]
-    #: The earliest time the database can be recovered to (the operator's
-    #: ``firstRecoverabilityPoint``); None while no backup has completed.
+    #: The earliest time the database can be recovered to (the plugin's
+    #: ``firstRecoverabilityPoint`` on the ObjectStore); None until it reports one.
     recoverable_from: datetime | None
     last_successful: datetime | None
 
@@ -109,7 +112,9 @@ def read_backups(port: KubeClient, instance: str, namespace: str) -> Backups:
     try:
         items = port.list_objects(CNPG_API, "Backup", namespace)
         schedules = port.list_objects(CNPG_API, "ScheduledBackup", namespace)
-        cluster = port.get(namespace, f"{CNPG_API}/Cluster/{DATABASE_CLUSTER}")
+        # The Barman Cloud Plugin reports the recovery window on the instance's ObjectStore
+        # (named like the Cluster), per server; the get answers None when it is not served.
+        store = port.get(namespace, f"{PLUGIN_API}/ObjectStore/{DATABASE_CLUSTER}")
     except UnknownKind as exc:
         raise BackupsNotKept(
             f"The cluster of instance {instance!r} does not run CloudNativePG "
@@ -122,7 +127,8 @@ def read_backups(port: KubeClient, instance: str, namespace: str) -> Backups:
         if ((item.get("spec") or {}).get("cluster") or {}).get("name") == DATABASE_CLUSTER
     ]
     ours.sort(key=lambda b: (b.started_at is not None, b.started_at, b.name), reverse=True)
-    status = (cluster or {}).get("status") or {}
+    windows = ((store or {}).get("status") or {}).get("serverRecoveryWindow") or {}
+    window = windows.get(DATABASE_CLUSTER) or {}
     return Backups(
         instance=instance,
         namespace=namespace,
@@ -132,8 +138,8 @@ def read_backups(port: KubeClient, instance: str, namespace: str) -> Backups:
             for s in schedules
             if ((s.get("spec") or {}).get("cluster") or {}).get("name") == DATABASE_CLUSTER
         ),
-        recoverable_from=_time(status.get("firstRecoverabilityPoint")),
-        last_successful=_time(status.get("lastSuccessfulBackup")),
+        recoverable_from=_time(window.get("firstRecoverabilityPoint")),
+        last_successful=_time(window.get("lastSuccessfulBackupTime")),
     )
 
 

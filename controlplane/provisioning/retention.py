@@ -49,9 +49,12 @@ WORKER_ACTOR = "system:worker"
 #: would delete the database's claims with it (they are owned by the Cluster), and deleting
 #: its ``ScheduledBackup`` the ``Backup`` objects it owns. So a retained instance keeps them,
 #: changed: the Cluster hibernated (the operator stops its pods and keeps its claims), the
-#: schedule suspended (a stopped database takes no backups).
+#: schedule suspended (a stopped database takes no backups). The Barman Cloud Plugin's
+#: ``ObjectStore`` (where its backups and WAL are, the source a restore reads) is kept as is.
 CNPG_API = "postgresql.cnpg.io/v1"
 CNPG_DATA_KINDS = frozenset({"Cluster", "ScheduledBackup", "Database"})
+BARMAN_CLOUD_API = "barmancloud.cnpg.io/v1"
+BARMAN_CLOUD_DATA_KINDS = frozenset({"ObjectStore"})
 HIBERNATION = "cnpg.io/hibernation"
 
 
@@ -61,7 +64,11 @@ def is_data(object_id: str) -> bool:
     if len(parts) < 2:
         return False
     kind, api = parts[-2], "/".join(parts[:-2])
-    return kind in DATA_KINDS or (api == CNPG_API and kind in CNPG_DATA_KINDS)
+    return (
+        kind in DATA_KINDS
+        or (api == CNPG_API and kind in CNPG_DATA_KINDS)
+        or (api == BARMAN_CLOUD_API and kind in BARMAN_CLOUD_DATA_KINDS)
+    )
 
 
 def _retained_form(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,12 +110,12 @@ class TargetRef:
         }
 
     def backup_secrets(self, stack: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The Secret ``backup-object-store`` a stack's CloudNativePG ``Cluster`` backing up
-        to the object store reads its access keys from (none without credentials)."""
+        """The Secret ``backup-object-store`` the Barman Cloud Plugin's ``ObjectStore``s of a
+        stack (its CloudNativePG ``Cluster``'s backups) read their access keys from (none
+        without an ObjectStore)."""
         wants = any(
-            obj.get("kind") == "Cluster"
-            and str(obj.get("apiVersion", "")).startswith("postgresql.cnpg.io/")
-            and ((obj.get("spec") or {}).get("backup") or {}).get("barmanObjectStore")
+            obj.get("kind") == "ObjectStore"
+            and str(obj.get("apiVersion", "")).startswith("barmancloud.cnpg.io/")
             for obj in stack
         )
         if not wants:

@@ -1,8 +1,9 @@
 """`cityctl instance backups NAME`: what the database operator reports, read from the real cluster.
 
 A running API (real worker) places a Keycloak instance on a Kubernetes target that declares
-``cloudnative-pg``: its stack carries the CloudNativePG ``Cluster`` named ``postgres`` and its
-``ScheduledBackup``, accepted by the operator's real CRDs. No operator runs in the test
+``cloudnative-pg``: its stack carries the CloudNativePG ``Cluster`` named ``postgres``, its
+``ScheduledBackup`` and the Barman Cloud Plugin's ``ObjectStore`` (the plugin takes the
+backups), accepted by the real CRDs. No operator runs in the test
 cluster (its pods would never start under kwok), so the test writes what the operator would:
 ``Backup`` objects and their status, through the status subresource. The platform lists
 exactly those, newest first, and a target without the capability says it keeps none.
@@ -27,6 +28,7 @@ from tests.cluster.fixtures import cluster  # noqa: F401
 from tests.factories import make_tenant
 
 CNPG = "postgresql.cnpg.io/v1"
+PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
 def _token(platform: Platform, role: Role, tenant_id: Any = None) -> str:
@@ -95,7 +97,11 @@ def _backup(tmp: Path, cluster: Any, namespace: str, name: str, status: dict[str
             "namespace": namespace,
             "labels": {"cnpg.io/scheduled-backup": "postgres-daily"},
         },
-        "spec": {"cluster": {"name": "postgres"}, "method": "barmanObjectStore"},
+        "spec": {
+            "cluster": {"name": "postgres"},
+            "method": "plugin",
+            "pluginConfiguration": {"name": PLUGIN},
+        },
     }
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(manifest))
@@ -156,6 +162,9 @@ def test_backups_as_the_operator_reports_them(
     )
     schedules = cluster.objects("ScheduledBackup", namespace, api_version=CNPG)
     assert [s["spec"]["cluster"]["name"] for s in schedules] == ["postgres"]
+    assert [s["spec"]["method"] for s in schedules] == ["plugin"]
+    stores = cluster.objects("ObjectStore", namespace, api_version="barmancloud.cnpg.io/v1")
+    assert [s["metadata"]["name"] for s in stores] == ["postgres"]
 
     empty = served.run("instance", "backups", "login", "--tenant", slug, token=admin)
     assert empty.exit_code == 0, empty.stderr
@@ -163,11 +172,11 @@ def test_backups_as_the_operator_reports_them(
     assert schedules[0]["spec"]["schedule"] in empty.stderr
 
     _backup(tmp_path, cluster, namespace, "postgres-daily-1", {
-        "phase": "completed", "method": "barmanObjectStore",
+        "phase": "completed", "method": "plugin",
         "startedAt": "2026-11-28T03:00:04Z", "stoppedAt": "2026-11-28T03:01:10Z",
     })  # fmt: skip
     _backup(tmp_path, cluster, namespace, "postgres-daily-2", {
-        "phase": "failed", "method": "barmanObjectStore", "error": "no space left on bucket",
+        "phase": "failed", "method": "plugin", "error": "no space left on bucket",
         "startedAt": "2026-11-29T03:00:02Z", "stoppedAt": "2026-11-29T03:00:09Z",
     })  # fmt: skip
     _backup(tmp_path, cluster, namespace, "postgres-daily-3", {})  # not reported on yet
@@ -185,9 +194,23 @@ def test_backups_as_the_operator_reports_them(
     # Nothing claimed the operator did not report: no recovery window without its status.
     assert listed["recoverable_from"] is None
 
-    table = served.ok("instance", "backups", "login", "--tenant", slug, token=admin)
+    # The Barman Cloud Plugin reports the window on the instance's ObjectStore, per server.
+    cluster.kubectl(
+        "patch", "objectstore", "postgres", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": {"serverRecoveryWindow": {"postgres": {
+            "firstRecoverabilityPoint": "2026-11-28T03:01:10Z",
+            "lastSuccessfulBackupTime": "2026-11-28T03:01:10Z",
+        }}}}),
+    )  # fmt: skip
+    windowed = served.json("instance", "backups", "login", "--tenant", slug, token=admin)
+    assert windowed["recoverable_from"].startswith("2026-11-28T03:01:10")
+    assert windowed["last_successful"].startswith("2026-11-28T03:01:10")
+
+    table = served.run("instance", "backups", "login", "--tenant", slug, token=admin)
+    assert table.exit_code == 0, table.stderr
     assert "postgres-daily-2" in table.stdout
     assert "failed" in table.stdout
+    assert "recoverable to any point in time from 2026-11-28T03:01:10" in table.stderr
     # A viewer of the tenant may read them; another tenant's admin does not see the instance.
     viewer = served.json("instance", "backups", "login", "--tenant", slug, token=setup["viewer"])
     assert len(viewer["backups"]) == 3

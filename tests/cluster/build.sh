@@ -60,7 +60,7 @@ for name in "${modules[@]}"; do
       done ) &
     ticker=$!
     trap 'kill $ticker 2>/dev/null' EXIT
-    # A module without `tool` lines only pins manifests (cert-manager's, CloudNativePG's CRDs): nothing to build.
+    # A module without `tool` lines only pins manifests (cert-manager's, CloudNativePG's CRDs, …): nothing to build.
     if [ -n "$tools" ] && ! (cd "$mod" && go build -v -ldflags="$ldflags" -o "$out.tmp/" $tools) >"$out.tmp.log" 2>&1; then
       kill $ticker 2>/dev/null
       echo "make cluster: building $name failed; the log is $out.tmp.log" >&2
@@ -85,14 +85,15 @@ for name in "${modules[@]}"; do
         if grep -l '{{' "$out.tmp/manifests/"*.yaml; then
           echo "make cluster: cert-manager's deploy/crds are templated in this version" >&2; exit 1
         fi ;;
-      cloudnative-pg)
-        # config/crd/bases/ holds the CRDs as plain YAML; only the CRDs, no operator runs.
-        dir=$(cd "$mod" && go mod download -json github.com/cloudnative-pg/cloudnative-pg \
+      cloudnative-pg|plugin-barman-cloud)
+        # config/crd/bases/ holds the CRDs as plain YAML (the plugin's: the ObjectStore); only
+        # the CRDs, no operator or plugin runs.
+        dir=$(cd "$mod" && go mod download -json "github.com/cloudnative-pg/$name" \
           | awk -F'"' '$2 == "Dir" {print $4}')
-        [ -n "$dir" ] || { echo "make cluster: cloudnative-pg module download failed" >&2; exit 1; }
+        [ -n "$dir" ] || { echo "make cluster: $name module download failed" >&2; exit 1; }
         mkdir -p "$out.tmp/manifests" && cp "$dir/config/crd/bases/"*.yaml "$out.tmp/manifests/"
         if grep -l '{{' "$out.tmp/manifests/"*.yaml; then
-          echo "make cluster: cloudnative-pg's config/crd/bases are templated in this version" >&2; exit 1
+          echo "make cluster: $name's config/crd/bases are templated in this version" >&2; exit 1
         fi ;;
     esac
     rm -rf "$out" && mv "$out.tmp" "$out" && mv "$out.tmp.log" "$out/build.log"

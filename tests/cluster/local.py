@@ -559,12 +559,12 @@ class LocalCluster:
         self._install_crds()
 
     def _install_crds(self) -> None:
-        """cert-manager's and CloudNativePG's CRDs (no controller runs: the apiserver validates
-        Certificates, Clusters, …), each applied only if missing, so calling it on a running
-        cluster changes nothing."""
+        """cert-manager's, CloudNativePG's and its Barman Cloud Plugin's CRDs (no controller
+        runs: the apiserver validates Certificates, Clusters, ObjectStores, …), each applied
+        only if missing, so calling it on a running cluster changes nothing."""
         for manifest in sorted(
             m
-            for project in ("cert-manager", "cloudnative-pg")
+            for project in ("cert-manager", "cloudnative-pg", "plugin-barman-cloud")
             for m in (self.paths.manifests / project).glob("*.yaml")
         ):
             group, _, plural = manifest.stem.partition("_")  # cert-manager.io_certificates

@@ -1,12 +1,15 @@
 """Every shipped stack with a database, rendered for a ``cloudnative-pg`` target with a backup
 destination, applied to the real apiserver with CloudNativePG's real CRDs (v1.28.0, pinned in
-tests/cluster/go/cloudnative-pg): the apiserver must accept every object, the ``Cluster`` and
-``ScheduledBackup`` included, through the Kubernetes target (server-side apply), with the
+tests/cluster/go/cloudnative-pg) and its Barman Cloud Plugin's ``ObjectStore`` CRD (v0.7.0,
+tests/cluster/go/plugin-barman-cloud): the apiserver must accept every object, the ``Cluster``,
+``ScheduledBackup`` and ``ObjectStore`` included (a restored stack's source ``ObjectStore``
+too), through the Kubernetes target (server-side apply), with the
 database pods' NetworkPolicies and, for ckan (whose StatefulSet runs an init script), the
 managed roles and the ``Database`` the init script would make.
 
 Only admission is tested: no CloudNativePG operator runs in the cluster tier (and kwok's pods
-never run an instance manager), so nothing here claims the databases come up or back up.
+never run an instance manager), and no plugin: nothing here claims the databases come up or
+back up.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from controlplane.rendering.target_ref import TargetRef
 from tests.cluster.fixtures import Cluster
 
 CNPG = "postgresql.cnpg.io/v1"
+BARMAN = "barmancloud.cnpg.io/v1"
+PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
 @dataclass
@@ -45,18 +50,19 @@ RELEASES: list[tuple[str, ServiceRelease]] = [
 
 @pytest.fixture(scope="module")
 def target(cluster: Cluster) -> Iterator[KubernetesTarget]:
-    for plural in ("clusters", "scheduledbackups", "databases"):
+    for crd, module in [
+        ("clusters.postgresql.cnpg.io", "cloudnative-pg"),
+        ("scheduledbackups.postgresql.cnpg.io", "cloudnative-pg"),
+        ("databases.postgresql.cnpg.io", "cloudnative-pg"),
+        ("objectstores.barmancloud.cnpg.io", "plugin-barman-cloud"),
+    ]:
         if (
-            cluster.get(
-                "CustomResourceDefinition",
-                f"{plural}.postgresql.cnpg.io",
-                api_version="apiextensions.k8s.io/v1",
-            )
+            cluster.get("CustomResourceDefinition", crd, api_version="apiextensions.k8s.io/v1")
             is None
         ):
             pytest.fail(
-                f"the cluster has no CRD {plural}.postgresql.cnpg.io: run `make cluster` "
-                "(tests/cluster/build.sh builds tests/cluster/go/cloudnative-pg)"
+                f"the cluster has no CRD {crd}: run `make cluster` "
+                f"(tests/cluster/build.sh builds tests/cluster/go/{module})"
             )
     port = KubeClient.from_kubeconfig(str(cluster.kubeconfig))
     yield KubernetesTarget(port, name="cnpg-tier", delete_timeout=180)
@@ -149,20 +155,41 @@ def test_the_apiserver_accepts_every_object(applied: dict[str, Applied], cluster
             assert found is not None, f"{key}: {obj['kind']}/{obj['metadata']['name']} missing"
         stored = cluster.get("Cluster", "postgres", ns, api_version=CNPG)
         assert stored is not None
-        assert stored["spec"]["backup"]["barmanObjectStore"]["destinationPath"] == (
+        assert "backup" not in stored["spec"]  # no in-tree barmanObjectStore
+        assert stored["spec"]["plugins"] == [
+            {
+                "name": PLUGIN,
+                "enabled": True,  # the CRD's default
+                "isWALArchiver": True,
+                "parameters": {"barmanObjectName": "postgres"},
+            }
+        ]
+        store = cluster.get("ObjectStore", "postgres", ns, api_version=BARMAN)
+        assert store is not None
+        assert store["spec"]["retentionPolicy"] == "30d"
+        assert store["spec"]["configuration"]["destinationPath"] == (
             f"s3://city-backups/cluster-tier/{ns}"
         )
         bootstrap = stored["spec"]["bootstrap"]
+        origin = cluster.get("ObjectStore", "postgres-origin", ns, api_version=BARMAN)
         if key.startswith("restored@"):
             assert bootstrap["recovery"]["recoveryTarget"]["targetTime"].startswith("2026-11-28")
-            assert stored["spec"]["externalClusters"][0]["barmanObjectStore"]["serverName"] == (
-                "postgres"
-            )
+            (external,) = stored["spec"]["externalClusters"]
+            assert external["plugin"]["name"] == PLUGIN
+            assert external["plugin"]["parameters"] == {
+                "barmanObjectName": "postgres-origin",
+                "serverName": "postgres",
+            }
+            assert origin is not None
+            assert origin["spec"]["configuration"]["destinationPath"].endswith("--source")
         else:
             assert "initdb" in bootstrap
+            assert origin is None
         scheduled = cluster.get("ScheduledBackup", "postgres-daily", ns, api_version=CNPG)
         assert scheduled is not None
         assert scheduled["spec"]["cluster"]["name"] == "postgres"
+        assert scheduled["spec"]["method"] == "plugin"
+        assert scheduled["spec"]["pluginConfiguration"] == {"name": PLUGIN}
 
 
 def test_the_database_pods_policies_and_declared_roles_are_stored(
@@ -215,6 +242,24 @@ def test_the_crd_refuses_a_cluster_with_no_instances(
     }
     with pytest.raises(ApiException) as raised:
         cluster.resource("Cluster", CNPG).create(
+            body=body, namespace=item.stack.namespace, dry_run="All"
+        )
+    assert raised.value.status == 422
+
+
+def test_the_crd_refuses_an_object_store_without_a_destination(
+    applied: dict[str, Applied], cluster: Cluster
+) -> None:
+    """The plugin's ObjectStore CRD really validates: no ``destinationPath``, refused."""
+    item = next(iter(applied.values()))
+    body = {
+        "apiVersion": BARMAN,
+        "kind": "ObjectStore",
+        "metadata": {"name": f"bad-{secrets.token_hex(3)}"},
+        "spec": {"configuration": {"endpointURL": "https://s3.example.be"}},
+    }
+    with pytest.raises(ApiException) as raised:
+        cluster.resource("ObjectStore", BARMAN).create(
             body=body, namespace=item.stack.namespace, dry_run="All"
         )
     assert raised.value.status == 422

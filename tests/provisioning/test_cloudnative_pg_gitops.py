@@ -1,5 +1,6 @@
 """A GitOps target that declares ``cloudnative-pg`` with a backup destination: the reconciled
-tree holds the CloudNativePG ``Cluster`` and ``ScheduledBackup``, and the object store's
+tree holds the CloudNativePG ``Cluster``, ``ScheduledBackup`` and the Barman Cloud Plugin's
+``ObjectStore``, and the object store's
 access keys only sealed (``backup-object-store`` as a SealedSecret), never in plain text in the
 tree, the database or the logs."""
 
@@ -58,6 +59,7 @@ def test_the_tree_has_the_cluster_and_only_sealed_store_keys(
     named = {(d["kind"], d["metadata"]["name"]) for d in docs if "metadata" in d}
     assert ("Cluster", "postgres") in named
     assert ("ScheduledBackup", "postgres-daily") in named
+    assert ("ObjectStore", "postgres") in named
     assert ("SealedSecret", "backup-object-store") in named
     assert ("StatefulSet", "postgres") not in named
     for text in [f.read_bytes() for f in [*files, *tmp_path.glob("cp.db*")]]:

@@ -114,6 +114,23 @@ def test_a_cloudnative_pg_database_is_kept_hibernated_with_its_schedule_suspende
     assert kept.digests[ids[0]] == "sha256:rendered"
 
 
+def test_the_barman_cloud_object_store_is_kept_as_rendered() -> None:
+    """The Barman Cloud Plugin's ObjectStore says where the database's backups and WAL are
+    (what a restore reads): a retained instance keeps it unchanged; a lookalike kind of
+    another group is pruned."""
+    store = _object(
+        "barmancloud.cnpg.io/v1/ObjectStore/postgres",
+        {"retentionPolicy": "30d", "configuration": {"destinationPath": "s3://b/gent-web"}},
+    )
+    objects = (store, _object("example.com/v1/ObjectStore/postgres"))
+    ids = [f"{o['apiVersion']}/{o['kind']}/{o['metadata']['name']}" for o in objects]  # type: ignore[index]
+    stack = Stack("gent", "web", "id", "gent-web", objects, dict.fromkeys(ids, "sha256:rendered"))
+    kept = retention.data_stack(stack)
+    assert kept.objects == (store,)
+    assert kept.digests == {ids[0]: "sha256:rendered"}
+    assert retention.is_data("barmancloud.cnpg.io/v1/ObjectStore/postgres-origin")
+
+
 def test_delete_retains_restore_brings_back_purge_removes(
     gitops_platform: Platform, tmp_path: Path
 ) -> None:

@@ -2,10 +2,13 @@
 
 Every shipped stack with a PostgreSQL server renders, on such a target, a CloudNativePG
 ``Cluster`` named ``postgres`` instead of the StatefulSet, the apps reach it at
-``postgres-rw``, and with a backup destination a daily ``ScheduledBackup`` plus the Secret
-``backup-object-store`` from the target's credentials file; the database pods get the
-NetworkPolicies the operator and the instance manager need. A service whose StatefulSet runs
-an init script (ckan) declares what it makes instead: managed roles and ``Database`` objects.
+``postgres-rw``, and with a backup destination backups through the Barman Cloud Plugin (the
+``ObjectStore`` ``postgres``, the Cluster's ``spec.plugins``, a daily ``ScheduledBackup``
+with ``method: plugin``) plus the Secret ``backup-object-store`` from the target's
+credentials file, never CloudNativePG's deprecated in-tree ``barmanObjectStore``; the
+database pods get the NetworkPolicies the operator and the instance manager need. A service
+whose StatefulSet runs an init script (ckan) declares what it makes instead: managed roles and
+``Database`` objects.
 Without the capability the stack is what it always was (tests/catalog/test_golden.py pins it
 object by object).
 """
@@ -84,6 +87,15 @@ def _named(objects: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[st
     return next((o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
 
 
+PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def _object_store(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, Any] | None:
+    store = _named(objects, "ObjectStore", name)
+    assert store is None or store["apiVersion"] == "barmancloud.cnpg.io/v1"
+    return store
+
+
 def test_the_catalogue_has_stateful_stacks() -> None:
     assert len({r.name for r in STATEFUL}) >= 10
 
@@ -113,14 +125,28 @@ def test_a_capable_target_gets_a_cluster_and_daily_backups(
     # The owner's password is the credential the apps' own Secrets carry.
     others = [o for o in objects if o["kind"] == "Secret" and o is not app]
     assert any(app["stringData"]["password"] in json.dumps(o) for o in others)
-    store = spec["backup"]["barmanObjectStore"]
+    # Backups through the Barman Cloud Plugin (its sidecar brings barman-cloud; the
+    # docker-library images have none), never the deprecated in-tree barmanObjectStore.
+    assert "backup" not in spec
+    assert "barmanObjectStore" not in json.dumps(objects)
+    assert spec["plugins"] == [
+        {"name": PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": "postgres"}}
+    ]
+    object_store = _object_store(objects, "postgres")
+    assert object_store is not None
+    assert object_store["spec"]["retentionPolicy"] == "30d"
+    store = object_store["spec"]["configuration"]
     # Each instance archives into its own folder: every Cluster is named `postgres`, and
     # CloudNativePG refuses to archive into a folder that holds another server's WAL.
     assert store["destinationPath"] == f"s3://city-backups/gent/{cluster['metadata']['namespace']}"
     assert store["endpointURL"] == "https://s3.example.be"
+    assert "serverName" not in store  # the plugin wants it empty (the server is the Cluster)
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ObjectStore"] == ["postgres"]
     scheduled = _named(objects, "ScheduledBackup", "postgres-daily")
     assert scheduled is not None
     assert scheduled["spec"]["cluster"]["name"] == "postgres"
+    assert scheduled["spec"]["method"] == "plugin"
+    assert scheduled["spec"]["pluginConfiguration"] == {"name": PLUGIN}
     backup_secret = _named(objects, "Secret", "backup-object-store")
     assert backup_secret is not None
     assert backup_secret["stringData"] == {
@@ -143,11 +169,12 @@ def test_a_capable_target_gets_a_cluster_and_daily_backups(
 @pytest.mark.parametrize("release", STATEFUL, ids=IDS)
 def test_without_a_destination_there_is_no_backup(release: ServiceRelease) -> None:
     objects = _render(release, capable(None))
-    assert not [o for o in objects if o["kind"] == "ScheduledBackup"]
+    assert not [o for o in objects if o["kind"] in ("ScheduledBackup", "ObjectStore")]
     assert _named(objects, "Secret", "backup-object-store") is None
     cluster = _named(objects, "Cluster", "postgres")
     assert cluster is not None
     assert "backup" not in cluster["spec"]
+    assert "plugins" not in cluster["spec"]
 
 
 @pytest.mark.parametrize("release", STATEFUL[:3], ids=IDS[:3])
@@ -227,8 +254,9 @@ def test_restored_instance_recovers_from_the_source_folder(
     release: ServiceRelease, credentials: Path, when: str | None
 ) -> None:
     """``instance create --restore-from``: the Cluster bootstraps by recovery from the source
-    instance's own folder of the store (server name ``postgres``), to the asked time, and
-    resets the owner's password to this instance's credential."""
+    instance's own folder of the store (the ObjectStore ``postgres-origin`` through the
+    plugin, server name ``postgres``), to the asked time, and resets the owner's password to
+    this instance's credential."""
     copy = InstanceRef(
         name="db-copy", id="00000000-0000-4000-8000-00000000beef", restore=("gent--db", when)
     )
@@ -246,14 +274,29 @@ def test_restored_instance_recovers_from_the_source_folder(
     assert recovery.get("recoveryTarget", {}).get("targetTime") == when
     (origin,) = cluster["spec"]["externalClusters"]
     assert origin["name"] == "origin"
-    store = origin["barmanObjectStore"]
+    assert origin["plugin"] == {
+        "name": PLUGIN,
+        "parameters": {"barmanObjectName": "postgres-origin", "serverName": "postgres"},
+    }
+    assert "barmanObjectStore" not in json.dumps(objects)
+    source = _object_store(objects, "postgres-origin")
+    assert source is not None
+    store = source["spec"]["configuration"]
     assert store["destinationPath"] == "s3://city-backups/gent/gent--db"
-    assert store["serverName"] == "postgres"
+    assert store["endpointURL"] == "https://s3.example.be"
     assert store["s3Credentials"]["accessKeyId"]["name"] == "backup-object-store"
+    # Only read from: this instance applies no retention policy to the source's backups.
+    assert "retentionPolicy" not in source["spec"]
     # Its own backups go to its own folder, never into the source's.
-    own = cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
+    (archiver,) = cluster["spec"]["plugins"]
+    assert archiver["parameters"] == {"barmanObjectName": "postgres"}
+    own_store = _object_store(objects, "postgres")
+    assert own_store is not None
+    own = own_store["spec"]["configuration"]["destinationPath"]
     assert own == f"s3://city-backups/gent/{cluster['metadata']['namespace']}"
     assert own != store["destinationPath"]
+    # The credentials Secret once, for both stores.
+    assert len([o for o in objects if o["metadata"]["name"] == "backup-object-store"]) == 1
 
 
 def _policy(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, Any] | None:
