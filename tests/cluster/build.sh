@@ -59,7 +59,9 @@ for name in "${modules[@]}"; do
         echo "make cluster:   … $name: $((SECONDS - start)) s, $(grep -vc '^go: ' "$out.tmp.log" 2>/dev/null) packages"
       done ) &
     ticker=$!
-    trap 'kill $ticker 2>/dev/null' EXIT
+    # `|| true`: the ticker is normally gone by then, and a failing EXIT trap would turn a
+    # successful build into exit status 1 (make stops on it).
+    trap 'kill $ticker 2>/dev/null || true' EXIT
     # A module without `tool` lines only pins manifests (cert-manager's, CloudNativePG's CRDs, …): nothing to build.
     if [ -n "$tools" ] && ! (cd "$mod" && go build -v -ldflags="$ldflags" -o "$out.tmp/" $tools) >"$out.tmp.log" 2>&1; then
       kill $ticker 2>/dev/null
@@ -101,7 +103,7 @@ for name in "${modules[@]}"; do
     echo "make cluster: built $name in $((SECONDS - start)) s"
   fi
   for f in "$out"/*; do
-    [ -f "$f" ] && [ -x "$f" ] && ln -sfn "$f" "$bindir/$(basename "$f")"
+    if [ -f "$f" ] && [ -x "$f" ]; then ln -sfn "$f" "$bindir/$(basename "$f")"; fi
   done
   if [ -d "$out/manifests" ]; then
     mkdir -p "$bindir/../manifests" && ln -sfn "$out/manifests" "$bindir/../manifests/$name"
