@@ -10,13 +10,17 @@ municipalities (Source: Statbel, CC BY 4.0) with one tenant-admin token each, an
 - the API (``controlplane serve`` = uvicorn on 127.0.0.1, embedded worker off);
 - ``workers`` reconcile worker processes (``python -m tests.soak.worker``).
 
-For ``minutes`` the tenants create, change plan, change parameters, upgrade, roll back and
-delete instances through HTTP, while a killer SIGKILLs a random worker every few seconds and
-restarts it. Then the faults stop, the runner waits (bounded) until every instance has
-converged, waits (bounded) until the namespace controller has removed the namespaces of
-deleted instances, takes a snapshot of the database and of the cluster (read directly, not
-through the proxy) and checks the rules of ``tests/soak/invariants.py``. API answers 5xx, a
-dead API and a timeout are violations too.
+For ``minutes`` the tenants create, change plan, change parameters, upgrade, roll back,
+delete (retain), restore and purge instances through HTTP (and now and then restore a live
+one, which must answer 409 ``instance_not_retained``), while a killer SIGKILLs a random
+worker every few seconds and restarts it. Then the faults stop, the runner waits (bounded)
+until every instance has converged, waits (bounded) until the namespace controller has
+removed the namespaces of purged instances, takes a snapshot of the database and of the
+cluster (read directly, not through the proxy) and checks the rules of
+``tests/soak/invariants.py``. During the run it records the UID of every claim
+(PersistentVolumeClaim) the platform applied the first time it sees it (every few operations
+and before each delete, restore and purge), for the rule that no claim is lost before purge.
+API answers 5xx, a dead API and a timeout are violations too.
 
 The cluster is shared (other test sessions use it at the same time): each run's tenant slugs
 end in a random suffix, the snapshot only looks at objects labelled with those tenants, and
@@ -134,6 +138,11 @@ class SoakReport:
     converge_seconds: float = 0.0
     #: Seconds waited for the namespace controller to remove deleted instances' namespaces.
     namespace_seconds: float = 0.0
+    #: Instances retained at the end, restored during the run, and claims whose UID was
+    #: tracked (rule ``claims``).
+    retained: int = 0
+    restored: int = 0
+    claims: int = 0
     violations: list[Violation] = field(default_factory=list)
     logs: Path | None = None
 
@@ -154,6 +163,8 @@ class SoakReport:
             f"instances: {self.instances}; cluster objects checked: {self.objects}; "
             f"converged in {self.converge_seconds:.1f} s; "
             f"deleted namespaces gone after {self.namespace_seconds:.1f} s more",
+            f"retention: {self.retained} instance(s) retained at the end, {self.restored} "
+            f"restored during the run; {self.claims} claim UID(s) tracked",
         ]
         if self.ok:
             lines.append("all invariants hold")
@@ -392,6 +403,16 @@ class ClusterReader:
             out += [(kind, item) for item in doc.get("items") or []]
         return out
 
+    def claims(self, tenants: list[str]) -> list[ClusterObject]:
+        """The claims the platform applied for ``tenants``, with their UIDs."""
+        selector = f"{INSTANCE_LABEL},{TENANT_LABEL} in ({','.join(tenants)})"
+        doc = self._call("GET", "/api/v1/persistentvolumeclaims", labelSelector=selector)
+        return [
+            _cluster_object("v1", "PersistentVolumeClaim", obj)
+            for obj in doc.get("items") or []
+            if _applied_by_platform(obj)
+        ]
+
     def namespaces(self, selector: str = "") -> set[str]:
         doc = self._call("GET", "/api/v1/namespaces", labelSelector=selector)
         return {item["metadata"]["name"] for item in doc.get("items") or []}
@@ -415,7 +436,8 @@ def _applied_by_platform(obj: dict[str, Any]) -> bool:
 
 
 def _gone_namespaces(engine: Engine) -> set[str]:
-    """Namespaces of deleted instances that no live instance has taken over."""
+    """Namespaces of deleted (purged) instances that no live or retained instance has
+    taken over."""
     with Session(engine) as session:
         rows = list(session.execute(select(Instance)).scalars())
     live = {r.namespace for r in rows if r.deleted_at is None}
@@ -443,10 +465,21 @@ class Driver:
     """Random lifecycle operations of one run, through HTTP with tenant-admin tokens."""
 
     def __init__(
-        self, url: str, tokens_by_tenant: dict[str, str], config: SoakConfig, rng: random.Random
+        self,
+        url: str,
+        tokens_by_tenant: dict[str, str],
+        config: SoakConfig,
+        rng: random.Random,
+        cluster: ClusterReader | None = None,
     ) -> None:
         self.config = config
         self.rng = rng
+        self.cluster = cluster
+        self.steps = 0
+        #: Instance id → claim object id → the UID seen first (rule ``claims``).
+        self.seen_claims: dict[str, dict[str, str]] = {}
+        #: Ids of the instances restored (202).
+        self.restored: set[str] = set()
         self.clients = {
             slug: httpx.Client(
                 base_url=f"{url}/api/v1/tenants/{slug}",
@@ -489,22 +522,83 @@ class Driver:
             self.accepted[op] += 1
         return answer.json()
 
+    def record_claims(self) -> None:
+        """Note the UID of every claim of this run seen for the first time."""
+        if self.cluster is None:
+            return
+        try:
+            claims = self.cluster.claims(sorted(self.clients))
+        except kubernetes.client.ApiException:
+            return  # read directly, not through the proxy: seen again a few operations later
+        for claim in claims:
+            if claim.instance_id is not None and claim.uid is not None:
+                seen = self.seen_claims.setdefault(claim.instance_id, {})
+                seen.setdefault(claim.object_id, claim.uid)
+
+    def _restore_live(self, client: httpx.Client, instance: dict[str, Any]) -> None:
+        """Restore an instance that is not retained: must answer 409 instance_not_retained."""
+        path = f"/instances/{instance['name']}/restore"
+        try:
+            answer = client.post(path)
+        except httpx.HTTPError as exc:
+            self.violations.append(Violation("api", f"restore POST {path}", f"no answer: {exc}"))
+            return
+        code = answer.json().get("code") if answer.status_code == 409 else None
+        if code == "instance_not_retained":
+            self.rejected["restore 409"] += 1
+        else:
+            self.violations.append(
+                Violation(
+                    "api",
+                    f"restore POST {path}",
+                    f"a live instance answered {answer.status_code} {answer.text[:300]}, "
+                    "expected 409 instance_not_retained",
+                )
+            )
+
     def step(self) -> None:
+        self.steps += 1
+        if self.steps % 5 == 0:
+            self.record_claims()
         slug = self.rng.choice(sorted(self.clients))
         client = self.clients[slug]
         page = self._call("list", client, "GET", "/instances", params={"limit": 100})
         if page is None:
             return
-        live = [i for i in page["items"] if not i["deletion_requested"]]
+        items = [i for i in page["items"] if not i["deletion_requested"]]
+        live = [i for i in items if i.get("purge_after") is None]
+        retained = [i for i in items if i.get("purge_after") is not None]
         choices: list[tuple[str, float]] = []
-        if len(live) < self.config.max_instances_per_tenant:
+        limit = self.config.max_instances_per_tenant
+        if len(live) < limit and len(items) < limit + 2:
             choices.append(("create", 3.0 if len(live) < 2 else 1.5))
         if live:
             choices += [("plan", 2.0), ("parameters", 2.0), ("upgrade", 1.0)]
-            choices += [("rollback", 1.0), ("delete", 1.2)]
+            choices += [("rollback", 1.0), ("delete", 1.2), ("purge", 0.3)]
+            choices += [("restore-live", 0.2)]
+        if retained:
+            choices += [("restore", 1.2), ("purge-retained", 0.4)]
         if not choices:
             return
         op = self.rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+        if op in ("restore", "purge-retained"):
+            instance = self.rng.choice(retained)
+            path = f"/instances/{instance['name']}"
+            self.record_claims()
+            if op == "restore":
+                refused = self.rejected.total()
+                if self._call(op, client, "POST", f"{path}/restore") is not None:
+                    self.restored.add(instance["id"])
+                elif self.rejected.total() > refused:  # the list just said it is retained
+                    self.violations.append(
+                        Violation("retention", f"restore {path}", "a retained instance refused")
+                    )
+            else:
+                self._call("purge", client, "DELETE", path, params={"purge": "true"})
+            return
+        if op == "restore-live":
+            self._restore_live(client, self.rng.choice(live))
+            return
         if op == "create":
             service = self.rng.choice(self.config.services)
             self.counter += 1
@@ -536,9 +630,10 @@ class Driver:
             if current > 1:
                 revision = self.rng.randrange(1, current)
                 self._call(op, client, "POST", f"{path}/rollback", json={"revision": revision})
-        elif op == "delete":
-            # Purge: the soak's invariants are about instances that go (retention, issue 18,
-            # has its own tests).
+        elif op == "delete":  # retained: workloads pruned, claims, Secrets, namespace kept
+            self.record_claims()
+            self._call(op, client, "DELETE", path)
+        elif op == "purge":
             self._call(op, client, "DELETE", path, params={"purge": "true"})
 
 
@@ -551,15 +646,37 @@ def _unconverged(engine: Engine) -> int:
         rows = list(session.execute(select(Instance)).scalars())
     pending = 0
     for row in rows:
-        done = Phase.DELETED if row.deletion_requested else Phase.READY
+        done = (
+            Phase.DELETED
+            if row.deletion_requested
+            else Phase.RETAINED
+            if row.purge_after is not None
+            else Phase.READY
+        )
         if row.observed_generation != row.generation or row.phase != done:
             pending += 1
+        elif done == Phase.RETAINED and not _applied(row):
+            pending += 1  # a failed retain attempt keeps the phase; it is retried
     return pending
 
 
-def snapshot(engine: Engine, cluster: ClusterReader) -> Snapshot:
-    """The database, and the cluster's objects labelled with the database's tenants."""
-    snap = Snapshot()
+def _applied(row: Instance) -> bool:
+    """Whether the instance's ``Applied`` condition is True (absent: True)."""
+    for condition in row.conditions or []:
+        if condition.get("type") == "Applied":
+            return bool(condition.get("status") == "True")
+    return True
+
+
+def snapshot(
+    engine: Engine,
+    cluster: ClusterReader,
+    seen_claims: dict[str, dict[str, str]] | None = None,
+    restored: set[str] | None = None,
+) -> Snapshot:
+    """The database, and the cluster's objects labelled with the database's tenants; with
+    what the driver saw during the run (claim UIDs, restored instances)."""
+    snap = Snapshot(seen_claims=dict(seen_claims or {}), restored=set(restored or ()))
     with Session(engine) as session:
         tenants = {t.id: t.slug for t in session.execute(select(Tenant)).scalars()}
         for i in session.execute(select(Instance)).scalars():
@@ -577,6 +694,8 @@ def snapshot(engine: Engine, cluster: ClusterReader) -> Snapshot:
                     phase=str(i.phase),
                     deletion_requested=i.deletion_requested,
                     deleted=i.deleted_at is not None,
+                    purge_after=i.purge_after,
+                    applied=_applied(i),
                 )
             )
         for r in session.execute(select(Revision)).scalars():
@@ -603,20 +722,22 @@ def snapshot(engine: Engine, cluster: ClusterReader) -> Snapshot:
 def cluster_objects(cluster: ClusterReader, tenants: list[str]) -> list[ClusterObject]:
     """Every object the platform applied for ``tenants``, of every kind the cluster serves."""
     selector = f"{INSTANCE_LABEL},{TENANT_LABEL} in ({','.join(tenants)})"
-    out = []
-    for kind, obj in cluster.labelled(selector):
-        if not _applied_by_platform(obj):
-            continue
-        meta = obj.get("metadata") or {}
-        out.append(
-            ClusterObject(
-                object_id=f"{kind.group_version}/{kind.kind}/{meta['name']}",
-                namespace=meta.get("namespace"),
-                instance_id=(meta.get("labels") or {})[INSTANCE_LABEL],
-                digest=(meta.get("annotations") or {}).get(DIGEST_ANNOTATION),
-            )
-        )
-    return out
+    return [
+        _cluster_object(kind.group_version, kind.kind, obj)
+        for kind, obj in cluster.labelled(selector)
+        if _applied_by_platform(obj)
+    ]
+
+
+def _cluster_object(group_version: str, kind: str, obj: dict[str, Any]) -> ClusterObject:
+    meta = obj.get("metadata") or {}
+    return ClusterObject(
+        object_id=f"{group_version}/{kind}/{meta['name']}",
+        namespace=meta.get("namespace"),
+        instance_id=(meta.get("labels") or {})[INSTANCE_LABEL],
+        digest=(meta.get("annotations") or {}).get(DIGEST_ANNOTATION),
+        uid=meta.get("uid"),
+    )
 
 
 def _count(engine: Engine) -> int:
@@ -660,7 +781,7 @@ def run_soak(config: SoakConfig) -> SoakReport:
             proxy.faults.add(503, probability=share * 0.5, message="soak: injected 503")
             proxy.faults.add(500, probability=share * 0.3, message="soak: injected 500")
             proxy.faults.add(429, probability=share * 0.2, retry_after=1)
-            driver = Driver(processes.url, tokens_by_tenant, config, rng)
+            driver = Driver(processes.url, tokens_by_tenant, config, rng, cluster)
             end = time.monotonic() + config.minutes * 60
             next_kill = time.monotonic() + rng.uniform(*config.kill_every)
             while time.monotonic() < end:
@@ -699,10 +820,15 @@ def run_soak(config: SoakConfig) -> SoakReport:
             report.namespace_seconds = _wait_for_namespaces_to_go(
                 engine, cluster, config.namespace_timeout
             )
-            snap = snapshot(engine, cluster)
+            snap = snapshot(engine, cluster, driver.seen_claims, driver.restored)
             report.objects = len(snap.objects)
+            report.retained = sum(1 for i in snap.instances if i.retained)
+            report.restored = len(snap.restored)
+            report.claims = sum(len(c) for c in snap.seen_claims.values())
             report.violations += check(snap)
             report.instances = _count(engine)
+            if report.violations:
+                _dump_database(engine, logs / "database.json")
         finally:
             if driver is not None:
                 report.violations += driver.violations
@@ -721,6 +847,17 @@ def run_soak(config: SoakConfig) -> SoakReport:
     else:
         report.logs = logs
     return report
+
+
+def _dump_database(engine: Engine, path: Path) -> None:
+    """Instances (with status), revisions and usage events as JSON, for a failed run's
+    report (the database itself is dropped)."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    with Session(engine) as session:
+        for model in (Instance, Revision, UsageEvent):
+            rows = session.execute(select(model)).scalars()
+            tables[model.__name__] = [row.model_dump(mode="json") for row in rows]
+    path.write_text(json.dumps(tables, indent=1, default=str), encoding="utf-8")
 
 
 def _delete_namespaces(engine: Engine, cluster: ClusterReader, tenants: list[str]) -> None:

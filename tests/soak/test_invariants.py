@@ -14,6 +14,7 @@ from tests.soak.invariants import (
     UsageState,
     check,
     expected_usage,
+    without_retention,
 )
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -148,3 +149,122 @@ def test_an_instance_deleted_before_it_ran_has_no_events() -> None:
         ("plan_changed", "large"),
         ("plan_changed", "small"),
     ]
+
+
+# -- retention (issue 18): retained, restored and purged instances ---------------------------
+
+KEPT = "33333333-kept"
+PVC, SECRET = "v1/PersistentVolumeClaim/data", "v1/Secret/db"
+DEPLOY = "apps/v1/Deployment/web"
+DAYS_30 = timedelta(days=30)
+
+
+def retained() -> Snapshot:
+    """``good()`` plus an instance deleted without purge: its namespace, claim and Secret
+    kept, its Deployment pruned, and the claim the runner saw during the run unchanged."""
+    snap = good()
+    snap.instances.append(
+        _instance(
+            id=KEPT, name="kept", namespace="gent-kept", plan="small", parameters={},
+            generation=2, observed_generation=2, phase="Retained", purge_after=T0 + DAYS_30,
+        )
+    )  # fmt: skip
+    inventory = {"v1/Namespace/gent-kept": "sha256:n", PVC: "sha256:p", SECRET: "sha256:s"}
+    snap.revisions.append(
+        RevisionState(KEPT, 1, "2.0.0", "small", {}, {**inventory, DEPLOY: "sha256:d"})
+    )
+    snap.usage += [
+        UsageState(KEPT, "started", "small", T0),
+        UsageState(KEPT, "retained", "small", T0 + timedelta(hours=1)),
+    ]
+    snap.objects += [
+        ClusterObject("v1/Namespace/gent-kept", None, KEPT, "sha256:n"),
+        ClusterObject(PVC, "gent-kept", KEPT, "sha256:p", uid="uid-1"),
+        ClusterObject(SECRET, "gent-kept", KEPT, "sha256:s"),
+    ]
+    snap.namespaces.add("gent-kept")
+    snap.seen_claims = {KEPT: {PVC: "uid-1"}}
+    return snap
+
+
+def test_a_retained_instance_with_its_data_passes() -> None:
+    assert check(retained()) == []
+
+
+def test_a_retained_instance_keeps_its_namespace_claims_and_purge_date() -> None:
+    snap = retained()
+    snap.namespaces.discard("gent-kept")
+    assert [v.detail for v in check(snap)] == ["retained, but namespace gent-kept is gone"]
+
+    snap = retained()
+    snap.objects = [o for o in snap.objects if o.object_id != PVC]
+    details = [v.detail for v in check(snap) if v.rule == "retained"]
+    assert details == [f"retained, but claim {PVC} is not in the cluster"]
+
+    snap = retained()
+    snap.instances[-1] = dataclasses.replace(snap.instances[-1], purge_after=None)
+    assert "retained" in rules(snap)
+
+
+def test_a_converged_retained_instance_has_no_workloads_left() -> None:
+    snap = retained()
+    snap.objects.append(ClusterObject(DEPLOY, "gent-kept", KEPT, "sha256:d"))
+    assert rules(snap) == ["retained"]
+    assert any(f"{DEPLOY} is still in the cluster" in v.detail for v in check(snap))
+
+
+def test_a_claim_lost_or_replaced_before_purge_is_reported() -> None:
+    snap = retained()
+    snap.objects = [dataclasses.replace(o, uid="uid-2") if o.object_id == PVC else o
+                    for o in snap.objects]  # fmt: skip
+    assert rules(snap) == ["claims"]
+    assert "was replaced: uid uid-2, first seen uid-1" in check(snap)[0].detail
+
+    # Restored: Ready again, and the claim must still be the one seen before.
+    snap = retained()
+    snap.instances[-1] = dataclasses.replace(
+        snap.instances[-1], purge_after=None, phase="Ready", generation=3, observed_generation=3
+    )
+    snap.revisions.append(
+        RevisionState(KEPT, 2, "2.0.0", "small", {}, dict(snap.revisions[-1].inventory))
+    )
+    snap.usage.append(UsageState(KEPT, "plan_changed", "small", T0 + timedelta(hours=2)))
+    snap.objects.append(ClusterObject(DEPLOY, "gent-kept", KEPT, "sha256:d"))
+    snap.restored = {KEPT}
+    assert check(snap) == []
+    snap.objects = [o for o in snap.objects if o.object_id != PVC]
+    lost = [v.detail for v in check(snap) if v.rule == "claims"]
+    assert lost == [f"restored, never purged, but claim {PVC} (uid uid-1) is gone"]
+
+
+def test_a_purged_instance_may_lose_its_claims_but_not_keep_its_namespace() -> None:
+    snap = retained()
+    snap.instances[-1] = dataclasses.replace(
+        snap.instances[-1], phase="Deleted", deletion_requested=True, deleted=True
+    )
+    snap.usage.append(UsageState(KEPT, "stopped", "small", T0 + timedelta(hours=2)))
+    snap.objects = [o for o in snap.objects if o.instance_id != KEPT]
+    snap.namespaces.discard("gent-kept")
+    assert check(snap) == []
+    snap.namespaces.add("gent-kept")
+    assert rules(snap) == ["orphan"]
+
+
+def test_retention_usage_events_are_set_aside_but_must_close_a_retention() -> None:
+    snap = retained()
+    snap.usage = [e for e in snap.usage if e.kind != "retained"]
+    assert rules(snap) == ["usage"]
+    assert "the last usage event is not" in check(snap)[0].detail
+    # A restore that applied a pending plan change keeps its plan_changed.
+    events = [("started", "small"), ("retained", "small"), ("plan_changed", "large")]
+    assert without_retention(events) == [("started", "small"), ("plan_changed", "large")]
+
+
+def test_a_retained_instance_whose_retain_failed_is_not_converged() -> None:
+    # A target error keeps the phase Retained and records the generation (retried with
+    # backoff): only the Applied condition tells that the workloads may still run.
+    snap = retained()
+    snap.instances[-1] = dataclasses.replace(snap.instances[-1], applied=False)
+    snap.objects.append(ClusterObject(DEPLOY, "gent-kept", KEPT, "sha256:d"))
+    snap.usage = [e for e in snap.usage if e.kind != "retained"]
+    assert [v.detail for v in check(snap)] == ["Retained, but the retain did not apply"]
