@@ -99,6 +99,7 @@ def test_deleted_row_shows_the_generation_it_ended_at(platform: Platform, operat
         "instance",
         "delete",
         "portal",
+        "--purge",
         "--tenant",
         "gent",
         "--yes",

@@ -109,7 +109,9 @@ def test_readme_quickstart_runs_as_written(
             token=variables["GENT_TOKEN"],
             CITYCTL_CONFIG=str(tmp_path / "other.json"),
         )
-        assert trial.exit_code == 4  # the trial on the GitOps target was deleted
+        assert trial.exit_code == 4  # the trial on the GitOps target was purged
+        retained = printed["cityctl instance delete trial --yes --wait"]
+        assert "Retained" in retained[0] + retained[1]
         created = printed[
             next(c for c in ran if c.startswith("cityctl instance create trial") and "--wait" in c)
         ]
