@@ -512,7 +512,9 @@ def delete_instance(
         retention.request_purge(session, instance)
         return Change(instance=instance, diff={"deletion_requested": [False, True]})
     instance.purge_after = retention.purge_date(session, instance, instance.updated_at)
-    instance.phase = Phase.RETAINED
+    # Deleting until the reconciler has stopped the workloads: only then is it Retained
+    # (a target error meanwhile keeps it Deleting, retried, never Retained by assumption).
+    instance.phase = Phase.DELETING
     instance.message = "Stopping the workloads; the data is kept."
     instance.generation += 1
     session.add(instance)

@@ -127,7 +127,7 @@ def test_unprotect_is_its_own_audited_step_then_delete_works(
 
     deleted = client.delete(f"{BASE}/web", headers=world.auth("tenant-admin"))
     assert deleted.status_code == 202, deleted.text
-    assert deleted.json()["status"]["phase"] == "Retained"  # retention: the data is kept
+    assert deleted.json()["status"]["phase"] == "Deleting"  # Retained once the workloads stopped
     purged = client.delete(f"{BASE}/web?purge=true", headers=world.auth("tenant-admin"))
     assert purged.status_code == 202, purged.text
     assert purged.json()["deletion_requested"] is True

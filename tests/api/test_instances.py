@@ -161,7 +161,8 @@ def test_delete_is_idempotent_and_blocks_changes(client: TestClient, world: Worl
     assert r.status_code == 202
     # Retained (issue 18): the data is kept until purge_after; a change is refused.
     assert r.json()["deletion_requested"] is False
-    assert r.json()["status"]["phase"] == "Retained"
+    assert r.json()["status"]["phase"] == "Deleting"  # Retained once the workloads stopped
+    assert r.json()["purge_after"]
     assert r.json()["purge_after"]
     assert r.json()["generation"] == 2
     assert client.delete(f"{BASE}/web", headers=h).json()["generation"] == 2

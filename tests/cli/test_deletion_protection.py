@@ -121,7 +121,7 @@ def test_unprotect_asks_naming_the_instance_and_is_audited(
     ]
 
     deleted = platform.json("instance", "delete", "login", "--yes", token=admin)
-    assert deleted["status"]["phase"] == "Retained"  # retention: the data is kept
+    assert deleted["status"]["phase"] == "Deleting"  # Retained once the workloads stopped
     assert deleted["purge_after"]
 
 

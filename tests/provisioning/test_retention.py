@@ -144,7 +144,7 @@ def test_delete_retains_restore_brings_back_purge_removes(
 
     before = utcnow()
     change = _delete(p, iid)
-    assert change.instance.phase == Phase.RETAINED
+    assert change.instance.phase == Phase.DELETING  # Retained once the workloads stopped
     purge_after = change.instance.purge_after
     assert purge_after is not None
     assert timedelta(days=30) <= purge_after - before < timedelta(days=30, minutes=1)
