@@ -164,6 +164,7 @@ def show(
         stdout.print(f"\n[bold]Plans of {number}[/bold] ({details['status']})")
         emit(details["plans"], output, PLAN_COLUMNS)
         entry_points(details)
+        data_places(details)
         properties = (details.get("parameters") or {}).get("properties") or {}
         if properties:
             stdout.print(f"\n[bold]Parameters of {number}[/bold] (--set name=value)")
@@ -187,6 +188,23 @@ def show(
                     ("description", "DESCRIPTION"),
                 ],
             )
+    if details is None and summary is not None:
+        data_places(summary)
+
+
+def data_places(details: dict[str, Any]) -> None:
+    """Where the service keeps data, what each place holds and whether it is backed up."""
+    places = details.get("data") or []
+    if not places:
+        return
+    stdout.print("\n[bold]Data[/bold] (where an instance keeps it, and its backups)")
+    for place in places:
+        stdout.print(
+            f"- {place.get('name')} ({place.get('kind')}): {place.get('holds')}\n"
+            f"  backup: {place.get('backup')}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def entry_points(details: dict[str, Any]) -> None:

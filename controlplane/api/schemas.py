@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from controlplane.catalog.models import (
     DNS_LABEL,
+    DataKind,
     EntryPoint,
     NetworkAllows,
     Plan,
@@ -393,6 +394,16 @@ class VersionSummary(BaseModel):
     forward_only_migrations: bool = False
 
 
+class DataPlacePublic(BaseModel):
+    """One place the service keeps data (catalogue ``data``) and whether it is backed up."""
+
+    name: str
+    kind: DataKind
+    holds: str
+    #: Derived from the kind (``catalog.data.backup_of``), never declared.
+    backup: str
+
+
 class CatalogService(BaseModel):
     name: str
     title: str
@@ -400,6 +411,8 @@ class CatalogService(BaseModel):
     category: str
     owner: str
     versions: list[VersionSummary]
+    #: Where the newest published version keeps data, and whether it is backed up.
+    data: list[DataPlacePublic] = []
 
 
 class CatalogVersion(BaseModel):
@@ -423,6 +436,8 @@ class CatalogVersion(BaseModel):
     shared_cost: SharedCost | None
     #: Where people reach an instance of it (metadata; ``urls`` of an instance).
     entry_points: list[EntryPoint] = []
+    #: Where it keeps data and whether it is backed up (metadata).
+    data: list[DataPlacePublic] = []
     bundle: TemplateBundle | None = None
 
 

@@ -20,7 +20,8 @@ from sqlmodel import Session, col, select
 
 from controlplane.api import schemas
 from controlplane.auth.models import ApiToken, AuditEvent
-from controlplane.catalog.models import EntryPoint
+from controlplane.catalog.data import backup_of
+from controlplane.catalog.models import DataPlace, EntryPoint
 from controlplane.catalog.records import PublishedVersion
 from controlplane.provisioning.lifecycle import LifecycleView
 from controlplane.provisioning.models import Instance, Phase, Revision, Target, TargetKind
@@ -199,7 +200,16 @@ def catalog_service(rows: list[PublishedVersion]) -> schemas.CatalogService:
         category=str(newest["category"]),
         owner=str(newest["owner"]),
         versions=[version_summary(r) for r in rows],
+        data=data_places(DataPlace.model_validate(d) for d in newest.get("data") or []),
     )
+
+
+def data_places(places: Iterable[DataPlace]) -> list[schemas.DataPlacePublic]:
+    """The catalogue's data declaration with what is backed up (derived from each kind)."""
+    return [
+        schemas.DataPlacePublic(name=p.name, kind=p.kind, holds=p.holds, backup=backup_of(p.kind))
+        for p in places
+    ]
 
 
 def catalog_version(row: PublishedVersion, *, with_bundle: bool) -> schemas.CatalogVersion:
@@ -222,6 +232,7 @@ def catalog_version(row: PublishedVersion, *, with_bundle: bool) -> schemas.Cata
         network=release.network,
         shared_cost=release.shared_cost,
         entry_points=release.entry_points,
+        data=data_places(release.data),
         bundle=release.bundle if with_bundle else None,
     )
 

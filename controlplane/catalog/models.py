@@ -226,6 +226,32 @@ class ImageFacts(_Strict):
     notes: str = ""
 
 
+class DataKind(StrEnum):
+    """What keeps a service's data: the PostgreSQL component, another database, a volume."""
+
+    POSTGRESQL = "postgresql"
+    MARIADB = "mariadb"
+    REDIS = "redis"
+    RABBITMQ = "rabbitmq"
+    ELASTICSEARCH = "elasticsearch"
+    SOLR = "solr"
+    VOLUME = "volume"
+
+
+class DataPlace(_Strict):
+    """One place a service keeps data (catalogue ``data``), checked against its renders.
+
+    A database names the StatefulSet that runs it (``postgres`` for the PostgreSQL
+    component); a volume names the PersistentVolumeClaim. Whether it is backed up is
+    derived from the kind (``catalog.data.backup_of``), never declared.
+    """
+
+    name: DnsLabel
+    kind: DataKind
+    #: What it holds, in a few words (``the files users upload``).
+    holds: str = Field(min_length=1, max_length=300)
+
+
 #: Image facts by image repository (the reference without its tag: ``postgis/postgis``).
 ImageFactsSheet = dict[str, ImageFacts]
 
@@ -233,7 +259,7 @@ ImageFactsSheet = dict[str, ImageFacts]
 #: Release fields that describe a release without changing what it renders. They are left
 #: out of its digest, so they can be added or corrected on a published version
 #: ("amended") without changing the digest every instance was rendered from.
-METADATA_FIELDS = ("entry_points", "admin_credentials")
+METADATA_FIELDS = ("entry_points", "admin_credentials", "data")
 METADATA_VERSION_FIELDS = ("forward_only_migrations", "admin_credentials")
 METADATA_PLAN_FIELDS = ("deletion_protection", "retention_days")
 
@@ -257,6 +283,8 @@ class ServiceDefinition(_Strict):
     #: The facts sheet of the images this service's versions use that the shared sheet
     #: (``catalog/_images.yaml``) does not cover. Catalogue checks only: never published.
     facts: ImageFactsSheet = {}
+    #: Every place the service keeps data (databases, volumes); published as metadata.
+    data: list[DataPlace] = []
 
     def version(self, version: str) -> ServiceVersion | None:
         return next((v for v in self.versions if v.version == version), None)
@@ -279,6 +307,7 @@ class ServiceDefinition(_Strict):
             shared_cost=self.shared_cost,
             entry_points=self.entry_points,
             admin_credentials=self.admin_credentials,
+            data=self.data,
             bundle=bundle,
         )
 
@@ -308,6 +337,8 @@ class ServiceRelease(_Strict):
     shared_cost: SharedCost | None = None
     entry_points: list[EntryPoint] = []
     admin_credentials: AdminCredentials | None = None
+    #: Where the service keeps data (metadata: left out of the digest).
+    data: list[DataPlace] = []
     bundle: TemplateBundle
 
     @property

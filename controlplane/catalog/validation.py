@@ -11,9 +11,10 @@ renders of every plan change and upgrade for fields the apiserver refuses to cha
 (``catalog.transitions``), and checks what the file says about the stack against what it
 renders (:func:`check_rendered`: network components, entry points, admin credentials) and
 what its images expect (``catalog.facts``: user ids, ports, probes, mounts, environment,
-and a cited upstream source for every image tag). It never stops at the first problem: a
-catalogue author gets the whole list in one run. Publishing runs the same checks
-(:func:`check_services`).
+and a cited upstream source for every image tag), and where it keeps data
+(``catalog.data``: every volume and database of the stack declared). It never stops at
+the first problem: a catalogue author gets the whole list in one run. Publishing runs the
+same checks (:func:`check_services`).
 
 The renderer sits in a layer above the catalogue (``rendering`` imports ``catalog``), so
 this module does not import it: the caller passes a :data:`StackCheck` and an
@@ -35,6 +36,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from controlplane.catalog.data import check_data
 from controlplane.catalog.errors import CatalogInvalid, VersionRangeInvalid
 from controlplane.catalog.facts import check_containers, check_sheet, sheet_for
 from controlplane.catalog.loading import (
@@ -240,6 +242,14 @@ def _check_service(
             prefix = f"{where}: versions[{index}] {version.version}"
             errors.extend(_item(prefix, key, msg) for key, msg in check_rendered(release, first))
             errors.extend(_item(prefix, key, msg) for key, msg in check_containers(sheet, first))
+    # Where the service keeps data, against one render of every version.
+    first_renders = {
+        definition.versions[index].version: objects
+        for (index, plan), objects in renders.items()
+        if plan == definition.plans[0].name
+    }
+    if len(first_renders) == len(definition.versions):  # else the render errors say why
+        errors.extend(_item(where, key, msg) for key, msg in check_data(definition, first_renders))
     if check_update is not None:
         # Plan changes and upgrades re-apply the objects: an immutable field that differs
         # between two renders is a 422 from the apiserver halfway through the change.

@@ -45,6 +45,15 @@ class FixtureCatalog:
     def write(self, file: str, data: dict[str, Any]) -> None:
         (self.catalog_dir / f"{file}.yaml").write_text(yaml_rs.dumps(data))
 
+    def declare_data(self, *places: tuple[str, str]) -> None:
+        """Replace the ``data`` declaration with these (name, kind) entries, for a test whose
+        templates keep data elsewhere than the fixture's volume ``data``."""
+
+        def change(d: dict[str, Any]) -> None:
+            d["data"] = [{"name": n, "kind": k, "holds": "test data"} for n, k in places]
+
+        self.edit(change)
+
     def template(self, relative: str) -> Path:
         return self.templates_dir / relative
 

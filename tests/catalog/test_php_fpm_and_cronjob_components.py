@@ -33,6 +33,7 @@ def _call(fc: FixtureCatalog, call: str) -> None:
     for name in ("workload", "php-fpm", "cronjob"):
         shutil.copy(COMPONENTS / f"{name}.yaml.j2", folder / f"{name}.yaml.j2")
     fc.template(DATA).write_text(call + "\n")
+    fc.declare_data()  # the call replaces the fixture's volume
     if "php-fpm" in call:  # it makes the Deployment `web`: drop the fixture's own
         web = fc.template(WEB)
         documents = web.read_text().split("---\n")

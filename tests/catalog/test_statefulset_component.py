@@ -27,6 +27,7 @@ def _call(fc: FixtureCatalog, call: str) -> None:
     folder.mkdir(exist_ok=True)
     shutil.copy(SHIPPED, folder / "statefulset.yaml.j2")
     fc.template(DATA).write_text(call + "\n")
+    fc.declare_data(("store", "mariadb"))  # the data service replaces the fixture's volume
 
 
 def _errors(fc: FixtureCatalog) -> list[str]:

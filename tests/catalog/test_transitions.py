@@ -117,6 +117,7 @@ def test_volume_claim_templates_sized_by_plan_are_refused(
         "        accessModes: [ReadWriteOnce]\n"
         "        resources: {requests: {storage: {{ plan.storage }}}}\n",
     )
+    fixture_catalog.declare_data(("data", "volume"), ("web", "redis"))
     error = only_error(fixture_catalog)
     assert error.location == (
         f"{FILE}: versions[1] 1.1.0, plan changes: StatefulSet/web: spec.volumeClaimTemplates"

@@ -26,6 +26,7 @@ def _call(fc: FixtureCatalog, call: str) -> None:
     folder.mkdir(exist_ok=True)
     shutil.copy(SHIPPED, folder / "workload.yaml.j2")
     fc.template(DATA).write_text(call + "\n")
+    fc.declare_data()  # the call replaces the fixture's volume
 
 
 def _errors(fc: FixtureCatalog) -> list[str]:
