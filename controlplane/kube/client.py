@@ -297,10 +297,16 @@ class KubeClient:
                     raise conflict(what, parsed) from cause
                 if not retryable:
                     if status in (401, 403):
+                        # A ResourceQuota refusal is a 403 too, and says so: it is about the
+                        # namespace's limits, not about who the platform is.
+                        quota = status == 403 and "exceeded quota" in message
                         raise TargetForbidden(
                             detail=f"{what}: the target refused {method} ({status} "
                             f"{parsed.reason}): {message}",
-                            hint="check the platform's credentials and RBAC on this cluster",
+                            hint="the namespace's ResourceQuota does not allow it; the plan "
+                            "sets the quota"
+                            if quota
+                            else "check the platform's credentials and RBAC on this cluster",
                         ) from cause
                     raise rejected(what, kind, parsed) from cause
                 problem = f"{status} {parsed.reason or response.reason}: {message}".rstrip(": ")

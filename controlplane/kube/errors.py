@@ -26,7 +26,8 @@ class TargetUnavailable(Unavailable):
 
 
 class TargetForbidden(TargetUnavailable):
-    """The Kubernetes target refused the platform's credentials or permissions."""
+    """The Kubernetes target refused a request (403/401): the platform's credentials or
+    permissions, or a ResourceQuota of the namespace (the hint says which)."""
 
     code = "target_forbidden"
 

@@ -795,7 +795,10 @@ class Reconciler:
         instance, last = loaded.instance, loaded.last
         stack, _storage = self._render(loaded)
         kept = retention.data_stack(stack)
-        written = target.apply(kept, only=target.drifted(kept)).written
+        # Volumes are kept as they are: a plan change that never applied must not grow them
+        # now (the quota that would allow it is not kept either, so the target would refuse
+        # it forever), and a claim that is gone would come back empty. Restore applies them.
+        written = target.apply(kept, only=retention.to_write(target.drifted(kept))).written
         # Never prune what a worker that took the lease over may have just written.
         self._check_lease(held)
         pruned = target.prune(kept, previous=list(last.inventory) if last is not None else [])

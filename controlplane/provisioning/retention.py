@@ -107,6 +107,12 @@ def data_stack(stack: Stack) -> Stack:
     )
 
 
+def to_write(drifted: set[str]) -> set[str]:
+    """Of a retained stack's drifted objects, those retention writes: not the claims, which
+    are kept as they are on the target (see ``Reconciler._retain``)."""
+    return {oid for oid in drifted if oid.rsplit("/", 2)[-2] != "PersistentVolumeClaim"}
+
+
 def _digest(obj: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 

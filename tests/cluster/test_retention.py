@@ -27,6 +27,7 @@ from controlplane.provisioning.models import Instance, Phase
 from controlplane.tenants.models import Tenant
 from tests.cluster.fixtures import Cluster
 from tests.cluster.platform import STEP_TIMEOUT, ClusterPlatform, describe
+from tests.factories import accept_parameters
 
 SERVICE = "matomo"
 WORKLOADS = ("Deployment", "StatefulSet", "CronJob", "Job")
@@ -135,6 +136,62 @@ def test_delete_retains_the_volumes_restore_reuses_them_purge_removes_all(
         assert purged.phase == Phase.DELETED, describe(purged)
         live = cluster.get("Namespace", namespace, api_version="v1")
         assert live is None or live["metadata"].get("deletion_timestamp")
+    finally:
+        cp.close()
+        with contextlib.suppress(ApiException):
+            kubernetes.client.CoreV1Api(cluster.api_client).delete_namespace(namespace)
+
+
+def test_a_plan_change_not_yet_applied_does_not_grow_a_retained_volume(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Found by the soak: delete right after a plan change up. Retention kept the data
+    objects as the new plan renders them, so it asked to grow the claims under the old
+    quota (which it does not keep) and the target refused it on every retry: the instance
+    never got to Retained. Claims are kept as they are; restore applies the new plan."""
+    releases = [r for r in load_catalog().releases() if r.name == SERVICE]
+    cp = ClusterPlatform(tmp_path, cluster.api_client, releases=releases[-1:])
+    slug = f"rq{secrets.token_hex(3)}"
+    namespace = f"{slug}-{SERVICE}"
+    try:
+        p = cp.platform
+        iid = p.create(
+            p.tenant(slug, "44021"),
+            SERVICE,
+            service=SERVICE,
+            version=releases[-1].version.version,
+            plan="small",
+        )
+        cp.converge(iid, "create")
+        sizes = {
+            c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+            for c in cluster.objects("PersistentVolumeClaim", namespace, api_version="v1")
+        }
+        with Session(p.engine) as session:
+            row = session.get(Instance, iid)
+            assert row is not None
+            instances.update_instance(
+                session,
+                tenant=_tenant(session, row),
+                instance=row,
+                plan="medium",
+                check_parameters=accept_parameters,
+            )
+            session.commit()
+        _change(cp, iid, "delete")  # before any worker applied the plan change
+        _retained(cp, iid)
+        cluster.wait_for(
+            "the workloads to be gone", lambda: not _workloads(cluster, namespace), timeout=120
+        )
+        after = {
+            c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+            for c in cluster.objects("PersistentVolumeClaim", namespace, api_version="v1")
+        }
+        assert after == sizes
+        _change(cp, iid, "restore")
+        restored = cp.converge(iid, "restore")
+        assert restored.phase == Phase.READY, describe(restored)
+        assert restored.plan == "medium"
     finally:
         cp.close()
         with contextlib.suppress(ApiException):

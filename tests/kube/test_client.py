@@ -198,6 +198,40 @@ def test_a_field_manager_conflict_is_raised_as_apply_conflict(
     assert kube.faults.fired == 1  # not retried
 
 
+def test_a_quota_refusal_names_the_quota_not_rbac(
+    cluster: Cluster, target: KubeClient, namespace: str
+) -> None:
+    """A 403 from a ResourceQuota is about the namespace's limits: the hint says so."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "small", "namespace": namespace},
+        "spec": {"hard": {"requests.storage": "1Gi"}},
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+    }
+    target.apply([quota])
+    cluster.wait_for(
+        "the quota to be counted",
+        lambda: (
+            (cluster.get("ResourceQuota", "small", namespace, api_version="v1") or {})
+            .get("status", {})
+            .get("hard")
+        ),
+        timeout=30,
+    )
+    with pytest.raises(Unavailable) as refused:
+        target.apply([claim])
+    assert "exceeded quota" in refused.value.detail
+    assert refused.value.hint is not None
+    assert "ResourceQuota" in refused.value.hint
+    assert "RBAC" not in refused.value.hint
+
+
 def test_label_selector_lists(cluster: Cluster, target: KubeClient, namespace: str) -> None:
     for name, labels in {
         "a": {"tier": "web", "env": "prod"},
