@@ -109,8 +109,9 @@ def data_stack(stack: Stack) -> Stack:
 
 def to_write(drifted: set[str]) -> set[str]:
     """Of a retained stack's drifted objects, those retention writes: not the claims, which
-    are kept as they are on the target (see ``Reconciler._retain``)."""
-    return {oid for oid in drifted if oid.rsplit("/", 2)[-2] != "PersistentVolumeClaim"}
+    are kept as they are on the target (see ``Reconciler._retain``). A GitOps target also
+    names files that are no object (its ``kustomization.yaml``): those are written."""
+    return {oid for oid in drifted if oid.split("/")[-2:-1] != ["PersistentVolumeClaim"]}
 
 
 def _digest(obj: Mapping[str, Any]) -> str:

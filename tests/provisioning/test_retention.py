@@ -234,3 +234,13 @@ def test_the_worker_purges_expired_retention_and_audits_it(gitops_platform: Plat
     assert (event.actor, event.resource) == ("system:worker", "instance:gent/old")
     assert event.details["expired"] is True
     assert _usage(p, expired)[-2:] == [UsageKind.RETAINED, UsageKind.STOPPED]
+
+
+def test_retention_writes_everything_drifted_but_the_claims() -> None:
+    drifted = {
+        "kustomization.yaml",  # a GitOps target names its listing file too
+        "v1/PersistentVolumeClaim/data",
+        "v1/Secret/db",
+        "postgresql.cnpg.io/v1/Cluster/postgres",
+    }
+    assert retention.to_write(drifted) == drifted - {"v1/PersistentVolumeClaim/data"}
