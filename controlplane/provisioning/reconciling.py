@@ -204,6 +204,8 @@ class _Locked:
 
     instances: dict[uuid.UUID, Instance]
     requests: dict[uuid.UUID, ReconcileRequest | None]
+    #: The highest revision number of each instance that adds a revision (0: none yet).
+    revisions: dict[uuid.UUID, int]
 
 
 class _LeaseLost(Exception):
@@ -413,6 +415,10 @@ class Reconciler:
                 locked = _Locked(
                     instances=_lock_instances(session, [c.instance_id for c in held]),
                     requests=queueing.lock_batch_for_finish(session, held),
+                    revisions=_last_revision_numbers(
+                        session,
+                        [claims[i].instance_id for i in order if _adds(steps[i])],
+                    ),
                 )
                 # One flush at commit lets SQLAlchemy batch the inserts and updates of the
                 # whole batch; no record reads what another one wrote (one row per instance).
@@ -471,7 +477,8 @@ class Reconciler:
             return Result(Outcome.GONE, held.instance_id)
         if row is not None:
             if step.revision is not None:
-                row.current_revision = _add_revision(session, row, step.revision, step.at)
+                last = locked.revisions.get(row.id) if locked is not None else None
+                row.current_revision = _add_revision(session, row, step.revision, step.at, last)
             usage = step.usage
             if (
                 step.revision is not None
@@ -910,14 +917,40 @@ def _lock_instance(session: Session, instance_id: uuid.UUID) -> None:
         )
 
 
-def _add_revision(session: Session, row: Instance, new: NewRevision, at: datetime) -> int:
-    """Add an applied revision; its number (returned) comes from the table, never reused."""
-    number = (
-        session.execute(
-            select(func.max(Revision.number)).where(col(Revision.instance_id) == row.id)
-        ).scalar()
-        or 0
-    ) + 1
+def _adds(step: Step | None) -> bool:
+    """Whether recording ``step`` adds a revision."""
+    return step is not None and step.outcome != Outcome.LOST and step.revision is not None
+
+
+def _last_revision_numbers(session: Session, instance_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The highest revision number of each instance, in one query (0 for none yet).
+
+    Read after the instance rows are locked, so no other finish adds one meanwhile."""
+    if not instance_ids:
+        return {}
+    rows = session.execute(
+        select(col(Revision.instance_id), func.max(Revision.number))
+        .where(col(Revision.instance_id).in_(instance_ids))
+        .group_by(col(Revision.instance_id))
+    ).all()
+    found = {instance_id: number for instance_id, number in rows}
+    return {instance_id: int(found.get(instance_id) or 0) for instance_id in instance_ids}
+
+
+def _add_revision(
+    session: Session, row: Instance, new: NewRevision, at: datetime, last: int | None = None
+) -> int:
+    """Add an applied revision; its number (returned) comes from the table, never reused.
+
+    ``last``: the instance's highest number, when the batch read it already (locked)."""
+    if last is None:
+        last = (
+            session.execute(
+                select(func.max(Revision.number)).where(col(Revision.instance_id) == row.id)
+            ).scalar()
+            or 0
+        )
+    number = last + 1
     session.add(
         Revision(
             instance_id=row.id,

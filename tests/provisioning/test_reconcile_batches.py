@@ -111,6 +111,32 @@ def test_resync_of_a_converged_batch_writes_nothing_and_repairs_drift(
     assert "# hand edit" not in Path(edited).read_text()
 
 
+def test_a_batch_numbers_each_instances_revision_after_its_own_last(
+    gitops_platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The batch reads every instance's last revision number in one query: an instance with
+    # history continues its own numbering, a new one starts at 1, none takes another's.
+    p = gitops_platform
+    tenant = p.tenant("lier", "12021")
+    old, new = p.create(tenant, "old"), p.create(tenant, "new")
+    worker = make_worker(p, batch_size=10)
+    worker.run_until_idle()
+    p.change(old, plan="large")
+    worker.run_until_idle()
+    p.change(old, plan="small")
+    late = p.create(tenant, "late")
+    p.change(new, plan="large")
+    assert worker.run_once("w/0") == 3  # one batch: old (3rd), new (2nd), late (1st)
+    # Recorded as one batch (a wrong number would fail it, and each would be recorded alone).
+    assert "recording a batch failed" not in caplog.text
+    with Session(p.engine) as session:
+        numbers: dict[object, list[int]] = {}
+        for revision in session.exec(select(Revision).order_by(Revision.number)).all():
+            numbers.setdefault(revision.instance_id, []).append(revision.number)
+    assert numbers == {old: [1, 2, 3], new: [1, 2], late: [1]}
+    assert [p.get(i).current_revision for i in (old, new, late)] == [3, 2, 1]
+
+
 def test_a_crash_in_one_reconcile_keeps_its_lease_and_records_the_others(
     gitops_platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
