@@ -18,7 +18,9 @@ rewrites nothing.
 Each file starts with one comment line that names the object, the digest of what it was
 rendered from and the SHA-256 of the rest of the file. That is what makes the drift check
 cheap and exact: a file that was edited, removed or left from an older render is found by
-reading and hashing, without rendering or serialising anything.
+reading and hashing, without rendering or serialising anything. A folder whose files all
+kept their identity (inode, size, mtime, ctime) since they were read and verified is not read
+again (``_Verified``: git's rule for its index, racy timestamps included), except once an hour.
 
 Secrets are never written in plain text: each becomes a SealedSecret (``sealing.py``). A
 target without a sealing certificate refuses stacks that contain a Secret.
@@ -37,7 +39,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,16 +100,71 @@ def read_header(data: bytes) -> tuple[str, str] | None:
     return match.group(1).decode(), match.group(2).decode()
 
 
-def _read(path: str) -> bytes:
-    """The whole file with plain ``os.read`` (the resync reads every file of the fleet)."""
+#: A file's identity: (inode, size, mtime, ctime), in nanoseconds. Any write, rename,
+#: ``touch`` or ``chmod`` changes the ctime, which no user can set back.
+Identity = tuple[int, int, int, int]
+#: A file changed less than this long before its bytes were read is not trusted by its
+#: identity later: a second change within one timestamp tick (a jiffy on ext4; whole
+#: seconds on some file systems) could leave the identity as it was.
+RACY_NS = 2_000_000_000
+#: A folder known unchanged by its files' identities is still read in full this often.
+FULL_READ_SECONDS = 3600.0
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read(path: str, identities: dict[str, Identity] | None = None, name: str = "") -> bytes:
+    """The whole file with plain ``os.read`` (the resync reads every file of the fleet).
+
+    With ``identities``, the file's identity *before* the read is kept under ``name``: a
+    change after it then shows in the identity, never only in the bytes.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
+        if identities is not None:
+            identities[name] = _identity(os.fstat(fd))
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """What a full read of an instance folder found, and the identities it was found at."""
+
+    identities: dict[str, Identity]
+    headers: dict[str, tuple[str, str] | None]
+    kustomization: bytes | None
+    digest: str
+    #: Wall clock before the read (compared with ctimes) and monotonic clock (its age).
+    read_ns: int
+    read_at: float
+
+    def current(self, folder: Path) -> bool:
+        """Whether every file is the one read: same names, identities, none racy."""
+        if time.monotonic() - self.read_at > FULL_READ_SECONDS:
+            return False
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return False
+        if len(entries) != len(self.identities):
+            return False
+        for entry in entries:
+            known = self.identities.get(entry.name)
+            if known is None or known[3] >= self.read_ns - RACY_NS:
+                return False
+            try:
+                if _identity(entry.stat()) != known:
+                    return False
+            except OSError:
+                return False
+        return True
 
 
 def _write_new(path: str, data: bytes) -> None:
@@ -163,6 +222,9 @@ class GitOpsTarget:
         #: Per thread: the folder digest of the bytes this thread just wrote or read (see
         #: ``readiness``), so the readiness step does not read the whole folder again.
         self._seen = threading.local()
+        #: Instance folders by path: what the last drift check read (``_Verified``). Each
+        #: folder is worked on by one thread at a time; every write here drops its entry.
+        self._verified: dict[Path, _Verified] = {}
 
     @property
     def observes(self) -> bool:
@@ -197,13 +259,17 @@ class GitOpsTarget:
         return out
 
     def _scan(
-        self, folder: Path, files: dict[str, bytes] | None = None
+        self,
+        folder: Path,
+        files: dict[str, bytes] | None = None,
+        identities: dict[str, Identity] | None = None,
     ) -> dict[str, tuple[str, str] | None]:
         """File name → header of every YAML file in the folder (None: edited or foreign).
 
         With ``files``, also every visible file's bytes (the kustomization included), so the
         caller can digest the folder without reading it again; ``files`` is left empty when
         the folder holds something this scan does not read (a foreign file or folder).
+        With ``identities``, the identity of every file read, taken before reading it.
         """
         found: dict[str, tuple[str, str] | None] = {}
         try:
@@ -214,12 +280,12 @@ class GitOpsTarget:
         for entry in entries:
             if entry.name == KUSTOMIZATION:
                 if complete and files is not None:
-                    files[entry.name] = _read(entry.path)
+                    files[entry.name] = _read(entry.path, identities, entry.name)
                 continue
             if not entry.name.endswith(".yaml"):
                 complete &= entry.name.startswith(".")
                 continue
-            data = _read(entry.path)
+            data = _read(entry.path, identities, entry.name)
             found[entry.name] = read_header(data)
             if files is not None and not entry.name.startswith("."):
                 files[entry.name] = data
@@ -325,6 +391,7 @@ class GitOpsTarget:
 
     def _write_instance(self, folder: Path, stack: Stack, only: set[str] | None) -> ApplyReport:
         self._forget_digest()
+        self._verified.pop(folder, None)
         if not folder.exists():
             report = self._create_folder(folder, stack)
             if report is not None:
@@ -416,16 +483,17 @@ class GitOpsTarget:
                 removed.append(entry.name)
         if removed:
             self._forget_digest()
+            self._verified.pop(folder, None)
         removed += _remove_staging(folder)
         return removed
 
     def drifted(self, stack: Stack) -> set[str]:
         """Ids whose file is missing, edited or from another render (reads only)."""
         folder = self.folder(stack.tenant, stack.instance)
-        by_id: dict[str, str] = {}
-        files: dict[str, bytes] = {}
         self._forget_digest()
-        for header in self._scan(folder, files).values():
+        headers, listing = self._read_folder(folder)
+        by_id: dict[str, str] = {}
+        for header in headers.values():
             if header is not None:
                 by_id[header[0]] = header[1]
         drift = set()
@@ -438,12 +506,6 @@ class GitOpsTarget:
                 expected = f"{digest}+{self.sealer.fingerprint.removeprefix('sha256:')[:16]}"
                 if found != expected:
                     drift.add(oid)
-        path = folder / KUSTOMIZATION
-        if files:  # every visible file was read: the kustomization too, if it exists
-            listing = files.get(KUSTOMIZATION)
-            self._remember_digest(folder, files)
-        else:
-            listing = path.read_bytes() if path.exists() else None
         if stack.objects:
             names = [name for name, _, _ in self._desired(stack).values()]
             if listing != _kustomization(names):
@@ -454,6 +516,32 @@ class GitOpsTarget:
             drift.add(KUSTOMIZATION)
         return drift
 
+    def _read_folder(self, folder: Path) -> tuple[dict[str, tuple[str, str] | None], bytes | None]:
+        """(file name → header, the kustomization's bytes) of an instance folder.
+
+        Read in full, unless the last full read is still current by every file's identity
+        (``_Verified``). Either way the folder digest is left for the readiness step.
+        """
+        known = self._verified.get(folder)
+        if known is not None and known.current(folder):
+            self._seen_digest(folder, known.digest)
+            return known.headers, known.kustomization
+        self._verified.pop(folder, None)
+        files: dict[str, bytes] = {}
+        identities: dict[str, Identity] = {}
+        read_ns, read_at = time.time_ns(), time.monotonic()
+        headers = self._scan(folder, files, identities)
+        if not files:  # something here is not ours: read the kustomization alone
+            path = folder / KUSTOMIZATION
+            return headers, path.read_bytes() if path.exists() else None
+        listing = files.get(KUSTOMIZATION)
+        digest = _digest_files(files)
+        self._seen_digest(folder, digest)
+        self._verified[folder] = _Verified(
+            identities, headers, listing, digest, read_ns=read_ns, read_at=read_at
+        )
+        return headers, listing
+
     # -- the folder digest of what this thread just wrote or read
     def _remember_digest(self, folder: Path, files: Mapping[str, bytes]) -> None:
         """Keep the digest of ``files`` for the readiness step that follows in this thread.
@@ -462,11 +550,14 @@ class GitOpsTarget:
         folder's entries are unchanged (its mtime: every write here is a create or rename);
         any write, prune or drift check in this thread drops it first.
         """
+        self._seen_digest(folder, _digest_files(files))
+
+    def _seen_digest(self, folder: Path, digest: str) -> None:
         try:
             mtime = os.stat(folder).st_mtime_ns
         except OSError:
             return
-        self._seen.digest = (folder, mtime, _digest_files(files))
+        self._seen.digest = (folder, mtime, digest)
 
     def _forget_digest(self) -> None:
         self._seen.digest = None
@@ -549,6 +640,7 @@ class GitOpsTarget:
 
     def delete(self, *, tenant: str, instance: str, namespace: str) -> None:
         folder = self.folder(tenant, instance)
+        self._verified.pop(folder, None)
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(folder)
         _remove_staging(folder)
