@@ -6,6 +6,7 @@ the data directory, so ``controlplane serve`` runs with no cluster and no databa
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -48,11 +49,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     #: Child processes a reconcile worker renders in, so that one process can use more than
     #: one core (rendering holds the GIL). 0 or 1: render in the worker's own process.
-    #: ``CONTROLPLANE_RENDER_PROCESSES``. Default 0: on the 2-core reference machine the cold
-    #: Flemish fleet (3,420 stacks to GitOps) took 50.7 s with 2 render processes against
-    #: 40.7 s in-process (the worker waits for and unpickles every render, and the children
-    #: compete with it for the same two cores); docs/benchmarks.md keeps the figures.
-    render_processes: int = Field(default=0, ge=0)
+    #: ``CONTROLPLANE_RENDER_PROCESSES``; unset: one per CPU this process may use, none on
+    #: one CPU (``resolved_render_processes``). On the 2-core reference machine 2 render
+    #: processes take the cold Flemish fleet (3,420 stacks to GitOps) from 38 s to 29 s on
+    #: tmpfs and to 31 s on the disk (docs/benchmarks.md).
+    render_processes: int | None = Field(default=None, ge=0)
     #: Largest request body in bytes (413 above it); checked before the body is read.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Largest body of the upload routes (municipality CSV import, catalogue publish).
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
         # An empty variable parses as Path("."): that means "not set", not the working directory.
         root = self.gitops_root if self.gitops_root not in (None, Path()) else None
         return (root or self.data_dir / "gitops").expanduser().resolve()
+
+    def resolved_render_processes(self) -> int:
+        """Render processes of a worker: as set, else one per usable CPU (0 on one CPU)."""
+        if self.render_processes is not None:
+            return self.render_processes
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return cpus if cpus is not None and cpus > 1 else 0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -63,6 +63,6 @@ def build_worker(
         reconciler,
         concurrency=concurrency,
         poll_seconds=settings.worker_poll_seconds,
-        render_processes=settings.render_processes,
+        render_processes=settings.resolved_render_processes(),
         kubernetes_version=settings.kubernetes_version,
     )

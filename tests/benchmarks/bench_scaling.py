@@ -108,13 +108,13 @@ def _load_fleet(root: Path, size: int) -> Worker:
     reconciler = Reconciler(
         engine, server_secret=SECRET, targets=TargetRegistry(), settings=ReconcileSettings()
     )
-    # As the embedded default: ``Settings.render_processes`` (0 = render in this process).
+    # As the embedded default: ``Settings.resolved_render_processes()`` (one per CPU).
     return Worker(
         engine,
         reconciler,
         batch_size=200,
         fleet=False,
-        render_processes=Settings().render_processes,
+        render_processes=Settings().resolved_render_processes(),
     )
 
 

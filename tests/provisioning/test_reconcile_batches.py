@@ -261,3 +261,18 @@ def test_a_step_is_plain_data_recorded_by_one_function_only_under_its_lease(
             select(ReconcileRequest).where(ReconcileRequest.instance_id == first)
         ).one()
     assert (request.lease_owner, request.attempts, request.reason) == (None, 1, "retry")
+
+
+def test_a_worker_renders_in_one_process_per_cpu_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from controlplane.settings import Settings
+
+    monkeypatch.delenv("CONTROLPLANE_RENDER_PROCESSES", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert Settings().resolved_render_processes() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    assert Settings().resolved_render_processes() == 0  # one CPU: render in the worker
+    monkeypatch.setenv("CONTROLPLANE_RENDER_PROCESSES", "0")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert Settings().resolved_render_processes() == 0
