@@ -39,7 +39,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -612,7 +612,15 @@ class Reconciler:
                 continue
             if last is not None and last.generation == instance.generation:
                 continue  # a resync renders only when something drifted
-            item.pending = renders.submit(self._render_task(item), item.published.release)
+            task = replace(self._render_task(item), yaml=self._writes_yaml(item.target_row))
+            item.pending = renders.submit(task, item.published.release)
+
+    def _writes_yaml(self, row: Target) -> bool:
+        """Whether the target writes objects as YAML files (``Stack.yaml`` saves it work)."""
+        try:
+            return bool(getattr(self.targets.get(row), "writes_yaml", False))
+        except ControlPlaneError:
+            return False
 
     def _render(self, loaded: _Loaded) -> tuple[Stack, str]:
         """The stack and the storage its volumes were rendered with.
@@ -653,6 +661,7 @@ class Reconciler:
             objects=done.objects,
             digests=done.digests,
             digest=done.digest,
+            yaml=done.yaml,
         )
         return stack, done.storage
 

@@ -21,11 +21,12 @@ import logging
 import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controlplane.catalog.models import ServiceRelease
-from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef
+from controlplane.rendering.naming import object_id
+from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef, object_yaml
 from controlplane.rendering.target_ref import TargetRef
 from controlplane.rendering.tls import TlsIssuer
 
@@ -50,6 +51,8 @@ class RenderTask:
     #: The published release document, only when the child lacks it.
     release: dict[str, Any] | None = None
     target: TargetRef | None = None
+    #: Serialise the objects too (``Rendered.yaml``): the target writes YAML files.
+    yaml: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Rendered:
     digests: dict[str, str]
     digest: str
     storage: str
+    #: Object id → YAML of every object but the Secrets (``Stack.yaml``), made in the child
+    #: so that the worker, the busiest process of a cold fleet, does not serialise them.
+    yaml: dict[str, bytes] = field(default_factory=dict)
 
 
 class _Missing:
@@ -119,6 +125,11 @@ def _render_in_child(task: RenderTask) -> Rendered | _Missing | None:
         digests=rendered.object_digests(),
         digest=rendered.digest,
         storage=rendered.storage,
+        yaml=(
+            {object_id(o): object_yaml(o) for o in rendered.objects if o.get("kind") != "Secret"}
+            if task.yaml
+            else {}
+        ),
     )
 
 

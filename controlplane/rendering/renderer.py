@@ -95,6 +95,11 @@ def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def object_yaml(obj: Mapping[str, Any]) -> bytes:
+    """One rendered object as deterministic YAML (no document marker): how files show it."""
+    return yaml_rs.dumps(obj).removeprefix("---\n").encode()
+
+
 _YAML_LINE = re.compile(r"at line (\d+)")
 _WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 

@@ -9,6 +9,7 @@ converged batch writes nothing.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,20 @@ def test_render_processes_render_exactly_what_the_in_process_render_does(
     assert [r.written for r in results if r.instance_id != bad] == [0] * 6
     assert _tree_state(tmp_path / "tree") == before
     assert p.get(bad).message == failed.message
+    # The files written from the children's YAML are the bytes the worker writes itself
+    # (SealedSecrets aside: every sealing is new ciphertext).
+    pooled_files = _unsealed_files(tmp_path / "tree")
+    shutil.rmtree(tmp_path / "tree")
+    for instance_id in ids:
+        p.change(instance_id)
+    in_process.run_until_idle()
+    assert _unsealed_files(tmp_path / "tree") == pooled_files
+    assert len(pooled_files) > 6 * 3
+
+
+def _unsealed_files(root: Path) -> dict[str, bytes]:
+    files = {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*.yaml")}
+    return {name: data for name, data in files.items() if b"kind: SealedSecret" not in data}
 
 
 def _lease_owner(p: Platform, held: Claim, owner: str) -> None:

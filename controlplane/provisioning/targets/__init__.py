@@ -33,6 +33,10 @@ class Stack:
     digests: Mapping[str, str]
     #: ``RenderedStack.digest`` (empty when the stack was not rendered, e.g. a GitOps resync).
     digest: str = ""
+    #: Object id → the object as YAML (``object_yaml``), when the render process made it
+    #: beside the render; a target that writes files takes it instead of serialising again.
+    #: Never holds a Secret (a target seals or applies those itself).
+    yaml: Mapping[str, bytes] = field(default_factory=dict)
 
     def ids(self) -> list[str]:
         return list(self.digests)

@@ -58,6 +58,7 @@ from controlplane.provisioning.targets import (
 )
 from controlplane.provisioning.targets.sealing import Sealer
 from controlplane.rendering.naming import object_id
+from controlplane.rendering.renderer import object_yaml
 
 if TYPE_CHECKING:
     from controlplane.kube.client import KubeClient
@@ -76,9 +77,14 @@ def file_name(index: int, obj: Mapping[str, Any], width: int = 2) -> str:
     return f"{index:0{width}d}-{kind}-{name}.yaml"
 
 
-def render_file(object_id: str, digest: str, obj: Mapping[str, Any]) -> bytes:
-    """The bytes of one object file: the header line, then deterministic YAML."""
-    body = yaml_rs.dumps(obj).removeprefix("---\n").encode()
+def render_file(
+    object_id: str, digest: str, obj: Mapping[str, Any], body: bytes | None = None
+) -> bytes:
+    """The bytes of one object file: the header line, then deterministic YAML.
+
+    ``body``: the object's YAML (``object_yaml``) when it was made already."""
+    if body is None:
+        body = object_yaml(obj)
     return _header(object_id, digest, body) + body
 
 
@@ -196,6 +202,8 @@ class GitOpsTarget:
     #: Each instance has its own folder, so the reconciler may work on several at once
     #: (file I/O overlaps in threads; see ``Reconciler.reconcile_batch``).
     concurrent_apply = True
+    #: Objects become YAML files: render processes serialise them (``Stack.yaml``).
+    writes_yaml = True
 
     def __init__(
         self,
@@ -454,8 +462,8 @@ class GitOpsTarget:
 
     def _file_bytes(self, oid: str, obj: KubeObject, key: str, stack: Stack) -> bytes:
         if obj.get("kind") == "Secret" and self.sealer is not None:
-            obj = self.sealer.seal(obj, stack.digests[oid])
-        return render_file(oid, key, obj)
+            return render_file(oid, key, self.sealer.seal(obj, stack.digests[oid]))
+        return render_file(oid, key, obj, stack.yaml.get(oid))
 
     def _refuse_plain_secrets(self, stack: Stack) -> None:
         if self.sealer is None and any(o.get("kind") == "Secret" for o in stack.objects):
