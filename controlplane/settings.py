@@ -114,13 +114,34 @@ class Settings(BaseSettings):
         """Render processes of a worker: as set, else one per usable CPU (0 on one CPU)."""
         if self.render_processes is not None:
             return self.render_processes
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return cpus if cpus is not None and cpus > 1 else 0
+        cpus = usable_cpus()
+        return cpus if cpus > 1 else 0
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'controlplane.db').resolve()}"
+
+
+#: cgroup v2's CPU limit of this process (``<quota> <period>`` or ``max <period>``).
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, lowered to its cgroup's CPU limit.
+
+    A container limited to 2 CPUs on a 32-core node sees 32 in its affinity; the limit is
+    in ``cpu.max`` (rounded up: 1.5 CPUs can keep two processes half busy).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 @lru_cache(maxsize=1)

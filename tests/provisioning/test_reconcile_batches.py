@@ -281,8 +281,10 @@ def test_a_step_is_plain_data_recorded_by_one_function_only_under_its_lease(
 def test_a_worker_renders_in_one_process_per_cpu_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from controlplane import settings
     from controlplane.settings import Settings
 
+    monkeypatch.setattr(settings, "CGROUP_CPU_MAX", Path("/nonexistent/cpu.max"))  # no limit
     monkeypatch.delenv("CONTROLPLANE_RENDER_PROCESSES", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     assert Settings().resolved_render_processes() == 2
@@ -291,3 +293,20 @@ def test_a_worker_renders_in_one_process_per_cpu_unless_told_otherwise(
     monkeypatch.setenv("CONTROLPLANE_RENDER_PROCESSES", "0")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
     assert Settings().resolved_render_processes() == 0
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000\n", 8), ("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1)],
+)
+def test_a_containers_cpu_limit_bounds_the_render_processes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpu_max: str, expected: int
+) -> None:
+    # A pod limited to 2 CPUs on an 8-core node sees 8 CPUs in its affinity.
+    from controlplane import settings
+
+    limit = tmp_path / "cpu.max"
+    limit.write_text(cpu_max)
+    monkeypatch.setattr(settings, "CGROUP_CPU_MAX", limit)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert settings.usable_cpus() == expected
