@@ -74,9 +74,9 @@ if TYPE_CHECKING:
 
 MUNICIPALITIES = FLEMISH_MUNICIPALITIES_CSV
 SECRET = b"bench-server-secret-0123456789abcdef"
-#: Render processes of the fleet worker: the installation default (``Settings``), or
-#: ``CONTROLPLANE_RENDER_PROCESSES`` (0 measures the in-process render, as before).
-RENDER_PROCESSES = Settings().render_processes
+#: Render processes of the fleet worker: the installation default (``Settings``: one per
+#: CPU), or ``CONTROLPLANE_RENDER_PROCESSES`` (0 measures the in-process render).
+RENDER_PROCESSES = Settings().resolved_render_processes()
 
 
 #: The issue's targets were set for 285 municipalities x 8 services = 2,280 instances: a cold
@@ -200,8 +200,34 @@ def _fleet(engine_url: str, tree: Path, sealing: Path) -> tuple[Worker, int]:
     return worker, count
 
 
+def _fleet_dir() -> str:
+    """Where the fleet's tree goes: ``BENCH_FLEET_DIR``, else tmpfs, else ``.bench``.
+
+    tmpfs by default, like the scaling curve and the scale-out: on these VMs the cost of
+    creating a file on the ext4 disk depends on the folder it is made in (measured 11 to
+    470 µs per file in sibling folders of one checkout, CPU time in the kernel's inode
+    allocator), which would measure the VM's disk rather than the platform
+    (docs/benchmarks.md). ``BENCH_FLEET_DIR=.bench`` measures on the project disk.
+    """
+    return os.environ.get("BENCH_FLEET_DIR") or scratch_dir() or _bench_dir()
+
+
+def _resync(worker: Worker, tree: Path) -> tuple[float, int]:
+    """Make every instance due, resync the fleet; (seconds, files written or removed)."""
+    before = _snapshot(tree)
+    with Session(worker.engine) as session:
+        session.execute(update(ReconcileRequest).values(due_at=utcnow()))
+        session.commit()
+    start = time.perf_counter()
+    worker.run_until_idle(timeout=600)
+    seconds = time.perf_counter() - start
+    after = _snapshot(tree)
+    changed = sum(1 for k, v in after.items() if before.get(k) != v) + len(set(before) - set(after))
+    return seconds, changed
+
+
 def _fleet_figures() -> list[Figure]:
-    with tempfile.TemporaryDirectory(dir=_bench_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-", dir=_fleet_dir()) as tmp:
         root = Path(tmp)
         cert = ensure_keypair(root / "sealing", key_size=2048)
         worker, count = _fleet(f"sqlite:///{root / 'cp.db'}", root / "tree", cert)
@@ -210,31 +236,59 @@ def _fleet_figures() -> list[Figure]:
         worker.run_until_idle(timeout=600)
         cold = time.perf_counter() - start
         failed = worker.counts.get("failed", 0)
-        before = _snapshot(root / "tree")
-        with Session(worker.engine) as session:
-            session.execute(update(ReconcileRequest).values(due_at=utcnow()))
-            session.commit()
-        start = time.perf_counter()
-        worker.run_until_idle(timeout=600)
-        noop = time.perf_counter() - start
-        after = _snapshot(root / "tree")
+        files = len(_snapshot(root / "tree"))
+        # The first resync after the cold reconcile reads every file (the worker has read
+        # none yet); the next ones skip the folders whose files kept their identity since
+        # (docs/gitops.md): that is the resync an unchanged fleet runs every period.
+        first, first_changed = _resync(worker, root / "tree")
+        steady, steady_changed = _resync(worker, root / "tree")
+        unchanged = worker.counts.get(Outcome.UNCHANGED, 0)
         worker.close_render_processes()
-        changed = sum(1 for k, v in after.items() if before.get(k) != v) + len(
-            set(before) - set(after)
-        )
         return [
             *_time_figures(
                 f"fleet cold reconcile to GitOps ({count} instances, "
-                f"{RENDER_PROCESSES} render processes)",
+                f"{RENDER_PROCESSES} render processes, tree on {_fs_type(root)})",
                 cold,
                 count,
                 COLD_TARGET_SECONDS,
             ),
             Figure("reconcile", "fleet instances failed", float(failed), "count", "0"),
-            Figure("reconcile", "fleet files written", float(len(after)), "files"),
-            *_time_figures("fleet no-op resync", noop, count, NOOP_TARGET_SECONDS),
-            Figure("reconcile", "fleet no-op files written", float(changed), "files", "0"),
+            Figure("reconcile", "fleet files written", float(files), "files"),
+            *_time_figures(
+                "fleet no-op resync (first: reads every file)", first, count, NOOP_TARGET_SECONDS
+            ),
+            *_time_figures("fleet no-op resync (steady state)", steady, count, NOOP_TARGET_SECONDS),
+            Figure(
+                "reconcile",
+                "fleet no-op files written (both resyncs)",
+                float(first_changed + steady_changed),
+                "files",
+                "0",
+            ),
+            Figure(
+                "reconcile",
+                "fleet no-op instances not unchanged (both resyncs)",
+                float(2 * count - unchanged),
+                "count",
+                "0",
+            ),
         ]
+
+
+def _fs_type(path: Path) -> str:
+    """The file system type of ``path`` (from /proc/mounts; "disk" when unknown)."""
+    best, kind = "", "disk"
+    where = str(path.resolve())
+    try:
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            for line in mounts:
+                fields = line.split()
+                inside = len(fields) > 2 and where.startswith(fields[1].rstrip("/") + "/")
+                if inside and len(fields[1]) > len(best):
+                    best, kind = fields[1], fields[2]
+    except OSError:
+        pass
+    return kind
 
 
 # -- scale-out: worker processes on PostgreSQL ----------------------------------------------
