@@ -15,6 +15,7 @@ import pytest
 
 from controlplane.provisioning.targets import Stack, gitops
 from controlplane.provisioning.targets.gitops import KUSTOMIZATION, GitOpsTarget
+from controlplane.provisioning.targets.sealing import Sealer, ensure_keypair
 from controlplane.rendering.naming import object_id
 
 #: Long enough for the next change to get another ctime tick on any local file system.
@@ -145,3 +146,37 @@ def test_a_folder_is_read_in_full_again_after_an_hour(
     reads.clear()
     assert target.drifted(stack) == set()
     assert len(reads) == 3
+
+
+def test_a_new_sealing_certificate_is_drift_even_for_a_folder_known_unchanged(
+    tmp_path: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch, sealing_dir: Path
+) -> None:
+    # What the check remembers says which files are sealed, not for which certificate: a
+    # new certificate expects other headers, so the folder is read and its Secret sealed again.
+    monkeypatch.setattr(gitops, "RACY_NS", int(TICK * 1e9))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "gent-forms"},
+        "stringData": {"password": "s3cret"},
+    }
+    base = _stack()
+    stack = Stack(
+        tenant=base.tenant,
+        instance=base.instance,
+        instance_id=base.instance_id,
+        namespace=base.namespace,
+        objects=(*base.objects, secret),
+        digests={**base.digests, object_id(secret): "sha256:" + "7" * 64},
+    )
+    target = GitOpsTarget(tmp_path, sealer=Sealer.from_pem_file(sealing_dir / "sealing.crt"))
+    target.apply(stack)
+    target.flush("batch")
+    time.sleep(2 * TICK)
+    assert target.drifted(stack) == set()  # read in full
+    reads.clear()
+    assert target.drifted(stack) == set()  # known unchanged
+    assert reads == []
+    other = ensure_keypair(tmp_path / "other-sealing", key_size=2048)
+    target.sealer = Sealer.from_pem_file(other)
+    assert target.drifted(stack) == {object_id(secret)}

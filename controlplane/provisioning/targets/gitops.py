@@ -36,6 +36,7 @@ import hashlib
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -117,6 +118,9 @@ RACY_NS = 2_000_000_000
 FULL_READ_SECONDS = 3600.0
 
 
+_IDENTITY = struct.Struct("<Qqqq")
+
+
 def _identity(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -141,36 +145,57 @@ def _read(path: str, identities: dict[str, Identity] | None = None, name: str = 
 
 @dataclass(frozen=True)
 class _Verified:
-    """What a full read of an instance folder found, and the identities it was found at."""
+    """What a full read of an instance folder found, kept small (a fleet has thousands).
 
-    identities: dict[str, Identity]
-    headers: dict[str, tuple[str, str] | None]
-    kustomization: bytes | None
+    Hashes, not contents: of every entry's name and identity, of what the intact files'
+    headers say (object id → digest), and of the kustomization. A drift check that finds
+    the same identities and expects the same headers needs nothing else.
+    """
+
+    #: BLAKE2b of every entry's (name, identity), and the newest ctime among them.
+    files: bytes
+    newest_ctime: int
+    #: ``_found_digest`` of object id → header digest (``digest+<certificate>`` if sealed).
+    found: bytes
+    #: Object ids whose file is sealed (their digest names the sealing certificate).
+    sealed: frozenset[str]
+    #: SHA-256 of the kustomization's bytes (None: there is none).
+    listing: str | None
+    #: ``folder_digest`` of what was read.
     digest: str
     #: Wall clock before the read (compared with ctimes) and monotonic clock (its age).
     read_ns: int
     read_at: float
 
     def current(self, folder: Path) -> bool:
-        """Whether every file is the one read: same names, identities, none racy."""
+        """Whether every entry is the one read: same names, identities, none racy."""
         if time.monotonic() - self.read_at > FULL_READ_SECONDS:
             return False
+        if self.newest_ctime >= self.read_ns - RACY_NS:
+            return False
         try:
-            entries = list(os.scandir(folder))
+            identities = {entry.name: _identity(entry.stat()) for entry in os.scandir(folder)}
         except OSError:
             return False
-        if len(entries) != len(self.identities):
-            return False
-        for entry in entries:
-            known = self.identities.get(entry.name)
-            if known is None or known[3] >= self.read_ns - RACY_NS:
-                return False
-            try:
-                if _identity(entry.stat()) != known:
-                    return False
-            except OSError:
-                return False
-        return True
+        return _files_digest(identities) == self.files
+
+
+def _files_digest(identities: Mapping[str, Identity]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(identities):
+        digest.update(name.encode() + b"\0" + _IDENTITY.pack(*identities[name]))
+    return digest.digest()
+
+
+def _found_digest(found: Mapping[str, str]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for oid in sorted(found):
+        digest.update(f"{oid}\0{found[oid]}\n".encode())
+    return digest.digest()
+
+
+def _sha256_hex(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 def _write_new(path: str, data: bytes) -> None:
@@ -499,24 +524,28 @@ class GitOpsTarget:
         """Ids whose file is missing, edited or from another render (reads only)."""
         folder = self.folder(stack.tenant, stack.instance)
         self._forget_digest()
-        headers, listing = self._read_folder(folder)
-        by_id: dict[str, str] = {}
-        for header in headers.values():
-            if header is not None:
-                by_id[header[0]] = header[1]
-        drift = set()
-        for oid, digest in stack.digests.items():
-            found = by_id.get(oid)
-            if found is None or found.split("+", 1)[0] != digest:
-                drift.add(oid)
-            elif "+" in found and self.sealer is not None:
-                # Sealed for another certificate: seal again for the current one.
-                expected = f"{digest}+{self.sealer.fingerprint.removeprefix('sha256:')[:16]}"
-                if found != expected:
+        sealed_for = self.sealer.fingerprint.removeprefix("sha256:")[:16] if self.sealer else None
+        known = self._verified.get(folder)
+        drift: set[str] = set()
+        if (
+            known is not None
+            and known.current(folder)
+            and known.found == self._expected(stack, known.sealed, sealed_for)
+        ):
+            # Every file is the one read last time, and says what this stack expects.
+            self._seen_digest(folder, known.digest)
+            listing = known.listing
+        else:
+            by_id, listing = self._read_folder(folder)
+            for oid, digest in stack.digests.items():
+                found = by_id.get(oid)
+                if found is None or found.split("+", 1)[0] != digest:
                     drift.add(oid)
+                elif "+" in found and sealed_for is not None and found != f"{digest}+{sealed_for}":
+                    drift.add(oid)  # sealed for another certificate: seal again
         if stack.objects:
             names = [name for name, _, _ in self._desired(stack).values()]
-            if listing != _kustomization(names):
+            if listing != _sha256_hex(_kustomization(names)):
                 drift.add(KUSTOMIZATION)
         elif listing is None:
             drift.add(KUSTOMIZATION)
@@ -524,31 +553,47 @@ class GitOpsTarget:
             drift.add(KUSTOMIZATION)
         return drift
 
-    def _read_folder(self, folder: Path) -> tuple[dict[str, tuple[str, str] | None], bytes | None]:
-        """(file name → header, the kustomization's bytes) of an instance folder.
+    @staticmethod
+    def _expected(stack: Stack, sealed: frozenset[str], sealed_for: str | None) -> bytes | None:
+        """``_found_digest`` of the headers ``stack`` expects (None: cannot say)."""
+        if sealed and sealed_for is None:
+            return None
+        return _found_digest(
+            {
+                oid: f"{digest}+{sealed_for}" if oid in sealed else digest
+                for oid, digest in stack.digests.items()
+            }
+        )
 
-        Read in full, unless the last full read is still current by every file's identity
-        (``_Verified``). Either way the folder digest is left for the readiness step.
+    def _read_folder(self, folder: Path) -> tuple[dict[str, str], str | None]:
+        """(object id → header digest of every intact file, SHA-256 of the kustomization).
+
+        A full read; it leaves the folder digest for the readiness step and, when every
+        file here is ours, what it found for the next drift check (``_Verified``).
         """
-        known = self._verified.get(folder)
-        if known is not None and known.current(folder):
-            self._seen_digest(folder, known.digest)
-            return known.headers, known.kustomization
         self._verified.pop(folder, None)
         files: dict[str, bytes] = {}
         identities: dict[str, Identity] = {}
         read_ns, read_at = time.time_ns(), time.monotonic()
         headers = self._scan(folder, files, identities)
+        by_id = {header[0]: header[1] for header in headers.values() if header is not None}
         if not files:  # something here is not ours: read the kustomization alone
             path = folder / KUSTOMIZATION
-            return headers, path.read_bytes() if path.exists() else None
-        listing = files.get(KUSTOMIZATION)
+            return by_id, _sha256_hex(path.read_bytes() if path.exists() else None)
+        listing = _sha256_hex(files.get(KUSTOMIZATION))
         digest = _digest_files(files)
         self._seen_digest(folder, digest)
         self._verified[folder] = _Verified(
-            identities, headers, listing, digest, read_ns=read_ns, read_at=read_at
+            files=_files_digest(identities),
+            newest_ctime=max((identity[3] for identity in identities.values()), default=0),
+            found=_found_digest(by_id),
+            sealed=frozenset(oid for oid, found in by_id.items() if "+" in found),
+            listing=listing,
+            digest=digest,
+            read_ns=read_ns,
+            read_at=read_at,
         )
-        return headers, listing
+        return by_id, listing
 
     # -- the folder digest of what this thread just wrote or read
     def _remember_digest(self, folder: Path, files: Mapping[str, bytes]) -> None:
