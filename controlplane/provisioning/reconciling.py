@@ -353,11 +353,15 @@ class Reconciler:
         last, instance = loaded.last, loaded.instance
         if last is not None and last.generation == instance.generation:
             return False
+        return self._target_says(loaded.target_row, "concurrent_apply")
+
+    def _target_says(self, row: Target, flag: str) -> bool:
+        """A target's optional class flag (``concurrent_apply``, ``writes_yaml``); False for
+        a target that cannot be built (its reconcile reports why)."""
         try:
-            target = self.targets.get(loaded.target_row)
+            return bool(getattr(self.targets.get(row), flag, False))
         except ControlPlaneError:
             return False
-        return bool(getattr(target, "concurrent_apply", False))
 
     def _work(self, held: Claim, loaded: _Loaded | None) -> Step:
         """Everything but the database write: decide, render, write to the target."""
@@ -612,15 +616,10 @@ class Reconciler:
                 continue
             if last is not None and last.generation == instance.generation:
                 continue  # a resync renders only when something drifted
-            task = replace(self._render_task(item), yaml=self._writes_yaml(item.target_row))
+            # A target that writes YAML files gets it made in the child (``Stack.yaml``).
+            yaml = self._target_says(item.target_row, "writes_yaml")
+            task = replace(self._render_task(item), yaml=yaml)
             item.pending = renders.submit(task, item.published.release)
-
-    def _writes_yaml(self, row: Target) -> bool:
-        """Whether the target writes objects as YAML files (``Stack.yaml`` saves it work)."""
-        try:
-            return bool(getattr(self.targets.get(row), "writes_yaml", False))
-        except ControlPlaneError:
-            return False
 
     def _render(self, loaded: _Loaded) -> tuple[Stack, str]:
         """The stack and the storage its volumes were rendered with.

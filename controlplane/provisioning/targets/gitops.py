@@ -152,9 +152,8 @@ class _Verified:
     the same identities and expects the same headers needs nothing else.
     """
 
-    #: BLAKE2b of every entry's (name, identity), and the newest ctime among them.
+    #: BLAKE2b of every entry's (name, identity).
     files: bytes
-    newest_ctime: int
     #: ``_found_digest`` of object id → header digest (``digest+<certificate>`` if sealed).
     found: bytes
     #: Object ids whose file is sealed (their digest names the sealing certificate).
@@ -163,15 +162,12 @@ class _Verified:
     listing: str | None
     #: ``folder_digest`` of what was read.
     digest: str
-    #: Wall clock before the read (compared with ctimes) and monotonic clock (its age).
-    read_ns: int
+    #: Monotonic clock at the read (its age).
     read_at: float
 
     def current(self, folder: Path) -> bool:
-        """Whether every entry is the one read: same names, identities, none racy."""
+        """Whether every entry is the one read: same names and identities."""
         if time.monotonic() - self.read_at > FULL_READ_SECONDS:
-            return False
-        if self.newest_ctime >= self.read_ns - RACY_NS:
             return False
         try:
             identities = {entry.name: _identity(entry.stat()) for entry in os.scandir(folder)}
@@ -279,8 +275,12 @@ class GitOpsTarget:
     def _file_key(self, obj: Mapping[str, Any], digest: str) -> str:
         # A sealed Secret is current only for the certificate it was sealed for.
         if obj.get("kind") == "Secret" and self.sealer is not None:
-            return f"{digest}+{self.sealer.fingerprint.removeprefix('sha256:')[:16]}"
+            return f"{digest}+{self._sealed_for()}"
         return digest
+
+    def _sealed_for(self) -> str | None:
+        """The certificate a sealed file's digest names (None: no sealing certificate)."""
+        return self.sealer.fingerprint.removeprefix("sha256:")[:16] if self.sealer else None
 
     def _desired(self, stack: Stack) -> dict[str, tuple[str, KubeObject, str]]:
         """Object id → (file name, object, file key), in apply order."""
@@ -524,7 +524,7 @@ class GitOpsTarget:
         """Ids whose file is missing, edited or from another render (reads only)."""
         folder = self.folder(stack.tenant, stack.instance)
         self._forget_digest()
-        sealed_for = self.sealer.fingerprint.removeprefix("sha256:")[:16] if self.sealer else None
+        sealed_for = self._sealed_for()
         known = self._verified.get(folder)
         drift: set[str] = set()
         if (
@@ -569,7 +569,8 @@ class GitOpsTarget:
         """(object id → header digest of every intact file, SHA-256 of the kustomization).
 
         A full read; it leaves the folder digest for the readiness step and, when every
-        file here is ours, what it found for the next drift check (``_Verified``).
+        file here is ours and none changed within ``RACY_NS`` before the read, what it found
+        for the next drift check (``_Verified``).
         """
         self._verified.pop(folder, None)
         files: dict[str, bytes] = {}
@@ -583,16 +584,15 @@ class GitOpsTarget:
         listing = _sha256_hex(files.get(KUSTOMIZATION))
         digest = _digest_files(files)
         self._seen_digest(folder, digest)
-        self._verified[folder] = _Verified(
-            files=_files_digest(identities),
-            newest_ctime=max((identity[3] for identity in identities.values()), default=0),
-            found=_found_digest(by_id),
-            sealed=frozenset(oid for oid, found in by_id.items() if "+" in found),
-            listing=listing,
-            digest=digest,
-            read_ns=read_ns,
-            read_at=read_at,
-        )
+        if all(identity[3] < read_ns - RACY_NS for identity in identities.values()):
+            self._verified[folder] = _Verified(
+                files=_files_digest(identities),
+                found=_found_digest(by_id),
+                sealed=frozenset(oid for oid, found in by_id.items() if "+" in found),
+                listing=listing,
+                digest=digest,
+                read_at=read_at,
+            )
         return by_id, listing
 
     # -- the folder digest of what this thread just wrote or read
