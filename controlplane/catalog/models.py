@@ -373,4 +373,8 @@ _METADATA_EXCLUDE: Any = {
 
 def canonical_json(value: Any) -> str:
     """The one JSON spelling used for digests: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+# One encoder for every digest: ``json.dumps`` with options builds one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

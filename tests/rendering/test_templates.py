@@ -1,0 +1,94 @@
+"""The sandbox's short ways (``emit`` and ``mapping.key``) say what the long ways say."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+import pytest
+import yaml_rs
+from hypothesis import given
+from hypothesis import strategies as st
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from controlplane.rendering.templates import _YAML_UNSAFE, _escape, emit, make_environment
+
+# JSON values, with the characters YAML treats differently from JSON among the strings.
+_TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('\u2028\x85\ufeff"\\'))
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+def test_emit_writes_what_json_writes_made_yaml_safe(value: Any) -> None:
+    expected = _YAML_UNSAFE.sub(_escape, json.dumps(value, ensure_ascii=False))
+    assert emit(value) == expected
+
+
+@given(_VALUES)
+def test_an_emitted_value_reads_back_as_the_same_value(value: Any) -> None:
+    loaded = yaml_rs.loads(f"value: {emit(value)}\n", parse_datetime=False)
+    assert isinstance(loaded, dict)
+    assert loaded["value"] == value
+    assert type(loaded["value"]) is type(value)
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
+def test_emit_refuses_what_is_not_json(value: Any) -> None:
+    with pytest.raises(TypeError, match="not a JSON value"):
+        emit(value)
+
+
+def test_emit_raises_for_an_undefined_name() -> None:
+    env = make_environment({"t.yaml.j2": "a: {{ nowhere }}"})
+    with pytest.raises(jinja2.UndefinedError, match="nowhere"):
+        env.get_template("t.yaml.j2").render({})
+
+
+# Keys that are also dict attributes must keep Jinja's meaning (the attribute wins).
+_KEYS = st.sampled_from(["items", "keys", "get", "copy", "__class__", "__init__", "mro"]) | _TEXT
+
+
+class _Mapping(dict[str, Any]):
+    """A dict subclass: not the plain dict the short way is for."""
+
+    shadow = "attribute"
+
+
+@given(st.dictionaries(_KEYS, st.integers(), max_size=5), _KEYS)
+def test_mapping_lookup_is_the_sandbox_lookup(mapping: dict[str, Any], name: str) -> None:
+    fast = make_environment({})
+    plain = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    for obj in (mapping, _Mapping(mapping, shadow=1)):
+        for attribute in (name, "shadow"):
+            got, want = fast.getattr(obj, attribute), plain.getattr(obj, attribute)
+            if isinstance(want, jinja2.Undefined):
+                assert isinstance(got, jinja2.Undefined)
+                assert type(got) is type(want)
+            else:
+                assert got == want
+
+
+def test_a_key_named_like_a_dict_method_is_still_the_method_through_a_dot() -> None:
+    env = make_environment(
+        {"t.yaml.j2": "a: {{ m.host }}\nb: {{ m['items'] }}\nc: {{ m.items() | list | length }}"}
+    )
+    text = env.get_template("t.yaml.j2").render({"m": {"host": "h", "items": "x"}})
+    assert yaml_rs.loads(text) == {"a": "h", "b": "x", "c": 2}
+
+
+def test_an_unsafe_attribute_is_still_refused() -> None:
+    env = make_environment({"t.yaml.j2": "a: {{ m.__class__.__subclasses__() }}"})
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        env.get_template("t.yaml.j2").render({"m": {}})
