@@ -208,6 +208,13 @@ class _Locked:
     revisions: dict[uuid.UUID, int]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch loaded by ``Reconciler.prepare``, its renders under way (opaque to callers)."""
+
+    loaded: dict[uuid.UUID, _Loaded]
+
+
 class _LeaseLost(Exception):
     """Another worker holds this instance's lease now: stop working on it."""
 
@@ -276,6 +283,8 @@ class Reconciler:
         should_stop: Callable[[], bool] | None = None,
         lost: Callable[[Claim], bool] | None = None,
         renders: RenderPool | None = None,
+        prepared: Prepared | None = None,
+        before_record: Callable[[], None] | None = None,
     ) -> list[Result | None]:
         """Reconcile a batch of claims; results in the order of ``claims``.
 
@@ -288,10 +297,12 @@ class Reconciler:
         says whether another worker took a lease over: such a claim gets no further step
         and records nothing. ``renders`` (render processes) renders the batch's new
         generations beside the target work, so that rendering uses every core.
+        ``prepared``: the batch as ``prepare`` loaded it earlier (its renders under way).
+        ``before_record`` runs after the target work, before the batch is recorded (the
+        worker claims and prepares its next batch there, so that the render processes do
+        not wait while this one is recorded).
         """
-        loaded = self._load_batch([held.instance_id for held in claims])
-        if renders is not None and len(claims) > 1:
-            self._prerender(loaded, renders)
+        loaded = prepared.loaded if prepared is not None else self.prepare(claims, renders).loaded
 
         def work(held: Claim) -> Step | None:
             if should_stop is not None and should_stop():
@@ -327,10 +338,19 @@ class Reconciler:
             ]
         else:
             steps = [work(held) for held in claims]
+        if before_record is not None:
+            before_record()
         for held, step in zip(claims, steps, strict=True):
             if step is None:
                 queueing.release(self.engine, held)
         return self._finish_all(claims, steps)
+
+    def prepare(self, claims: Sequence[Claim], renders: RenderPool | None = None) -> Prepared:
+        """Load a batch (one query per table) and start its renders in ``renders``."""
+        loaded = self._load_batch([held.instance_id for held in claims])
+        if renders is not None and len(claims) > 1:
+            self._prerender(loaded, renders)
+        return Prepared(loaded)
 
     def _check_lease(self, held: Claim) -> None:
         """Raise ``_LeaseLost`` when the heartbeat found this claim's lease taken over."""

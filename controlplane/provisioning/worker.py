@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -37,7 +38,7 @@ from controlplane.db.types import utcnow
 from controlplane.errors import Conflict
 from controlplane.provisioning import queueing, retention
 from controlplane.provisioning.fleet.executor import FleetExecutor
-from controlplane.provisioning.reconciling import Outcome, Reconciler, Result
+from controlplane.provisioning.reconciling import Outcome, Prepared, Reconciler, Result
 from controlplane.provisioning.render_pool import RenderPool
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
@@ -70,6 +71,15 @@ class WakeReason(StrEnum):
     LOCAL = "local"  # ``notify()`` in this process (the API that embeds the worker)
     TICK = "tick"  # the poll interval ran out
     STOP = "stop"
+
+
+@dataclass
+class _Ahead:
+    """A batch claimed and prepared before the previous one was recorded (its leases beat)."""
+
+    claims: list[queueing.Claim]
+    heartbeat: queueing.Heartbeat
+    prepared: Prepared
 
 
 class Worker:
@@ -129,6 +139,9 @@ class Worker:
         self.render_processes = render_processes
         self._renders: RenderPool | None = None
         self._renders_lock = threading.Lock()
+        #: Per claiming thread (owner): its next batch, claimed while a full batch was being
+        #: recorded so that the render processes render it meanwhile (only with them).
+        self._ahead: dict[str, _Ahead] = {}
         #: Retained instances past their purge date are purged at most this often (thread 0).
         self.purge_every_seconds = purge_every_seconds
         self._next_purge = 0.0
@@ -173,7 +186,18 @@ class Worker:
             log.info("reconcile workers stopped", extra={"worker": self.name})
         self._threads = []
         self.listening.clear()
+        self._give_back_ahead()
         self.close_render_processes()
+
+    def _give_back_ahead(self, owner: str | None = None) -> None:
+        """Release the batches claimed ahead (of ``owner``, or all) untouched."""
+        for key in [owner] if owner is not None else list(self._ahead):
+            ahead = self._ahead.pop(key, None)
+            if ahead is None:
+                continue
+            ahead.heartbeat.__exit__(None, None, None)
+            for held in ahead.claims:
+                queueing.release(self.engine, held)
 
     def close_render_processes(self) -> None:
         """End the render processes (idempotent; the next batch starts them again)."""
@@ -276,27 +300,42 @@ class Worker:
         return len(ids)
 
     def run_once(self, owner: str | None = None) -> int:
-        """Claim one batch and reconcile it; returns how many claims were processed."""
+        """Claim one batch and reconcile it; returns how many claims were processed.
+
+        With render processes, a full batch (more work is likely waiting) claims and
+        prepares the next batch after its target work and before it is recorded, so that
+        the children render it while this one is recorded; that batch is the next call's.
+        """
         owner = owner or f"{self.name}/0"
-        claims = queueing.claim(
-            self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
-        )
-        if not claims:
-            return 0
-        heartbeat = queueing.Heartbeat(
-            self.engine,
-            claims,
-            lease_seconds=self.lease_seconds,
-            interval=self.heartbeat_seconds,
-        )
-        with heartbeat:
+        ahead = self._ahead.pop(owner, None)
+        if ahead is not None:
+            claims, heartbeat, prepared = ahead.claims, ahead.heartbeat, ahead.prepared
+        else:
+            claims = queueing.claim(
+                self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
+            )
+            if not claims:
+                return 0
+            heartbeat = self._heartbeat(claims).__enter__()
+            prepared = None
+        renders = self._render_pool() if len(claims) > 1 else None
+
+        def claim_ahead() -> None:
+            if renders is not None and len(claims) >= self.batch_size:
+                self._claim_ahead(owner, renders)
+
+        try:
             results = self.reconciler.reconcile_batch(
                 claims,
                 pool=self._pool,
                 should_stop=self._stop.is_set,
                 lost=heartbeat.lost,
-                renders=self._render_pool() if len(claims) > 1 else None,
+                renders=renders,
+                prepared=prepared,
+                before_record=claim_ahead,
             )
+        finally:
+            heartbeat.__exit__(None, None, None)
         processed = 0
         for result in results:
             if result is not None:
@@ -309,6 +348,31 @@ class Worker:
                 except Exception:
                     log.exception("flushing target failed", extra={"target": target.name})
         return processed
+
+    def _heartbeat(self, claims: list[queueing.Claim]) -> queueing.Heartbeat:
+        return queueing.Heartbeat(
+            self.engine, claims, lease_seconds=self.lease_seconds, interval=self.heartbeat_seconds
+        )
+
+    def _claim_ahead(self, owner: str, renders: RenderPool) -> None:
+        """Claim and prepare ``owner``'s next batch now (its renders start at once)."""
+        if self._stop.is_set():
+            return
+        claims = queueing.claim(
+            self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
+        )
+        if not claims:
+            return
+        heartbeat = self._heartbeat(claims).__enter__()
+        try:
+            prepared = self.reconciler.prepare(claims, renders if len(claims) > 1 else None)
+        except Exception:  # the next run_once claims them again, the usual way
+            log.exception("preparing the next batch failed", extra={"worker": owner})
+            heartbeat.__exit__(None, None, None)
+            for held in claims:
+                queueing.release(self.engine, held)
+            return
+        self._ahead[owner] = _Ahead(claims, heartbeat, prepared)
 
     def run_until_idle(self, *, timeout: float = 60.0) -> int:
         """Reconcile in this thread until nothing is due and no deletion is under way.
@@ -330,6 +394,7 @@ class Worker:
                 time.sleep(min(0.2, max(0.01, _seconds_until(check))))
                 continue
             time.sleep(0.01)  # due requests leased by someone else: let them finish
+        self._give_back_ahead()  # out of time: nothing stays leased
         return total
 
     def _record(self, result: Result, owner: str) -> None:

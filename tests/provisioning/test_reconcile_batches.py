@@ -310,3 +310,47 @@ def test_a_containers_cpu_limit_bounds_the_render_processes(
     monkeypatch.setattr(settings, "CGROUP_CPU_MAX", limit)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
     assert settings.usable_cpus() == expected
+
+
+def _leased(p: Platform) -> set[object]:
+    with Session(p.engine) as session:
+        requests = session.exec(select(ReconcileRequest)).all()
+    return {r.instance_id for r in requests if r.lease_owner is not None}
+
+
+def test_with_render_processes_a_full_batch_claims_the_next_before_it_is_recorded(
+    gitops_platform: Platform,
+) -> None:
+    """The render processes render the next batch while the worker records this one; every
+    instance is reconciled once, and a stop gives a batch claimed ahead back untouched."""
+    p = gitops_platform
+    tenant = p.tenant("aalst", "41002")
+    ids = [p.create(tenant, f"app{i}") for i in range(7)]
+    worker = make_worker(p, batch_size=3, render_processes=2)
+    try:
+        assert worker.run_once() == 3
+        ahead = _leased(p)  # the next full batch, claimed and rendering
+        assert len(ahead) == 3
+        assert all(p.get(i).phase == Phase.PENDING for i in ahead)
+        assert worker.run_once() == 3  # the batch claimed ahead, which claimed the last
+        assert len(_leased(p)) == 1
+        assert worker.run_until_idle() == 1
+        assert worker.rendered_in_children == 6  # a batch of one renders in the worker
+    finally:
+        worker.stop()
+    assert worker.counts[Outcome.APPLIED] == 7
+    assert [p.get(i).phase for i in ids] == [Phase.COMMITTED] * 7
+    assert _leased(p) == set()
+
+    # A stop between two batches releases the one claimed ahead: nothing stays leased.
+    for instance_id in ids:
+        p.change(instance_id)
+    stopping = make_worker(p, batch_size=3, render_processes=2)
+    try:
+        assert stopping.run_once() == 3
+        assert len(_leased(p)) == 3
+    finally:
+        stopping.stop()
+    assert _leased(p) == set()
+    # Not started: their generation is still to be reconciled, by any worker.
+    assert sum(p.get(i).observed_generation != p.get(i).generation for i in ids) == 4
