@@ -284,7 +284,7 @@ class Reconciler:
         lost: Callable[[Claim], bool] | None = None,
         renders: RenderPool | None = None,
         prepared: Prepared | None = None,
-        before_record: Callable[[], None] | None = None,
+        ahead: Callable[[], None] | None = None,
     ) -> list[Result | None]:
         """Reconcile a batch of claims; results in the order of ``claims``.
 
@@ -298,11 +298,13 @@ class Reconciler:
         and records nothing. ``renders`` (render processes) renders the batch's new
         generations beside the target work, so that rendering uses every core.
         ``prepared``: the batch as ``prepare`` loaded it earlier (its renders under way).
-        ``before_record`` runs after the target work, before the batch is recorded (the
-        worker claims and prepares its next batch there, so that the render processes do
-        not wait while this one is recorded).
+        ``ahead`` runs once this batch's renders are under way, before its target work (the
+        worker claims and prepares its next batch there, so that the render processes
+        render it while this one is written and recorded instead of waiting).
         """
         loaded = prepared.loaded if prepared is not None else self.prepare(claims, renders).loaded
+        if ahead is not None:
+            ahead()
 
         def work(held: Claim) -> Step | None:
             if should_stop is not None and should_stop():
@@ -330,7 +332,11 @@ class Reconciler:
                 self._fence.lost = None
 
         steps: list[Step | None]
-        if pool is not None and len(claims) > 1:
+        # Threads overlap the target's file I/O with rendering in this process. With render
+        # processes there is nothing left to overlap: several threads creating files cost
+        # 2-4 times the CPU per file of one (a GIL hand-off at every system call), measured
+        # on tmpfs and ext4 (docs/reconciling.md), so the worker's own thread does it all.
+        if pool is not None and renders is None and len(claims) > 1:
             concurrent = [self._concurrent(loaded.get(held.instance_id)) for held in claims]
             futures = {i: pool.submit(work, held) for i, held in enumerate(claims) if concurrent[i]}
             steps = [
@@ -338,8 +344,6 @@ class Reconciler:
             ]
         else:
             steps = [work(held) for held in claims]
-        if before_record is not None:
-            before_record()
         for held, step in zip(claims, steps, strict=True):
             if step is None:
                 queueing.release(self.engine, held)

@@ -303,8 +303,10 @@ class Worker:
         """Claim one batch and reconcile it; returns how many claims were processed.
 
         With render processes, a full batch (more work is likely waiting) claims and
-        prepares the next batch after its target work and before it is recorded, so that
-        the children render it while this one is recorded; that batch is the next call's.
+        prepares the next batch as soon as its own renders are under way, so that the
+        children render it while this one is written and recorded (measured: the children
+        otherwise sat idle a third of a cold fleet reconcile, the worker being the slower
+        side); that batch is the next call's.
         """
         owner = owner or f"{self.name}/0"
         ahead = self._ahead.pop(owner, None)
@@ -332,7 +334,7 @@ class Worker:
                 lost=heartbeat.lost,
                 renders=renders,
                 prepared=prepared,
-                before_record=claim_ahead,
+                ahead=claim_ahead,
             )
         finally:
             heartbeat.__exit__(None, None, None)

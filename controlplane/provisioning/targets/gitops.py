@@ -216,6 +216,10 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+#: (stack, sealing certificate, ``GitOpsTarget._desired`` of that stack).
+_DesiredOf = tuple[Stack, str | None, dict[str, tuple[str, KubeObject, str]]]
+
+
 class GitOpsTarget:
     """Writes stacks as files below ``root``; optionally commits each batch with git."""
 
@@ -251,6 +255,8 @@ class GitOpsTarget:
         #: Per thread: the folder digest of the bytes this thread just wrote or read (see
         #: ``readiness``), so the readiness step does not read the whole folder again.
         self._seen = threading.local()
+        #: Per thread: (stack, sealing certificate, ``_desired`` of it), see ``_desired``.
+        self._last_desired = threading.local()
         #: Instance folders by path: what the last drift check read (``_Verified``). Each
         #: folder is worked on by one thread at a time; every write here drops its entry.
         self._verified: dict[Path, _Verified] = {}
@@ -283,12 +289,20 @@ class GitOpsTarget:
         return self.sealer.fingerprint.removeprefix("sha256:")[:16] if self.sealer else None
 
     def _desired(self, stack: Stack) -> dict[str, tuple[str, KubeObject, str]]:
-        """Object id → (file name, object, file key), in apply order."""
+        """Object id → (file name, object, file key), in apply order.
+
+        Kept for the stack this thread worked on last: drift check, apply and prune of one
+        reconcile ask for the same stack (measured: 6 % of the worker's CPU in a cold fleet).
+        """
+        last: _DesiredOf | None = getattr(self._last_desired, "value", None)
+        if last is not None and last[0] is stack and last[1] == self._sealed_for():
+            return last[2]
         out: dict[str, tuple[str, KubeObject, str]] = {}
         width = max(2, len(str(len(stack.objects))))
         for index, obj in enumerate(stack.objects, start=1):
             oid = object_id(obj)
             out[oid] = (file_name(index, obj, width), obj, self._file_key(obj, stack.digests[oid]))
+        self._last_desired.value = (stack, self._sealed_for(), out)
         return out
 
     def _scan(
