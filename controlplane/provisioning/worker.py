@@ -18,6 +18,7 @@ logs secrets (results carry ids, outcomes and messages only).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -360,19 +361,26 @@ class Worker:
         """Claim and prepare ``owner``'s next batch now (its renders start at once)."""
         if self._stop.is_set():
             return
-        claims = queueing.claim(
-            self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
-        )
+        # Only a head start: whatever fails here must not fail the batch under way, and the
+        # next run_once claims the usual way.
+        try:
+            claims = queueing.claim(
+                self.engine, owner, lease_seconds=self.lease_seconds, limit=self.batch_size
+            )
+        except Exception:
+            log.exception("claiming the next batch ahead failed", extra={"worker": owner})
+            return
         if not claims:
             return
         heartbeat = self._heartbeat(claims).__enter__()
         try:
             prepared = self.reconciler.prepare(claims, renders if len(claims) > 1 else None)
-        except Exception:  # the next run_once claims them again, the usual way
+        except Exception:
             log.exception("preparing the next batch failed", extra={"worker": owner})
             heartbeat.__exit__(None, None, None)
-            for held in claims:
-                queueing.release(self.engine, held)
+            with contextlib.suppress(Exception):  # else their leases simply expire
+                for held in claims:
+                    queueing.release(self.engine, held)
             return
         self._ahead[owner] = _Ahead(claims, heartbeat, prepared)
 

@@ -384,3 +384,31 @@ def test_with_render_processes_the_worker_writes_the_files_in_its_own_thread(
     finally:
         worker.stop()
     assert threads == [threading.current_thread().name] * 4
+
+
+def test_a_failing_claim_ahead_does_not_fail_the_batch_under_way(
+    gitops_platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming the next batch ahead is a head start only: if the database refuses it, the
+    batch under way is still written and recorded, and the next batch is claimed later."""
+    p = gitops_platform
+    tenant = p.tenant("lier", "12021")
+    ids = [p.create(tenant, f"app{i}") for i in range(6)]
+    claim = queueing.claim
+    calls: list[int] = []
+
+    def failing_second(*args: Any, **kwargs: Any) -> list[Claim]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("database went away")
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(queueing, "claim", failing_second)
+    worker = make_worker(p, batch_size=3, render_processes=2)
+    try:
+        assert worker.run_once() == 3
+        assert len(calls) == 2  # the claim ahead was tried, and failed
+        assert worker.run_until_idle() == 3
+    finally:
+        worker.stop()
+    assert [p.get(i).phase for i in ids] == [Phase.COMMITTED] * 6
