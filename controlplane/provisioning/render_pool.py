@@ -110,7 +110,11 @@ def _render(task: RenderTask) -> Rendered | _Missing | None:
         _releases[task.release_key] = release
     renderer = _renderers.get(task.kubernetes_version)
     if renderer is None:
-        renderer = Renderer(server_secret=_secret, kubernetes_version=task.kubernetes_version)
+        # Children render published releases only: their templates passed the lint already
+        # (a quarter of compiling a bundle, which every child does once per release).
+        renderer = Renderer(
+            server_secret=_secret, kubernetes_version=task.kubernetes_version, lint_templates=False
+        )
         _renderers[task.kubernetes_version] = renderer
     try:
         rendered = renderer.render(

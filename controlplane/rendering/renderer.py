@@ -115,7 +115,10 @@ class Renderer:
         domain: str = "apps.city-platform.local",
         ingress_namespace: str = "ingress-nginx",
         private_ranges: Sequence[str] = baseline_module.DEFAULT_PRIVATE_RANGES,
+        lint_templates: bool = True,
     ) -> None:
+        """``lint_templates=False``: skip the publication-time template checks that do not
+        change what renders (``compile_bundle``); for renderers of published releases only."""
         if not supported(kubernetes_version):
             raise InvalidInput(
                 f"There are no Kubernetes schemas for version {kubernetes_version!r}.",
@@ -127,7 +130,7 @@ class Renderer:
         self.domain = domain
         self.ingress_namespace = ingress_namespace
         self.private_ranges = tuple(private_ranges)
-        self._bundles = BundleCache()
+        self._bundles = BundleCache(lint=lint_templates)
         self._parameters = ParameterValidators()
         self._schemas = KubernetesSchemas(kubernetes_version)
 

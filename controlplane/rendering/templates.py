@@ -288,8 +288,12 @@ def _always_current() -> bool:
     return True
 
 
-def compile_bundle(bundle: Mapping[str, str], folder: str) -> CompiledBundle:
-    """Compile every file of a bundle; every syntax error is reported at once."""
+def compile_bundle(bundle: Mapping[str, str], folder: str, *, lint: bool = True) -> CompiledBundle:
+    """Compile every file of a bundle; every syntax error is reported at once.
+
+    ``lint``: also refuse a component input that the component never reads (what a
+    publication checks; a published bundle passed it, so render processes skip it).
+    """
     env = make_environment(bundle)
     compiled: list[tuple[str, jinja2.Template]] = []
     errors: list[ErrorItem] = []
@@ -303,7 +307,8 @@ def compile_bundle(bundle: Mapping[str, str], folder: str) -> CompiledBundle:
             errors.append(ErrorItem(location.location(file, exc.lineno), exc.message or str(exc)))
             continue
         if name.startswith(COMPONENTS):
-            errors.extend(_unused_inputs(env, name, bundle[name], location))
+            if lint:
+                errors.extend(_unused_inputs(env, name, bundle[name], location))
         elif not name.rsplit("/", 1)[-1].startswith("_"):
             compiled.append((name, template))
     if errors:
@@ -341,8 +346,9 @@ def _unused_inputs(
 class BundleCache:
     """Compiled bundles by bundle digest, least recently used dropped first."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, *, lint: bool = True) -> None:
         self._size = size
+        self._lint = lint
         self._items: OrderedDict[str, CompiledBundle] = OrderedDict()
         # Hashing the bundle text costs more than rendering a small stack, so the digest
         # is remembered per bundle object (kept alive here, so its id stays unique).
@@ -367,7 +373,7 @@ class BundleCache:
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        compiled = compile_bundle(bundle.files, folder)
+        compiled = compile_bundle(bundle.files, folder, lint=self._lint)
         with self._lock:
             self._items[key] = compiled
             while len(self._items) > self._size:

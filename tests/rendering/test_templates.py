@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from controlplane.rendering.templates import _YAML_UNSAFE, _escape, emit, make_environment
+from controlplane.rendering.errors import TemplateInvalid
+from controlplane.rendering.templates import (
+    _YAML_UNSAFE,
+    _escape,
+    compile_bundle,
+    emit,
+    make_environment,
+)
 
 # JSON values, with the characters YAML treats differently from JSON among the strings.
 _TEXT = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('\u2028\x85\ufeff"\\'))
@@ -92,3 +99,21 @@ def test_an_unsafe_attribute_is_still_refused() -> None:
     env = make_environment({"t.yaml.j2": "a: {{ m.__class__.__subclasses__() }}"})
     with pytest.raises(jinja2.exceptions.SecurityError):
         env.get_template("t.yaml.j2").render({"m": {}})
+
+
+_UNUSED_INPUT = {
+    "_components/box.yaml.j2": (
+        "{#- component: box\ninputs:\n  size: {type: string}\n  colour: {type: string}\n"
+        "required: [size]\n-#}\nsize: {{ inputs.size }}\n"
+    ),
+    "10-box.yaml.j2": '{{ component("box", size="2Gi") }}',
+}
+
+
+def test_an_unused_input_is_refused_at_publication_and_not_checked_again_by_a_renderer() -> None:
+    with pytest.raises(TemplateInvalid) as refused:
+        compile_bundle(_UNUSED_INPUT, "box")
+    assert "input 'colour' is declared but never used" in refused.value.errors[0].message
+    # A render process compiles published bundles without the lint: the output is the same.
+    compiled = compile_bundle(_UNUSED_INPUT, "box", lint=False)
+    assert compiled.render({}) == [("10-box.yaml.j2", 'size: "2Gi"\n')]
