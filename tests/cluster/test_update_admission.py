@@ -80,9 +80,11 @@ def test_every_plan_change_and_upgrade_is_accepted(
     tenant = TenantRef(slug=f"u{secrets.token_hex(2)}", name="Updates", nis_code="44021")
     refused: list[str] = []
     compared = 0
-    for version in definition.versions:
+    for index, version in enumerate(definition.versions):
         release = CATALOG.release(service, version.version)
-        instance = InstanceRef(name=f"{service[:20]}-{secrets.token_hex(2)}", id=_uuid())
+        # A namespace per version, distinct by construction: the previous version's is still
+        # being deleted (not awaited), and an apply into it is refused.
+        instance = InstanceRef(name=f"{service[:16]}-v{index}-{secrets.token_hex(2)}", id=_uuid())
         plans = [p.name for p in release.plans]
         base, storage = _render(release, plans[0], tenant, instance)
         namespace = base[0]["metadata"]["name"]
