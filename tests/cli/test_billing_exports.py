@@ -108,8 +108,6 @@ def test_xlsx_in_dutch_has_widths_a_frozen_bold_header_and_its_status(
     for index, title in enumerate(header, start=1):
         width = lines.column_dimensions[lines.cell(row=1, column=index).column_letter].width
         assert width >= len(title), title
-    share = lines.cell(row=2, column=header.index("Aandeel") + 1)
-    assert isinstance(share.value, float | int)
     assert "draft" in (book.properties.keywords or "")
     assert "computed to" in (book.properties.subject or "")
     summary = [tuple(r) for r in book["Summary"].iter_rows(values_only=True)]
@@ -120,6 +118,12 @@ def test_xlsx_in_dutch_has_widths_a_frozen_bold_header_and_its_status(
     assert BRUSSELS_TIME.match(labels["Berekend tot"])
     assert (cut_off.minute, cut_off.second) == (0, 0)
     assert cut_off <= datetime.now(UTC) < cut_off + timedelta(hours=1)
+    if cut_off.strftime("%d %H") == "01 00":
+        # The first hour of a month (Brussels): computed to its first instant, nothing to bill.
+        assert lines.max_row == 1
+    else:
+        share = lines.cell(row=2, column=header.index("Aandeel") + 1)
+        assert isinstance(share.value, float | int)
 
 
 def test_an_unknown_language_is_a_usage_error(platform: Platform, finance: str) -> None:
