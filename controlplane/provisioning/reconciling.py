@@ -369,7 +369,8 @@ class Reconciler:
     def _concurrent(self, loaded: _Loaded | None) -> bool:
         """Whether this instance's target work may run beside others' (GitOps: own folder).
 
-        Only writes go to the pool: they wait on the disk. A resync's drift check is mostly
+        Only writes go to the pool, and only while the worker renders in its own process
+        (``reconcile_batch``): they overlap the render. A resync's drift check is mostly
         Python (read, hash, compare), which threads only slow down by fighting for the GIL.
         """
         if loaded is None or loaded.target_row is None:

@@ -3,11 +3,11 @@
 Rendering and validating a stack is pure Python and holds the GIL; a worker's threads
 cannot share it. A :class:`RenderPool` sends renders to child processes (a
 ``ProcessPoolExecutor`` with the ``forkserver`` context: ``fork`` is unsafe in a process
-with threads and open database connections) while the worker's own threads write the
-targets. Each child keeps its own :class:`Renderer` per Kubernetes version and a cache of
-published releases keyed by digest: a task names the release by its key, and carries the
-release itself until every child has said it holds it (which child takes a task is not
-known in advance; a child that lacks it anyway asks for it again).
+with threads and open database connections) while the worker writes the targets. Each
+child keeps its own :class:`Renderer` per Kubernetes version and a cache of published
+releases keyed by digest: a task names the release by its key, and carries the release
+itself until every child has said it holds it (which child takes a task is not known in
+advance; a child that lacks it anyway asks for it again).
 
 A render that fails in a child (a render error, a broken pool) is simply rendered again in
 the reconciling process, which raises the error there with its full detail: the pool is an

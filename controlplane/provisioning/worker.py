@@ -76,7 +76,7 @@ class WakeReason(StrEnum):
 
 @dataclass
 class _Ahead:
-    """A batch claimed and prepared before the previous one was recorded (its leases beat)."""
+    """A batch claimed and prepared while the previous one is worked on (its leases beat)."""
 
     claims: list[queueing.Claim]
     heartbeat: queueing.Heartbeat
@@ -140,8 +140,8 @@ class Worker:
         self.render_processes = render_processes
         self._renders: RenderPool | None = None
         self._renders_lock = threading.Lock()
-        #: Per claiming thread (owner): its next batch, claimed while a full batch was being
-        #: recorded so that the render processes render it meanwhile (only with them).
+        #: Per claiming thread (owner): its next batch, claimed while a full batch is worked on
+        #: so that the render processes render it meanwhile (only with them).
         self._ahead: dict[str, _Ahead] = {}
         #: Retained instances past their purge date are purged at most this often (thread 0).
         self.purge_every_seconds = purge_every_seconds
@@ -190,10 +190,10 @@ class Worker:
         self._give_back_ahead()
         self.close_render_processes()
 
-    def _give_back_ahead(self, owner: str | None = None) -> None:
-        """Release the batches claimed ahead (of ``owner``, or all) untouched."""
-        for key in [owner] if owner is not None else list(self._ahead):
-            ahead = self._ahead.pop(key, None)
+    def _give_back_ahead(self) -> None:
+        """Release every batch claimed ahead, untouched."""
+        for owner in list(self._ahead):
+            ahead = self._ahead.pop(owner, None)
             if ahead is None:
                 continue
             ahead.heartbeat.__exit__(None, None, None)

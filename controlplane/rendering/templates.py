@@ -185,15 +185,11 @@ class _Components:
     def __call__(self, context: Any, name: str, /, **given: Any) -> Composed:
         # ``name`` is positional-only, so a component may have an input called ``name``.
         declared = self._declared(name)
-        problems = (
-            []
-            if declared.validator.is_valid(given)
-            else [
+        if not declared.validator.is_valid(given):  # the messages only when refused
+            problems = [
                 f"{'.'.join(str(p) for p in e.instance_path) or 'inputs'}: {e.message}"
                 for e in declared.validator.iter_errors(given)
             ]
-        )
-        if problems:
             raise ComponentInputInvalid(
                 f"component {name!r} refuses these inputs: {'; '.join(problems)}"
             )
