@@ -22,12 +22,14 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controlplane.catalog.models import ServiceRelease
 from controlplane.rendering.naming import object_id
+from controlplane.rendering.packed import PackedObjects
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef, object_yaml
 from controlplane.rendering.target_ref import TargetRef
 from controlplane.rendering.tls import TlsIssuer
@@ -62,7 +64,8 @@ class Rendered:
     """What the reconciler needs of a render: objects, their digests, the stack digest."""
 
     namespace: str
-    objects: tuple[dict[str, Any], ...]
+    #: ``PackedObjects`` for a target that writes YAML (it reads only the Secrets).
+    objects: Sequence[dict[str, Any]]
     digests: dict[str, str]
     digest: str
     storage: str
@@ -129,18 +132,26 @@ def _render(task: RenderTask) -> Rendered | _Missing | None:
         )
     except Exception:  # render errors are raised again, in full, by the parent's render
         return None
+    if not task.yaml:
+        return Rendered(
+            namespace=rendered.namespace,
+            objects=rendered.objects,
+            digests=rendered.object_digests(),
+            digest=rendered.digest,
+            storage=rendered.storage,
+        )
     return Rendered(
         namespace=rendered.namespace,
-        objects=rendered.objects,
+        objects=PackedObjects(rendered.objects, loose=_is_secret),
         digests=rendered.object_digests(),
         digest=rendered.digest,
         storage=rendered.storage,
-        yaml=(
-            {object_id(o): object_yaml(o) for o in rendered.objects if o.get("kind") != "Secret"}
-            if task.yaml
-            else {}
-        ),
+        yaml={object_id(o): object_yaml(o) for o in rendered.objects if not _is_secret(o)},
     )
+
+
+def _is_secret(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") == "Secret"
 
 
 class Pending:

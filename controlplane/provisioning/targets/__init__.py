@@ -28,7 +28,9 @@ class Stack:
     instance: str
     instance_id: str
     namespace: str
-    objects: tuple[KubeObject, ...]
+    #: A tuple, or ``PackedObjects`` from a render process (``controlplane.rendering.packed``):
+    #: read the ids with ``object_ids`` to leave packed objects packed.
+    objects: Sequence[KubeObject]
     #: Object id (``apiVersion/kind/name``) → digest of the rendered object.
     digests: Mapping[str, str]
     #: ``RenderedStack.digest`` (empty when the stack was not rendered, e.g. a GitOps resync).
