@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 #: A DNS-1123 label: what Kubernetes accepts as a namespace or object name.
@@ -372,9 +374,31 @@ _METADATA_EXCLUDE: Any = {
 
 
 def canonical_json(value: Any) -> str:
-    """The one JSON spelling used for digests: sorted keys, no spaces, UTF-8."""
-    return _CANONICAL.encode(value)
+    """The one JSON spelling used for digests: sorted keys, no spaces, UTF-8.
+
+    That spelling is ``json``'s, and every stored digest depends on it. orjson writes the
+    same bytes about ten times faster (a tenth of a render's CPU went to this function),
+    except for floats (``0.00001`` where ``json`` writes ``1e-05``) and NaN (``null``), and
+    it refuses what ``json`` might write differently (integers past 64 bits, keys that are
+    not strings, dataclasses, dates). So a value that orjson refuses, or whose output holds
+    a float or a ``null``, is written by ``json``; tests compare both on generated values.
+    """
+    try:
+        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _CANONICAL.encode(value)
+    if _FLOAT_OR_NULL.search(data) is not None:
+        return _CANONICAL.encode(value)
+    return data.decode()
 
 
 # One encoder for every digest: ``json.dumps`` with options builds one per call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
+#: A number with a fraction or an exponent, or ``null``, as a whole value of compact JSON.
+#: Text inside a string may match too (``"a:1.5,b"``): that only costs the slower path.
+_FLOAT_OR_NULL = re.compile(
+    rb"(?:\A|[:,\[])(?:-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+|-?[0-9]+\.[0-9]+|null)(?:[,\]}]|\Z)"
+)
