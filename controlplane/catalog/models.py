@@ -380,14 +380,15 @@ def canonical_json(value: Any) -> str:
     same bytes about ten times faster (a tenth of a render's CPU went to this function),
     except for floats (``0.00001`` where ``json`` writes ``1e-05``) and NaN (``null``), and
     it refuses what ``json`` might write differently (integers past 64 bits, keys that are
-    not strings, dataclasses, dates). So a value that orjson refuses, or whose output holds
-    a float or a ``null``, is written by ``json``; tests compare both on generated values.
+    not strings, dataclasses, dates). So ``json`` writes a value that orjson refuses, one
+    that is not a list or mapping, and one whose output holds a float or a ``null``; tests
+    compare both on generated values.
     """
     try:
         data = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _CANONICAL.encode(value)
-    if _FLOAT_OR_NULL.search(data) is not None:
+    if data[-1:] not in b"]}" or b"null" in data or _FLOAT.search(data) is not None:
         return _CANONICAL.encode(value)
     return data.decode()
 
@@ -397,8 +398,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 )
-#: A number with a fraction or an exponent, or ``null``, as a whole value of compact JSON.
-#: Text inside a string may match too (``"a:1.5,b"``): that only costs the slower path.
-_FLOAT_OR_NULL = re.compile(
-    rb"(?:\A|[:,\[])(?:-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+|-?[0-9]+\.[0-9]+|null)(?:[,\]}]|\Z)"
-)
+#: The end of a number with a fraction or an exponent, inside a list or mapping. Text in a
+#: string may match too (``"x:1.5,y"``): that only costs the slower path. (A simpler search
+#: than a whole JSON number: Python's ``re`` takes about 10 ns per byte either way.)
+_FLOAT = re.compile(rb"[0-9][.e][-+0-9]*[0-9][,\]}]")
