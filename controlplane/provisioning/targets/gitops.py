@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -44,7 +45,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import yaml_rs
 
@@ -73,14 +74,22 @@ TMP_SUFFIX = ".tmp"
 
 def file_name(index: int, object_id: str, width: int = 2) -> str:
     """``NN-kind-name.yaml``; ``NN`` is the apply order (wider for stacks of 100+ objects)."""
+    return f"{index:0{width}d}-{_stem(object_id)[0]}.yaml"
+
+
+@functools.lru_cache(maxsize=4096)
+def _stem(object_id: str) -> tuple[str, bool]:
+    """(``kind-name`` of the object's file, whether it is a Secret).
+
+    Kept: object names are per namespace, so a fleet repeats the same few hundred ids
+    (parsing them for every file was 5 % of the worker's CPU in a cold fleet)."""
     ref = ObjectRef.parse(object_id)
-    kind = _UNSAFE.sub("-", ref.kind.lower())
-    name = _UNSAFE.sub("-", ref.name.lower())
-    return f"{index:0{width}d}-{kind}-{name}.yaml"
+    stem = f"{_UNSAFE.sub('-', ref.kind.lower())}-{_UNSAFE.sub('-', ref.name.lower())}"
+    return stem, ref.kind == "Secret"
 
 
 def _is_secret(object_id: str) -> bool:
-    return ObjectRef.parse(object_id).kind == "Secret"
+    return _stem(object_id)[1]
 
 
 def render_file(object_id: str, digest: str, body: bytes) -> bytes:
@@ -216,8 +225,20 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-#: Object id → (file name, index in ``Stack.objects``, file key), in apply order.
-_Desired = dict[str, tuple[str, int, str]]
+class _File(NamedTuple):
+    """One object's file, as a stack wants it."""
+
+    name: str
+    #: The object's index in ``Stack.objects``.
+    position: int
+    #: The digest its header names (``digest+certificate`` for a sealed Secret).
+    key: str
+    #: A Secret, written sealed.
+    sealed: bool
+
+
+#: Object id → its file, in apply order.
+_Desired = dict[str, _File]
 #: (stack, sealing certificate, ``GitOpsTarget._desired`` of that stack).
 _DesiredOf = tuple[Stack, str | None, _Desired]
 
@@ -280,18 +301,12 @@ class GitOpsTarget:
     def folder(self, tenant: str, instance: str) -> Path:
         return self.root / tenant / instance
 
-    def _file_key(self, object_id: str, digest: str) -> str:
-        # A sealed Secret is current only for the certificate it was sealed for.
-        if self.sealer is not None and _is_secret(object_id):
-            return f"{digest}+{self._sealed_for()}"
-        return digest
-
     def _sealed_for(self) -> str | None:
         """The certificate a sealed file's digest names (None: no sealing certificate)."""
         return self.sealer.fingerprint.removeprefix("sha256:")[:16] if self.sealer else None
 
     def _desired(self, stack: Stack) -> _Desired:
-        """Object id → (file name, index in ``stack.objects``, file key), in apply order.
+        """Object id → its file, in apply order.
 
         Made from the ids alone: objects packed by a render process stay packed
         (``controlplane.rendering.packed``), as only Secrets are read here.
@@ -307,8 +322,11 @@ class GitOpsTarget:
         ids = object_ids(stack.objects)
         width = max(2, len(str(len(ids))))
         for index, oid in enumerate(ids):
-            name = file_name(index + 1, oid, width)
-            out[oid] = (name, index, self._file_key(oid, stack.digests[oid]))
+            digest = stack.digests[oid]
+            sealed = sealed_for is not None and _is_secret(oid)
+            # A sealed Secret is current only for the certificate it was sealed for.
+            key = f"{digest}+{sealed_for}" if sealed else digest
+            out[oid] = _File(file_name(index + 1, oid, width), index, key, sealed)
         self._last_desired.value = (stack, sealed_for, out)
         return out
 
@@ -454,14 +472,14 @@ class GitOpsTarget:
         present = self._scan(folder)
         report = ApplyReport()
         desired = self._desired(stack)
-        for oid, (name, index, key) in desired.items():
-            if only is not None and oid not in only and name in present:
+        for oid, file in desired.items():
+            if only is not None and oid not in only and file.name in present:
                 continue
-            if present.get(name) == (oid, key):
+            if present.get(file.name) == (oid, file.key):
                 continue
-            write_atomically(folder / name, self._file_bytes(oid, index, key, stack))
+            write_atomically(folder / file.name, self._file_bytes(oid, file, stack))
             report.written.append(oid)
-        kustomization = _kustomization([name for name, _, _ in desired.values()])
+        kustomization = _kustomization([file.name for file in desired.values()])
         path = folder / KUSTOMIZATION
         if not path.exists() or path.read_bytes() != kustomization:
             write_atomically(path, kustomization)
@@ -483,11 +501,11 @@ class GitOpsTarget:
         files: dict[str, bytes] = {}
         try:
             desired = self._desired(stack)
-            for oid, (name, index, key) in desired.items():
-                files[name] = self._file_bytes(oid, index, key, stack)
-                _write_new(os.path.join(staging, name), files[name])
+            for oid, file in desired.items():
+                files[file.name] = self._file_bytes(oid, file, stack)
+                _write_new(os.path.join(staging, file.name), files[file.name])
                 report.written.append(oid)
-            names = [name for name, _, _ in desired.values()]
+            names = [file.name for file in desired.values()]
             files[KUSTOMIZATION] = _kustomization(names)
             _write_new(os.path.join(staging, KUSTOMIZATION), files[KUSTOMIZATION])
             if not report.written:
@@ -506,12 +524,15 @@ class GitOpsTarget:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def _file_bytes(self, oid: str, index: int, key: str, stack: Stack) -> bytes:
-        if self.sealer is not None and _is_secret(oid):
-            sealed = self.sealer.seal(stack.objects[index], stack.digests[oid])
-            return render_file(oid, key, object_yaml(sealed))
+    def _file_bytes(self, oid: str, file: _File, stack: Stack) -> bytes:
+        if file.sealed:
+            assert self.sealer is not None  # ``sealed`` says there is one
+            sealed = self.sealer.seal(stack.objects[file.position], stack.digests[oid])
+            return render_file(oid, file.key, object_yaml(sealed))
         body = stack.yaml.get(oid)
-        return render_file(oid, key, object_yaml(stack.objects[index]) if body is None else body)
+        if body is None:
+            body = object_yaml(stack.objects[file.position])
+        return render_file(oid, file.key, body)
 
     def _refuse_plain_secrets(self, stack: Stack) -> None:
         if self.sealer is None and any(_is_secret(oid) for oid in object_ids(stack.objects)):
@@ -525,7 +546,7 @@ class GitOpsTarget:
 
     def prune(self, stack: Stack, *, previous: Sequence[str]) -> list[str]:
         folder = self.folder(stack.tenant, stack.instance)
-        keep = {name for name, _, _ in self._desired(stack).values()}
+        keep = {file.name for file in self._desired(stack).values()}
         removed: list[str] = []
         try:
             entries = list(os.scandir(folder))
@@ -567,7 +588,7 @@ class GitOpsTarget:
                 elif "+" in found and sealed_for is not None and found != f"{digest}+{sealed_for}":
                     drift.add(oid)  # sealed for another certificate: seal again
         if stack.objects:
-            names = [name for name, _, _ in self._desired(stack).values()]
+            names = [file.name for file in self._desired(stack).values()]
             if listing != _sha256_hex(_kustomization(names)):
                 drift.add(KUSTOMIZATION)
         elif listing is None:
