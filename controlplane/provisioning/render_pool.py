@@ -7,7 +7,9 @@ with threads and open database connections) while the worker writes the targets.
 child keeps its own :class:`Renderer` per Kubernetes version and a cache of published
 releases keyed by digest: a task names the release by its key, and carries the release
 itself until every child has said it holds it (which child takes a task is not known in
-advance; a child that lacks it anyway asks for it again).
+advance; a child that lacks it anyway asks for it again). The children share the code of
+the templates they compile (``SharedBytecode``): a release is compiled once, not once
+per child.
 
 A render that fails in a child (a render error, a broken pool) is simply rendered again in
 the reconciling process, which raises the error there with its full detail: the pool is an
@@ -18,9 +20,12 @@ This module must not know about the database, the queue or the targets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,6 +37,7 @@ from controlplane.rendering.naming import object_id
 from controlplane.rendering.packed import PackedObjects
 from controlplane.rendering.renderer import InstanceRef, Renderer, TenantRef, object_yaml
 from controlplane.rendering.target_ref import TargetRef
+from controlplane.rendering.templates import SharedBytecode
 from controlplane.rendering.tls import TlsIssuer
 
 log = logging.getLogger(__name__)
@@ -82,15 +88,17 @@ _MISSING = _Missing()
 
 # -- the child's state (one per child process)
 _secret: bytes = b""
+_bytecode: SharedBytecode | None = None
 _renderers: dict[str, Renderer] = {}
 _releases: dict[ReleaseKey, ServiceRelease] = {}
 #: Releases a child keeps; a fleet uses a few dozen, an upgrade run two per service.
 _RELEASES_KEPT = 256
 
 
-def _init_child(server_secret: bytes) -> None:
-    global _secret
+def _init_child(server_secret: bytes, bytecode_dir: str | None = None) -> None:
+    global _secret, _bytecode
     _secret = server_secret
+    _bytecode = SharedBytecode(bytecode_dir) if bytecode_dir else None
 
 
 def _ready() -> bool:
@@ -116,7 +124,10 @@ def _render(task: RenderTask) -> Rendered | _Missing | None:
         # Children render published releases only: their templates passed the lint already
         # (a quarter of compiling a bundle, which every child does once per release).
         renderer = Renderer(
-            server_secret=_secret, kubernetes_version=task.kubernetes_version, lint_templates=False
+            server_secret=_secret,
+            kubernetes_version=task.kubernetes_version,
+            lint_templates=False,
+            bytecode=_bytecode,
         )
         _renderers[task.kubernetes_version] = renderer
     try:
@@ -194,11 +205,16 @@ class RenderPool:
         self._count_lock = threading.Lock()
         #: Release key → the children (pids) that said they hold it.
         self._holders: dict[ReleaseKey, set[int]] = {}
+        #: Compiled templates, shared by the children (private: mkdtemp makes it 0700).
+        #: Without a writable temporary folder, each child compiles its own.
+        self._bytecode_dir: str | None = None
+        with contextlib.suppress(OSError):
+            self._bytecode_dir = tempfile.mkdtemp(prefix="city-platform-templates-")
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_child,
-            initargs=(server_secret,),
+            initargs=(server_secret, self._bytecode_dir),
         )
 
     def submit(self, task: RenderTask, release: dict[str, Any]) -> Pending:
@@ -239,3 +255,5 @@ class RenderPool:
     def close(self) -> None:
         """Stop the children (idempotent); renders not started are dropped."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._bytecode_dir is not None:
+            shutil.rmtree(self._bytecode_dir, ignore_errors=True)

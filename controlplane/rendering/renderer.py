@@ -36,7 +36,7 @@ from controlplane.rendering.schemas import KubernetesSchemas, supported
 from controlplane.rendering.secrets import SecretValues, given_values
 from controlplane.rendering.storage import with_floor
 from controlplane.rendering.target_ref import TargetRef
-from controlplane.rendering.templates import BundleCache, CompiledBundle
+from controlplane.rendering.templates import BundleCache, CompiledBundle, SharedBytecode
 from controlplane.rendering.tls import TlsIssuer, with_tls
 from controlplane.settings import DEFAULT_KUBERNETES_VERSION
 
@@ -116,9 +116,11 @@ class Renderer:
         ingress_namespace: str = "ingress-nginx",
         private_ranges: Sequence[str] = baseline_module.DEFAULT_PRIVATE_RANGES,
         lint_templates: bool = True,
+        bytecode: SharedBytecode | None = None,
     ) -> None:
         """``lint_templates=False``: skip the publication-time template checks that do not
-        change what renders (``compile_bundle``); for renderers of published releases only."""
+        change what renders (``compile_bundle``); for renderers of published releases only.
+        ``bytecode``: compiled templates shared with other render processes."""
         if not supported(kubernetes_version):
             raise InvalidInput(
                 f"There are no Kubernetes schemas for version {kubernetes_version!r}.",
@@ -130,7 +132,7 @@ class Renderer:
         self.domain = domain
         self.ingress_namespace = ingress_namespace
         self.private_ranges = tuple(private_ranges)
-        self._bundles = BundleCache(lint=lint_templates)
+        self._bundles = BundleCache(lint=lint_templates, bytecode=bytecode)
         self._parameters = ParameterValidators()
         self._schemas = KubernetesSchemas(kubernetes_version)
 

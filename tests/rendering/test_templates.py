@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -12,9 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from controlplane.catalog.models import TemplateBundle
 from controlplane.rendering.errors import TemplateInvalid
 from controlplane.rendering.templates import (
     _YAML_UNSAFE,
+    BundleCache,
+    SharedBytecode,
     _escape,
     compile_bundle,
     emit,
@@ -117,3 +124,66 @@ def test_an_unused_input_is_refused_at_publication_and_not_checked_again_by_a_re
     # A render process compiles published bundles without the lint: the output is the same.
     compiled = compile_bundle(_UNUSED_INPUT, "box", lint=False)
     assert compiled.render({}) == [("10-box.yaml.j2", 'size: "2Gi"\n')]
+
+
+def _bundle(colour: str) -> dict[str, str]:
+    return {
+        "_components/box.yaml.j2": (
+            "{#- component: box\ninputs:\n  size: {type: string}\nrequired: [size]\n-#}\n"
+            f"size: {{{{ inputs.size }}}}\ncolour: {colour}\n"
+        ),
+        "10-box.yaml.j2": '{{ component("box", size=plan) }}',
+    }
+
+
+def test_render_processes_share_compiled_templates_and_same_names_do_not_collide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one process compiled, another loads (it compiles nothing); two releases with
+    templates of the same name keep their own code."""
+    first, second = SharedBytecode(str(tmp_path)), SharedBytecode(str(tmp_path))
+    blue = compile_bundle(_bundle("blue"), "box", lint=False, bytecode=first)
+    red = compile_bundle(_bundle("red"), "box", lint=False, bytecode=first)
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: str, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(source)
+        return real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    loaded_blue = compile_bundle(_bundle("blue"), "box", lint=False, bytecode=second)
+    loaded_red = compile_bundle(_bundle("red"), "box", lint=False, bytecode=second)
+    assert compiled == []
+    for original, loaded, colour in ((blue, loaded_blue, "blue"), (red, loaded_red, "red")):
+        out = [("10-box.yaml.j2", f'size: "2Gi"\ncolour: {colour}\n')]
+        assert original.render({"plan": "2Gi"}) == loaded.render({"plan": "2Gi"}) == out
+    # A changed template is compiled, not taken from the folder; the unchanged one is.
+    green = _bundle("green")
+    compile_bundle(green, "box", lint=False, bytecode=second)
+    assert compiled == [green["_components/box.yaml.j2"]]
+
+
+def test_a_bundle_cache_compiles_under_its_bundle_lock(tmp_path: Path) -> None:
+    """Another process that needs the same bundle waits for the lock, then loads the code."""
+    shared = SharedBytecode(str(tmp_path))
+    bundle = TemplateBundle(files=_bundle("blue"))
+    cache = BundleCache(lint=False, bytecode=shared)
+    held: list[bool] = []
+    real = shared.compiling
+
+    @contextlib.contextmanager
+    def watching(key: str) -> Iterator[None]:
+        with real(key):
+            lock = next(tmp_path.glob("*.lock"))
+            with open(lock, "rb") as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    held.append(True)
+            yield
+
+    shared.compiling = watching  # type: ignore[method-assign]
+    compiled = cache.get(bundle, "box")
+    assert held == [True]
+    assert compiled.render({"plan": "1Gi"}) == [("10-box.yaml.j2", 'size: "1Gi"\ncolour: blue\n')]
