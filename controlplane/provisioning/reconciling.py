@@ -44,13 +44,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session, col
 
 from controlplane.catalog.models import ServiceRelease
 from controlplane.catalog.records import PublishedVersion
 from controlplane.db.engine import is_postgres
-from controlplane.db.types import utcnow
+from controlplane.db.types import new_id, utcnow
 from controlplane.errors import ControlPlaneError, InvalidInput
 from controlplane.provisioning import queueing, retention
 from controlplane.provisioning.models import (
@@ -206,6 +206,22 @@ class _Locked:
     requests: dict[uuid.UUID, ReconcileRequest | None]
     #: The highest revision number of each instance that adds a revision (0: none yet).
     revisions: dict[uuid.UUID, int]
+
+
+@dataclass
+class _Inserts:
+    """The revisions and usage events a transaction adds, written by one INSERT per table
+    before it commits: an ORM object per row cost about 0.3 ms of the worker's CPU per
+    instance of a cold fleet. No record of the batch reads what another one adds."""
+
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        if self.revisions:
+            session.execute(insert(Revision), self.revisions)
+        if self.usage:
+            session.execute(insert(UsageEvent), self.usage)
 
 
 @dataclass(frozen=True)
@@ -451,11 +467,13 @@ class Reconciler:
                 )
                 # One flush at commit lets SQLAlchemy batch the inserts and updates of the
                 # whole batch; no record reads what another one wrote (one row per instance).
+                inserts = _Inserts()
                 with session.no_autoflush:
                     for i in order:
                         step = steps[i]
                         assert step is not None
-                        results[i] = self._record(session, step, locked)
+                        results[i] = self._record(session, step, inserts, locked)
+                inserts.write(session)
                 session.commit()
             return results
         except Exception:
@@ -467,7 +485,9 @@ class Reconciler:
             assert step is not None
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    results[i] = self._record(session, step)
+                    inserts = _Inserts()
+                    results[i] = self._record(session, step, inserts)
+                    inserts.write(session)
                     session.commit()
             except Exception as exc:  # one bad row must not lose the others' records
                 log.exception(
@@ -477,9 +497,12 @@ class Reconciler:
                 results[i] = Result(Outcome.LOST, claims[i].instance_id, message=str(exc))
         return results
 
-    def _record(self, session: Session, step: Step, locked: _Locked | None = None) -> Result:
+    def _record(
+        self, session: Session, step: Step, inserts: _Inserts, locked: _Locked | None = None
+    ) -> Result:
         """Record one step in ``session``'s transaction, only while its lease is held.
 
+        ``inserts``: where the rows it adds go (the caller writes them before it commits).
         ``locked``: the batch's rows, locked up front; without it the instance row, then the
         request row are locked here.
         """
@@ -507,7 +530,9 @@ class Reconciler:
         if row is not None:
             if step.revision is not None:
                 last = locked.revisions.get(row.id) if locked is not None else None
-                row.current_revision = _add_revision(session, row, step.revision, step.at, last)
+                row.current_revision = _add_revision(
+                    session, inserts, row, step.revision, step.at, last
+                )
             usage = step.usage
             if (
                 step.revision is not None
@@ -516,7 +541,7 @@ class Reconciler:
             ):
                 usage = (UsageKind.PLAN_CHANGED,)  # restored: the workloads run again
             for kind in usage:
-                _add_usage(session, row, kind, step)
+                _add_usage(session, inserts, row, kind, step)
             if step.phase is not None:
                 _set_status(row, step.phase, step.conditions, step.generation, message=step.message)
             if step.deleted:
@@ -971,7 +996,12 @@ def _last_revision_numbers(session: Session, instance_ids: list[uuid.UUID]) -> d
 
 
 def _add_revision(
-    session: Session, row: Instance, new: NewRevision, at: datetime, last: int | None = None
+    session: Session,
+    inserts: _Inserts,
+    row: Instance,
+    new: NewRevision,
+    at: datetime,
+    last: int | None = None,
 ) -> int:
     """Add an applied revision; its number (returned) comes from the table, never reused.
 
@@ -984,27 +1014,30 @@ def _add_revision(
             or 0
         )
     number = last + 1
-    session.add(
-        Revision(
-            instance_id=row.id,
-            number=number,
-            generation=new.generation,
-            version=new.version,
-            plan=new.plan,
-            parameters=new.parameters,
-            digest=new.digest,
-            inventory=new.inventory,
-            storage=new.storage,
-            outcome=RevisionOutcome.APPLIED,
-            message=new.message,
-            rollback_of=new.rollback_of,
-            created_at=at,
-        )
+    inserts.revisions.append(
+        {
+            "id": new_id(),
+            "instance_id": row.id,
+            "number": number,
+            "generation": new.generation,
+            "version": new.version,
+            "plan": new.plan,
+            "parameters": new.parameters,
+            "digest": new.digest,
+            "inventory": new.inventory,
+            "storage": new.storage,
+            "outcome": RevisionOutcome.APPLIED,
+            "message": new.message,
+            "rollback_of": new.rollback_of,
+            "created_at": at,
+        }
     )
     return number
 
 
-def _add_usage(session: Session, row: Instance, kind: UsageKind, step: Step) -> None:
+def _add_usage(
+    session: Session, inserts: _Inserts, row: Instance, kind: UsageKind, step: Step
+) -> None:
     """Add a usage event: at the applied revision's plan, ``stopped`` at most once.
 
     ``stopped`` is billed only for an instance that ever started (an applied revision);
@@ -1027,15 +1060,16 @@ def _add_usage(session: Session, row: Instance, kind: UsageKind, step: Step) -> 
         if row.current_revision <= 0 or stopped:
             return
     plan = step.revision.plan if step.revision is not None else row.plan
-    session.add(
-        UsageEvent(
-            instance_id=row.id,
-            tenant_id=row.tenant_id,
-            service=row.service,
-            plan=plan,
-            kind=kind,
-            at=step.at,
-        )
+    inserts.usage.append(
+        {
+            "id": new_id(),
+            "instance_id": row.id,
+            "tenant_id": row.tenant_id,
+            "service": row.service,
+            "plan": plan,
+            "kind": kind,
+            "at": step.at,
+        }
     )
 
 

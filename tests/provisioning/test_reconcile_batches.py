@@ -27,7 +27,7 @@ from controlplane.provisioning.models import (
     UsageKind,
 )
 from controlplane.provisioning.queueing import Backoff, Claim
-from controlplane.provisioning.reconciling import Outcome, Result, Step
+from controlplane.provisioning.reconciling import Outcome, Result, Step, _Inserts
 from tests.provisioning.conftest import Platform, make_worker
 
 
@@ -254,8 +254,10 @@ def test_a_step_is_plain_data_recorded_by_one_function_only_under_its_lease(
     )
     _lease_owner(p, claims[first], "other/0")  # another worker took this lease over
     with Session(p.engine, expire_on_commit=False) as session:
-        assert reconciler._record(session, failed) == Result(Outcome.LOST, first, 1)
-        assert reconciler._record(session, deleted) == Result(Outcome.DELETED, second, 1)
+        inserts = _Inserts()
+        assert reconciler._record(session, failed, inserts) == Result(Outcome.LOST, first, 1)
+        assert reconciler._record(session, deleted, inserts) == Result(Outcome.DELETED, second, 1)
+        inserts.write(session)
         session.commit()
     assert p.get(first).phase == Phase.PENDING
     gone = p.get(second)
@@ -267,7 +269,7 @@ def test_a_step_is_plain_data_recorded_by_one_function_only_under_its_lease(
     # The same record, once the lease is this worker's again, is written whole.
     _lease_owner(p, claims[first], claims[first].owner)
     with Session(p.engine, expire_on_commit=False) as session:
-        result = reconciler._record(session, failed)
+        result = reconciler._record(session, failed, _Inserts())
         session.commit()
     assert result == Result(Outcome.FAILED, first, 1, message="bad input")
     row = p.get(first)
