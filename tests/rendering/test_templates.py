@@ -58,6 +58,16 @@ def test_an_emitted_value_reads_back_as_the_same_value(value: Any) -> None:
     assert type(loaded["value"]) is type(value)
 
 
+@pytest.mark.parametrize(
+    "value", ["del\x7f", "nel\x85", "ls\u2028", "bom\ufeff", {"k": ["\x7f"]}, "plain ascii"]
+)
+def test_characters_yaml_reads_differently_are_escaped_in_ascii_text_too(value: Any) -> None:
+    """DEL is ASCII: the short way for ASCII text must still escape it."""
+    expected = _YAML_UNSAFE.sub(_escape, json.dumps(value, ensure_ascii=False))
+    assert emit(value) == expected
+    assert yaml_rs.loads(f"value: {emit(value)}\n", parse_datetime=False)["value"] == value
+
+
 @pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes"])
 def test_emit_refuses_what_is_not_json(value: Any) -> None:
     with pytest.raises(TypeError, match="not a JSON value"):
