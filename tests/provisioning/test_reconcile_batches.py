@@ -324,40 +324,42 @@ def _leased(p: Platform) -> set[object]:
 def test_with_render_processes_a_full_batch_claims_the_next_while_it_works(
     gitops_platform: Platform,
 ) -> None:
-    """The render processes render the next batch while the worker writes and records this
-    one; every instance is reconciled once, and a stop gives a batch claimed ahead back
-    untouched."""
+    """The render processes render the next two batches while the worker writes and
+    records this one; every instance is reconciled once, a short batch ends the claiming
+    ahead, and a stop gives the batches claimed ahead back untouched."""
     p = gitops_platform
     tenant = p.tenant("aalst", "41002")
-    ids = [p.create(tenant, f"app{i}") for i in range(7)]
+    ids = [p.create(tenant, f"app{i}") for i in range(10)]
     worker = make_worker(p, batch_size=3, render_processes=2)
     try:
         assert worker.run_once() == 3
-        ahead = _leased(p)  # the next full batch, claimed and rendering
-        assert len(ahead) == 3
+        ahead = _leased(p)  # the next two full batches, claimed and rendering
+        assert len(ahead) == 6
         assert all(p.get(i).phase == Phase.PENDING for i in ahead)
-        assert worker.run_once() == 3  # the batch claimed ahead, which claimed the last
+        assert worker.run_once() == 3  # the first batch claimed ahead, which claimed the last
+        assert len(_leased(p)) == 4
+        assert worker.run_once() == 3  # nothing more to claim: the last batch came back short
         assert len(_leased(p)) == 1
         assert worker.run_until_idle() == 1
-        assert worker.rendered_in_children == 6  # a batch of one renders in the worker
+        assert worker.rendered_in_children == 9  # a batch of one renders in the worker
     finally:
         worker.stop()
-    assert worker.counts[Outcome.APPLIED] == 7
-    assert [p.get(i).phase for i in ids] == [Phase.COMMITTED] * 7
+    assert worker.counts[Outcome.APPLIED] == 10
+    assert [p.get(i).phase for i in ids] == [Phase.COMMITTED] * 10
     assert _leased(p) == set()
 
-    # A stop between two batches releases the one claimed ahead: nothing stays leased.
+    # A stop between two batches releases those claimed ahead: nothing stays leased.
     for instance_id in ids:
         p.change(instance_id)
     stopping = make_worker(p, batch_size=3, render_processes=2)
     try:
         assert stopping.run_once() == 3
-        assert len(_leased(p)) == 3
+        assert len(_leased(p)) == 6
     finally:
         stopping.stop()
     assert _leased(p) == set()
     # Not started: their generation is still to be reconciled, by any worker.
-    assert sum(p.get(i).observed_generation != p.get(i).generation for i in ids) == 4
+    assert sum(p.get(i).observed_generation != p.get(i).generation for i in ids) == 7
 
 
 def test_with_render_processes_the_worker_writes_the_files_in_its_own_thread(
