@@ -369,10 +369,6 @@ class SharedBytecode(jinja2.FileSystemBytecodeCache):
     (:func:`make_environment` is the one configuration).
     """
 
-    def __init__(self, directory: str) -> None:
-        super().__init__(directory, "%s.jinja")
-        self.directory = directory
-
     def get_bucket(
         self, environment: jinja2.Environment, name: str, filename: str | None, source: str
     ) -> jinja2.bccache.Bucket:
@@ -431,13 +427,9 @@ class BundleCache:
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        if self._bytecode is None:
-            compiled = compile_bundle(bundle.files, folder, lint=self._lint)
-        else:
-            with self._bytecode.compiling(key):
-                compiled = compile_bundle(
-                    bundle.files, folder, lint=self._lint, bytecode=self._bytecode
-                )
+        shared = self._bytecode
+        with shared.compiling(key) if shared is not None else contextlib.nullcontext():
+            compiled = compile_bundle(bundle.files, folder, lint=self._lint, bytecode=shared)
         with self._lock:
             self._items[key] = compiled
             while len(self._items) > self._size:
