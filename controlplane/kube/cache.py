@@ -193,10 +193,6 @@ class KindCache:
             if entry is None or (entry[0] is not None and entry[0] < rv):
                 self._put(key, (rv, slim(obj)))
 
-    def __len__(self) -> int:
-        with self._lock:
-            return sum(1 for _rv, obj in self._store.values() if obj is not None)
-
     # -- the watch loop ------------------------------------------------------------------------
 
     def _put(self, key: Key, entry: tuple[int | None, dict[str, Any] | None]) -> None:

@@ -197,3 +197,29 @@ def test_apply_writes_tier_by_tier_in_apply_order_and_stops_at_the_first_error(
         port.apply([service, *maps, bad])
     assert "Service" not in [kind for _m, _p, kind in kube.writes.log], kube.writes.log
     assert sorted(kind for _m, _p, kind in kube.writes.log) == ["ConfigMap"] * 7
+
+
+def test_prune_with_synced_watches_asks_the_apiserver_only_to_delete(
+    kube: FaultProxy, port: KubeClient, namespace: str
+) -> None:
+    """Every prunable kind is searched in the cache, those the fleet has none of too.
+
+    No catalogue service renders a HorizontalPodAutoscaler, so that kind's cache is synced
+    and empty: an empty cache must still answer (it once counted as no cache, and every
+    prune listed such kinds directly).
+    """
+    instance = f"i-{secrets.token_hex(3)}"
+    kept = watched(port, namespace, configmap(namespace, "kept", "1", instance))
+    stale = object_id(configmap(namespace, "stale", "2", instance))
+    port.apply([configmap(namespace, "stale", "2", instance)])
+    port.prune(namespace, keep={kept, stale}, inventory=[], instance_id=instance)
+    assert port.wait_synced(timeout=30), port.watched()
+    assert port.watch_synced("autoscaling/v2", "HorizontalPodAutoscaler")
+    kube.requests.reset()
+
+    deleted = port.prune(namespace, keep={kept}, inventory=[], instance_id=instance)
+
+    assert deleted == [stale]
+    # The only other requests are the watches resuming (cluster-wide paths, every second here).
+    in_namespace = [(m, p) for m, p, _kind in kube.requests.log if f"/{namespace}/" in p]
+    assert in_namespace == [("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/stale")]
