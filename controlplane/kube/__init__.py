@@ -14,7 +14,14 @@ from controlplane.kube.errors import (
     TargetUnavailable,
     UnknownKind,
 )
-from controlplane.kube.objects import APPLY_ORDER, INSTANCE_LABEL, ObjectRef, apply_rank, object_id
+from controlplane.kube.objects import (
+    APPLY_ORDER,
+    INSTANCE_LABEL,
+    ObjectRef,
+    apply_rank,
+    apply_wave,
+    object_id,
+)
 from controlplane.kube.readiness import ObjectReadiness, Readiness
 from controlplane.kube.retrying import RetryPolicy
 
@@ -33,5 +40,6 @@ __all__ = [
     "TargetUnavailable",
     "UnknownKind",
     "apply_rank",
+    "apply_wave",
     "object_id",
 ]

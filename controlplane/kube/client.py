@@ -29,12 +29,12 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 import kubernetes.client
 import kubernetes.config
@@ -57,7 +57,8 @@ from controlplane.kube.objects import (
     PRUNABLE_KINDS,
     ObjectRef,
     apply_rank,
-    in_apply_order,
+    apply_wave,
+    in_write_order,
     object_id,
 )
 from controlplane.kube.readiness import ObjectReadiness, Readiness, evaluate, judged
@@ -67,10 +68,13 @@ from controlplane.kube.volumes import check as check_volumes
 
 logger = logging.getLogger(__name__)
 
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
-#: Objects of one apply tier written at the same time (see ``apply``). The largest tier of
-#: the catalogue (Signalen's guard rails, 14 objects) goes out in one round, not two.
-APPLY_WORKERS = 16
+#: Objects of one apply wave written at the same time (see ``apply``). The largest wave of
+#: the catalogue (Signalen's configuration and what exposes it, 18 objects) goes out at once.
+APPLY_WORKERS = 20
 #: Pooled connections per host: the apply workers and the reconciler's own reads.
 POOL_SIZE = APPLY_WORKERS + 4
 
@@ -374,7 +378,8 @@ class KubeClient:
     def apply(
         self, objects: Sequence[Mapping[str, Any]], *, only: set[str] | None = None
     ) -> ApplyResult:
-        """Server-side apply ``objects`` in the apply order; ``only`` limits it to those ids.
+        """Server-side apply ``objects`` wave by wave (``apply_wave``: the apply order, with
+        what exposes workloads written before them); ``only`` limits it to those ids.
 
         Before the first write, every PersistentVolumeClaim to apply is compared with the
         live one (:meth:`volume_changes`): a claim that would have to grow where the cluster
@@ -382,7 +387,7 @@ class KubeClient:
         be smaller than it is keeps its live size (volumes never shrink).
         """
         result = ApplyResult()
-        ordered = in_apply_order(objects)
+        ordered = in_write_order(objects)
         chosen = [o for o in ordered if only is None or object_id(o) in only]
         result.volumes = self.volume_changes(chosen)
         check_volumes(result.volumes)
@@ -400,24 +405,14 @@ class KubeClient:
         result.skipped = [
             object_id(o) for o in ordered if only is not None and object_id(o) not in only
         ]
-        # Objects of one rank do not depend on each other: they are written at once; a tier
-        # starts when the one before it is written, and its first error (in apply order)
+        # Objects of one wave do not depend on each other: they are written at once; a wave
+        # starts when the one before it is written, and its first error (in write order)
         # stops the apply there.
-        for _rank, tier in groupby(chosen, key=lambda o: apply_rank(str(o.get("kind")))):
+        for _wave, tier in groupby(chosen, key=lambda o: apply_wave(str(o.get("kind")))):
             batch = [
                 _with_storage(o, kept[object_id(o)]) if object_id(o) in kept else o for o in tier
             ]
-            if len(batch) == 1 or self.apply_workers <= 1:
-                answers = [self._apply_one(o) for o in batch]
-            else:
-                pool = self._workers()
-                futures: list[Future[_Response]] = [pool.submit(self._apply_one, o) for o in batch]
-                wait_all(futures)
-                for future in futures:
-                    failure = future.exception()
-                    if failure is not None:
-                        raise failure
-                answers = [f.result() for f in futures]
+            answers = self._at_once(self._apply_one, batch)
             for obj, answer in zip(batch, answers, strict=True):
                 oid = object_id(obj)
                 result.attempts += answer.attempts
@@ -426,6 +421,22 @@ class KubeClient:
                 result.live[oid] = answer.data
                 self._remember(obj, answer.data)
         return result
+
+    def _at_once(self, call: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
+        """``call`` of every item, on the worker pool together; the answers in order.
+
+        Every call runs to its end; the first failure in item order is raised then.
+        """
+        if len(items) <= 1 or self.apply_workers <= 1:
+            return [call(item) for item in items]
+        pool = self._workers()
+        futures: list[Future[_Out]] = [pool.submit(call, item) for item in items]
+        wait_all(futures)
+        for future in futures:
+            failure = future.exception()
+            if failure is not None:
+                raise failure
+        return [f.result() for f in futures]
 
     def _apply_one(self, obj: Mapping[str, Any]) -> _Response:
         """Server-side apply one object (one logical request, retried)."""
@@ -472,10 +483,8 @@ class KubeClient:
         ]
         if not claims:
             return []
-        live = {
-            object_id(c): self.get((c.get("metadata") or {}).get("namespace"), object_id(c))
-            for c in claims
-        }
+        wanted = [((c.get("metadata") or {}).get("namespace"), object_id(c)) for c in claims]
+        live = dict(zip((oid for _ns, oid in wanted), self.get_all(wanted), strict=True))
         classes: list[dict[str, Any]] = []
         if any(needs_classes(c, live[object_id(c)]) for c in claims):
             try:
@@ -496,6 +505,19 @@ class KubeClient:
             return None
         answer = self._request("GET", resource.path(ns, ref.name), subject=oid, kind=ref.kind)
         return answer.data if answer.status == 200 else None
+
+    def get_all(self, wanted: Sequence[tuple[str | None, str]]) -> list[dict[str, Any] | None]:
+        """:meth:`get` of every (namespace, id), the requests sent together; in order."""
+        return self._at_once(lambda where: self.get(*where), wanted)
+
+    def read_all(self, wanted: Sequence[tuple[str | None, str]]) -> list[dict[str, Any] | None]:
+        """:meth:`read` of every (namespace, id): what the cache cannot answer is read with
+        the requests sent together; in order."""
+        found = [self.cached(namespace, oid) for namespace, oid in wanted]
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        for i, live in zip(missing, self.get_all([wanted[i] for i in missing]), strict=True):
+            found[i] = live
+        return found
 
     def read(self, namespace: str | None, oid: str) -> dict[str, Any] | None:
         """The live object for an id from the watch cache once it is synced, else :meth:`get`.

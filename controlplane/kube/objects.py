@@ -3,7 +3,9 @@
 An object id is ``"{apiVersion}/{kind}/{metadata.name}"`` (the same rule as
 ``controlplane.rendering.object_id``, restated here because the port is a lower layer). The apply
 order puts what others depend on first: the namespace, then its guard rails, then configuration,
-then workloads, then what exposes them. This module must not know about HTTP or the client.
+then workloads, then what exposes them. It orders a stack's objects and numbers its GitOps
+files. The port writes in *waves* (``apply_wave``): ranks that do not depend on each other go
+out together. This module must not know about HTTP or the client.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ APPLY_ORDER: tuple[tuple[str, ...], ...] = (
     ("Service", "Ingress", "PodDisruptionBudget", "HorizontalPodAutoscaler"),
 )  # fmt: skip
 _RANK = {kind: rank for rank, kinds in enumerate(APPLY_ORDER) for kind in kinds}
+
+#: The wave each rank is written in. What exposes workloads (Services, Ingresses, PDBs,
+#: HPAs) finds them by label or by name and waits for them, so it is written with the
+#: configuration, before the workloads: one round trip less per provision, and pods start
+#: with their stack's Service environment variables. Kubernetes advises creating a Service
+#: before its backend workloads, and Helm's install order does so too. Unknown kinds (custom
+#: resources) stay last.
+_WAVE = (0, 1, 2, 3, 2, 4)
 
 #: Namespaced kinds that prune searches by label, in apply order (deletion runs in reverse).
 PRUNABLE_KINDS: tuple[tuple[str, str], ...] = (
@@ -92,3 +102,15 @@ def apply_rank(kind: str) -> int:
 def in_apply_order(objects: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Stable sort: within one rank, the caller's order is kept."""
     return sorted(objects, key=lambda o: apply_rank(str(o.get("kind"))))
+
+
+def apply_wave(kind: str) -> int:
+    """The wave the port writes a kind in: objects of one wave are written at once."""
+    return _WAVE[apply_rank(kind)]
+
+
+def in_write_order(objects: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Wave by wave, in apply order within a wave (a stable sort, like ``in_apply_order``)."""
+    return sorted(
+        objects, key=lambda o: (apply_wave(str(o.get("kind"))), apply_rank(str(o.get("kind"))))
+    )

@@ -1,4 +1,4 @@
-"""The port's watch cache and its tier-parallel apply, on the real cluster through the proxy.
+"""The port's watch cache and its wave-parallel apply, on the real cluster through the proxy.
 
 - Once a kind's watch has synced, reads are answered from the cache (no request), and
   another manager's change reaches the cache through the watch.
@@ -7,8 +7,9 @@
   answer from the cache); once the faults stop, the watch resumes and serves reads again.
 - Secret values never enter the cache; ``read_secret`` still reads them; managedFields keep
   only manager and operation.
-- Apply writes one tier at a time (objects of one rank at once): the result lists the objects
-  in apply order, and the first error stops the apply before the next tier.
+- Apply writes one wave at a time (objects of one wave at once; what exposes workloads goes
+  with the configuration, before them): the result lists the objects in write order, and
+  the first error stops the apply before the next wave.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from controlplane.kube import INSTANCE_LABEL, KubeClient, ObjectRejected, RetryPolicy
-from controlplane.kube.objects import in_apply_order, object_id
+from controlplane.kube.objects import in_write_order, object_id
 from controlplane.provisioning.targets.kubernetes import KubernetesTarget
 from tests.cluster.fixtures import Cluster
 from tests.cluster.proxy import FaultProxy
@@ -163,40 +164,58 @@ def test_secret_values_stay_out_of_the_cache(port: KubeClient, namespace: str) -
     assert KubernetesTarget(port).read_secret(namespace, name) == {"password": "hunter2-not-cached"}
 
 
-def test_apply_writes_tier_by_tier_in_apply_order_and_stops_at_the_first_error(
+def test_apply_writes_wave_by_wave_and_stops_at_the_first_error(
     kube: FaultProxy, port: KubeClient, namespace: str
 ) -> None:
     instance = f"i-{secrets.token_hex(3)}"
+    labels = {INSTANCE_LABEL: instance}
     maps = [configmap(namespace, f"cm-{i}", str(i), instance) for i in range(6)]
     quota = {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": {"name": "q", "namespace": namespace, "labels": {INSTANCE_LABEL: instance}},
+        "metadata": {"name": "q", "namespace": namespace, "labels": labels},
         "spec": {"hard": {"pods": "20"}},
     }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "web", "namespace": namespace, "labels": {INSTANCE_LABEL: instance}},
+        "metadata": {"name": "web", "namespace": namespace, "labels": labels},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
     }
-    objects = [service, *maps, quota]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "once", "namespace": namespace, "labels": labels},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox:1.36", "command": ["true"]}],
+                }
+            }
+        },
+    }
+    objects = [job, service, *maps, quota]
 
     result = port.apply(objects)
 
-    assert result.applied == [object_id(o) for o in in_apply_order(objects)]
-    assert result.writes == 8
+    # Quota, then the ConfigMaps with the Service, then the Job; apply order within a wave.
+    assert result.applied == [object_id(o) for o in [quota, *maps, service, job]]
+    assert result.applied == [object_id(o) for o in in_write_order(objects)]
+    assert result.writes == 9
     kinds = [kind for _method, _path, kind in kube.writes.log]
     assert kinds.index("ResourceQuota") < min(i for i, k in enumerate(kinds) if k == "ConfigMap")
-    assert kinds.index("Service") > max(i for i, k in enumerate(kinds) if k == "ConfigMap")
+    assert max(kinds.index("Service"), *(i for i, k in enumerate(kinds) if k == "ConfigMap")) < (
+        kinds.index("Job")
+    )
 
-    # A ConfigMap the apiserver refuses stops the apply before the Service's tier.
+    # A ConfigMap the apiserver refuses stops the apply before the workloads' wave; the
+    # rest of its own wave (the Service among them) was written at the same time.
     kube.writes.reset()
     bad = configmap(namespace, "Not_A_Valid_Name", "x", instance)
     with pytest.raises(ObjectRejected):
-        port.apply([service, *maps, bad])
-    assert "Service" not in [kind for _m, _p, kind in kube.writes.log], kube.writes.log
-    assert sorted(kind for _m, _p, kind in kube.writes.log) == ["ConfigMap"] * 7
+        port.apply([job, service, *maps, bad])
+    assert sorted(kind for _m, _p, kind in kube.writes.log) == ["ConfigMap"] * 7 + ["Service"]
 
 
 def test_prune_with_synced_watches_asks_the_apiserver_only_to_delete(

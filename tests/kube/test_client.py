@@ -23,7 +23,7 @@ from controlplane.kube import (
     RetryPolicy,
     TargetUnavailable,
     UnknownKind,
-    apply_rank,
+    apply_wave,
 )
 from tests.cluster.fixtures import Cluster
 from tests.cluster.proxy import FaultProxy
@@ -68,9 +68,10 @@ def test_apply_creates_every_object_in_apply_order(
     assert result.writes == len(objects)
     kinds_written = [kind for method, _path, kind in kube.writes.log if method == "PATCH"]
     assert kinds_written[0] == "Namespace"
-    ranks = [apply_rank(str(kind)) for kind in kinds_written]
-    assert ranks == sorted(ranks)
-    assert kinds_written.index("Deployment") < kinds_written.index("Service")
+    waves = [apply_wave(str(kind)) for kind in kinds_written]
+    assert waves == sorted(waves)
+    # What exposes the workloads is written before them (their pods see the Service).
+    assert kinds_written.index("Service") < kinds_written.index("Deployment")
     assert kinds_written.index("ConfigMap") < kinds_written.index("Deployment")
     assert [c["metadata"]["name"] for c in _config_maps(cluster, namespace)] == ["web-config"]
     live = cluster.get("Deployment", "web", namespace, api_version="apps/v1")

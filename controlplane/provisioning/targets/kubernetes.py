@@ -114,14 +114,20 @@ class KubernetesTarget:
         objects = [_annotated(obj, stack.digests) for obj in stack.objects]
         if only is not None and not only:
             return ApplyReport()
+        quotas = [
+            i
+            for i, obj in enumerate(objects)
+            if obj.get("kind") == "ResourceQuota" and (only is None or _id(obj) in only)
+        ]
         with _Translated(self.name):
-            self._check_owner(stack)
-            objects = [
-                self._quota_for_rollout(obj)
-                if obj.get("kind") == "ResourceQuota" and (only is None or _id(obj) in only)
-                else obj
-                for obj in objects
-            ]
+            # The namespace and the quotas, read together: on a provision none is cached.
+            namespace, *live_quotas = self.port.read_all(
+                [(None, f"v1/Namespace/{stack.namespace}")]
+                + [(objects[i]["metadata"].get("namespace"), _id(objects[i])) for i in quotas]
+            )
+            self._check_owner(stack, namespace)
+            for i, live in zip(quotas, live_quotas, strict=True):
+                objects[i] = _quota_for_rollout(objects[i], live)
             self.port.apply(objects, only=only)
         written = [oid for oid in stack.digests if only is None or oid in only]
         return ApplyReport(written=written)
@@ -209,9 +215,9 @@ class KubernetesTarget:
         return None
 
     # -- who owns the namespace
-    def _check_owner(self, stack: Stack) -> None:
-        """Refuse to write into a namespace another instance owns (its owner label)."""
-        live = self.port.read(None, f"v1/Namespace/{stack.namespace}")
+    def _check_owner(self, stack: Stack, live: Mapping[str, Any] | None) -> None:
+        """Refuse to write into a namespace another instance owns (its owner label);
+        ``live``: the namespace as read now."""
         labels = ((live or {}).get("metadata") or {}).get("labels") or {}
         owner = labels.get(OWNER_LABEL)
         if owner is not None and owner != stack.instance_id:
@@ -225,20 +231,6 @@ class KubernetesTarget:
             )
 
     # -- quotas across a rollout
-    def _quota_for_rollout(self, quota: KubeObject) -> KubeObject:
-        """The quota to apply now: never below what the running pods use (see the module)."""
-        live = self.port.read(quota["metadata"].get("namespace"), _id(quota))
-        if live is None:
-            return quota
-        hard = _hard(quota)
-        wider = _quota_max(_hard(live), hard)
-        if wider == hard:
-            return quota
-        out = copy.deepcopy(quota)
-        out["spec"]["hard"] = wider
-        out["metadata"].setdefault("annotations", {})[QUOTA_UNTIL_READY] = "true"
-        return out
-
     def _tighten_quotas(self, stack: Stack) -> None:
         """Apply the desired amounts to quotas kept wide for a rollout that is now done."""
         for obj in stack.objects:
@@ -248,6 +240,21 @@ class KubernetesTarget:
             annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
             if QUOTA_UNTIL_READY in annotations:
                 self.port.apply([_annotated(obj, stack.digests)])
+
+
+def _quota_for_rollout(quota: KubeObject, live: Mapping[str, Any] | None) -> KubeObject:
+    """The quota to apply now: never below what the running pods use (see the module);
+    ``live``: the quota as read now."""
+    if live is None:
+        return quota
+    hard = _hard(quota)
+    wider = _quota_max(_hard(live), hard)
+    if wider == hard:
+        return quota
+    out = copy.deepcopy(quota)
+    out["spec"]["hard"] = wider
+    out["metadata"].setdefault("annotations", {})[QUOTA_UNTIL_READY] = "true"
+    return out
 
 
 def _id(obj: Mapping[str, Any]) -> str:
