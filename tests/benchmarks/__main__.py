@@ -1,11 +1,12 @@
 """Run every benchmark module, print one table, write the figures as JSON.
 
 ``python -m tests.benchmarks [area …]`` runs ``tests/benchmarks/bench_<area>.py`` (all when
-no area is named). The table lists every figure; figures whose unit is ``x`` are ratios
-(e.g. Helm against the platform) and are repeated in a short summary under it. The JSON
-lands in ``.bench/results.json`` (``BENCH_RESULTS`` overrides the path): a list of figures,
-each ``{area, name, value, unit, target}``, as before; run metadata goes beside it in
-``.bench/run.json``.
+no area is named), each in a fresh interpreter: an area's figures must not depend on the
+areas before it (docs/benchmarks.md, "Running"). The table lists every figure; figures whose
+unit is ``x`` are ratios (e.g. Helm against the platform) and are repeated in a short summary
+under it. The JSON lands in ``.bench/results.json`` (``BENCH_RESULTS`` overrides the path): a
+list of figures, each ``{area, name, value, unit, target}``, as before; run metadata goes
+beside it in ``.bench/run.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import json
 import os
 import pkgutil
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,10 +43,9 @@ def main(selected: list[str]) -> int:
         area = info.name.removeprefix("bench_")
         if selected and area not in selected:
             continue
-        module = importlib.import_module(f"tests.benchmarks.{info.name}")
         console.print(f"[bold]running {area}…[/bold]")
         start = time.perf_counter()
-        figures.extend(module.run())
+        figures.extend(_run_area(area))
         durations[area] = time.perf_counter() - start
         console.print(f"  {area} done in {durations[area]:.1f} s")
     table = Table(title="City Platform benchmarks")
@@ -74,5 +76,25 @@ def main(selected: list[str]) -> int:
     return 0
 
 
+def _run_area(area: str) -> list[Figure]:
+    """The figures of one area, measured in a child interpreter (its output goes to ours)."""
+    with tempfile.TemporaryDirectory(prefix="bench-area-") as tmp:
+        out = Path(tmp) / "figures.json"
+        command = [sys.executable, "-m", "tests.benchmarks", "--one", area, str(out)]
+        done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark area {area!r} failed (exit status {done.returncode})")
+        return [Figure(**item) for item in json.loads(out.read_text())]
+
+
+def _one(area: str, out: Path) -> int:
+    """Run one area here and write its figures to ``out`` (what ``_run_area`` starts)."""
+    module = importlib.import_module(f"tests.benchmarks.bench_{area}")
+    out.write_text(json.dumps([f.as_dict() for f in module.run()]))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        sys.exit(_one(sys.argv[2], Path(sys.argv[3])))
     sys.exit(main(sys.argv[1:]))
