@@ -29,12 +29,12 @@ APPLY_ORDER: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 _RANK = {kind: rank for rank, kinds in enumerate(APPLY_ORDER) for kind in kinds}
 
-#: The wave each rank is written in. What exposes workloads (Services, Ingresses, PDBs,
-#: HPAs) finds them by label or by name and waits for them, so it is written with the
-#: configuration, before the workloads: one round trip less per provision, and pods start
-#: with their stack's Service environment variables. Kubernetes advises creating a Service
-#: before its backend workloads, and Helm's install order does so too. Unknown kinds (custom
-#: resources) stay last.
+#: The wave of each rank of ``APPLY_ORDER``, then of unknown kinds (custom resources, last).
+#: What exposes workloads (Services, Ingresses, PDBs, HPAs) finds them by label or by name
+#: and waits for them, so it is written with the configuration, before the workloads: one
+#: round trip less per provision, and pods start with their stack's Service environment
+#: variables. Kubernetes advises creating a Service before its backend workloads, and
+#: Helm's install order does so too.
 _WAVE = (0, 1, 2, 3, 2, 4)
 
 #: Namespaced kinds that prune searches by label, in apply order (deletion runs in reverse).
@@ -99,18 +99,17 @@ def apply_rank(kind: str) -> int:
     return _RANK.get(kind, len(APPLY_ORDER))
 
 
-def in_apply_order(objects: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Stable sort: within one rank, the caller's order is kept."""
-    return sorted(objects, key=lambda o: apply_rank(str(o.get("kind"))))
-
-
 def apply_wave(kind: str) -> int:
     """The wave the port writes a kind in: objects of one wave are written at once."""
     return _WAVE[apply_rank(kind)]
 
 
+def _write_key(obj: Mapping[str, Any]) -> tuple[int, int]:
+    rank = apply_rank(str(obj.get("kind")))
+    return _WAVE[rank], rank
+
+
 def in_write_order(objects: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Wave by wave, in apply order within a wave (a stable sort, like ``in_apply_order``)."""
-    return sorted(
-        objects, key=lambda o: (apply_wave(str(o.get("kind"))), apply_rank(str(o.get("kind"))))
-    )
+    """Wave by wave, in apply order within a wave; a stable sort, so within one rank the
+    caller's order is kept."""
+    return sorted(objects, key=_write_key)
